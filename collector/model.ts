@@ -1,0 +1,136 @@
+/**
+ * Contracts between the collector's parts: the iperf3 command builder and parser, the SSH
+ * runner, the store and the dispatcher. Each part implements its side in its own folder.
+ */
+import type { Direction, MetricName } from '../src/shared/metrics.js';
+import type { ErrorClass, IntervalPoint, RunStatus, TestProtocol, Trigger } from '../src/shared/api.js';
+import type { ClientOptions } from '../src/shared/settings.js';
+
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/** `host:port`, with IPv6 hosts in brackets: `[2001:db8::1]:5201` */
+export function serverKey(s: ServerAddress): string {
+  return s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+}
+
+/** One iperf3 invocation on a device. */
+export interface Iperf3TestSpec {
+  server: ServerAddress;
+  protocol: TestProtocol;
+  direction: Direction;
+  options: ClientOptions;
+  /** path of the RSA public key already copied to the device, when auth is on */
+  remoteRsaPublicKeyPath?: string;
+}
+
+export interface MetricValue {
+  name: MetricName;
+  value: number;
+}
+
+/** What the parser makes of one iperf3 run. */
+export type TestOutcome =
+  | {
+      ok: true;
+      metrics: MetricValue[];
+      intervals: Omit<IntervalPoint, 'protocol' | 'direction' | 'timeMs'>[];
+      raw: string;
+      iperfVersion: string | null;
+    }
+  | {
+      ok: false;
+      errorClass: ErrorClass;
+      message: string;
+      raw: string | null;
+    };
+
+/** An error with a class the store records. */
+export class ClassifiedError extends Error {
+  constructor(
+    readonly errorClass: ErrorClass,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ClassifiedError';
+  }
+}
+
+/** A device as the runner needs it, secrets already read from their files. */
+export interface DeviceTarget {
+  id: string;
+  host: string;
+  port: number;
+  username: string;
+  privateKey?: Buffer;
+  passphrase?: string;
+  password?: string;
+  /** pinned `SHA256:<base64>` fingerprint; when absent, trust on first use */
+  hostKey?: string;
+}
+
+export interface HostKeyStore {
+  getHostKey(deviceId: string): string | undefined;
+  recordHostKey(deviceId: string, fingerprint: string): void;
+}
+
+export interface ExecOptions {
+  /** written to the command's stdin, then stdin is closed (how the iperf3 password travels) */
+  stdin?: string;
+  /** hard deadline; on expiry the remote process is killed and `timedOut` is set */
+  timeoutMs: number;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** null when the process was killed by a signal or the deadline */
+  exitCode: number | null;
+  timedOut: boolean;
+}
+
+/** One SSH connection to a device. Commands are argument vectors, quoted by the session. */
+export interface DeviceSession {
+  exec(argv: string[], options: ExecOptions): Promise<ExecResult>;
+  /** writes `content` to a fresh temporary file on the device (mode 600) and returns its path */
+  writeTempFile(content: string): Promise<string>;
+  removeFile(path: string): Promise<void>;
+  close(): void;
+}
+
+export interface DeviceConnector {
+  /** throws ClassifiedError('unreachable' | 'ssh-auth' | 'host-key-mismatch') */
+  connect(target: DeviceTarget): Promise<DeviceSession>;
+}
+
+/** One finished test as the store records it. */
+export interface TestResultRecord {
+  protocol: TestProtocol;
+  direction: Direction;
+  server: string;
+  startedAt: Date;
+  endedAt: Date;
+  outcome: TestOutcome;
+}
+
+/** Everything a run wrote, stored in one transaction by `Store.finishRun`. */
+export interface RunOutcome {
+  status: Exclude<RunStatus, 'running'>;
+  errorClass: ErrorClass | null;
+  message: string | null;
+  server: string | null;
+  endedAt: Date;
+  tests: TestResultRecord[];
+  /** extra metrics: `result`, `duration_s`, zeros for failed tests (failed = true) */
+  metrics: { name: MetricName; direction: Direction | null; value: number; failed: boolean }[];
+}
+
+export interface RunStart {
+  device: string;
+  trigger: Trigger;
+  roundId: number | null;
+  startedAt: Date;
+}

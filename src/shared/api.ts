@@ -1,0 +1,177 @@
+/**
+ * Payloads of the collector's HTTP API (docs/api.md), shared by the collector that serves
+ * them and the plugin backend that reads them. Times are ISO-8601 strings in UTC unless the
+ * name ends in `Ms` (Unix epoch milliseconds).
+ */
+import type { Direction, MetricName } from './metrics.js';
+import type { Settings } from './settings.js';
+
+export const API_PREFIX = '/api/v1';
+
+export const RUN_STATUSES = ['running', 'ok', 'failed', 'skipped', 'interrupted'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export const ERROR_CLASSES = [
+  'unreachable', // SSH TCP connect failed / timed out: run is `skipped`, no zeros written
+  'ssh-auth',
+  'host-key-mismatch',
+  'iperf3-missing',
+  'server-busy',
+  'server-unreachable',
+  'iperf3-auth',
+  'timeout',
+  'parse-error',
+  'interrupted', // the collector stopped (crash, restart) while the run was in progress
+  'iperf3-error', // any other error iperf3 reported in its JSON `error` key
+  'internal',
+] as const;
+export type ErrorClass = (typeof ERROR_CLASSES)[number];
+
+export const TRIGGERS = ['schedule', 'manual'] as const;
+export type Trigger = (typeof TRIGGERS)[number];
+
+export type TestProtocol = 'tcp' | 'udp';
+
+export interface DeviceInfo {
+  id: string;
+  host: string;
+  port: number;
+  labels: Record<string, string>;
+  /** named pool, or null for the default pool */
+  pool: string | null;
+  enabled: boolean;
+  lastRun: RunRecord | null;
+}
+
+export interface ServerInfo {
+  host: string;
+  port: number;
+  label?: string;
+  /** `host:port`, the value stored in runs and used as the `server` label */
+  key: string;
+  /** named pool, or null for the default pool */
+  pool: string | null;
+  busy: boolean;
+  /** seconds this server has spent running tests since the collector started */
+  busySeconds: number;
+}
+
+export interface ServerHealth extends ServerInfo {
+  /** a TCP connection to the iperf3 port succeeded from the collector */
+  reachable: boolean;
+  error?: string;
+}
+
+export interface RunRecord {
+  id: number;
+  device: string;
+  /** `host:port` of the iperf3 server, null when no server was taken (skipped) */
+  server: string | null;
+  trigger: Trigger;
+  status: RunStatus;
+  errorClass: ErrorClass | null;
+  message: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  tests: TestRecord[];
+}
+
+export interface TestRecord {
+  id: number;
+  protocol: TestProtocol;
+  direction: Direction;
+  status: 'ok' | 'failed';
+  errorClass: ErrorClass | null;
+  message: string | null;
+  startedAt: string;
+  endedAt: string;
+}
+
+export interface RunsResponse {
+  runs: RunRecord[];
+}
+
+/** [time (epoch ms), value, failed (1 when written for a failed test)] */
+export type SeriesPoint = [number, number, 0 | 1];
+
+export interface Series {
+  device: string;
+  metric: MetricName;
+  /** set when the request asked to split by server */
+  server: string | null;
+  direction: Direction | null;
+  points: SeriesPoint[];
+}
+
+export interface SeriesResponse {
+  fromMs: number;
+  toMs: number;
+  maxPoints: number;
+  series: Series[];
+}
+
+export interface LatestValue {
+  device: string;
+  metric: MetricName;
+  server: string | null;
+  direction: Direction | null;
+  timeMs: number;
+  value: number;
+  failed: 0 | 1;
+}
+
+export interface LatestResponse {
+  values: LatestValue[];
+}
+
+export interface IntervalPoint {
+  protocol: TestProtocol;
+  direction: Direction;
+  /** seconds since the start of the test */
+  start: number;
+  end: number;
+  /** absolute time of the interval end (epoch ms) */
+  timeMs: number;
+  bitsPerSecond: number;
+  omitted: boolean;
+}
+
+export interface IntervalsResponse {
+  run: RunRecord;
+  intervals: IntervalPoint[];
+}
+
+export interface HealthResponse {
+  status: 'ok';
+  version: string;
+  startedAt: string;
+  devices: number;
+  enabledDevices: number;
+  servers: ServerHealth[];
+  /** next scheduled run (ISO), null when the schedule is off */
+  nextRun: string | null;
+  lastScheduledRun: string | null;
+  running: boolean;
+  queueLength: number;
+  settingsSource: 'file' | 'api';
+}
+
+export interface SettingsResponse {
+  settings: Settings;
+  source: 'file' | 'api';
+  updatedAt: string | null;
+}
+
+export interface RunNowRequest {
+  devices: string[];
+}
+
+export interface RunNowResponse {
+  queued: string[];
+}
+
+export interface ApiErrorBody {
+  error: string;
+  message: string;
+  fields?: { field: string; message: string }[];
+}

@@ -1,0 +1,134 @@
+/**
+ * The metric catalogue: one definition shared by the collector (what it stores), the plugin
+ * backend (units, display names) and the frontend (grouped pickers).
+ *
+ * A stored metric point is (run, device, server, direction, name, value, time, failed).
+ * `direction` is `upload` (device -> server) or `download` (server -> device, iperf3 `-R`)
+ * for per-test metrics and null for per-run metrics such as `result`.
+ */
+export const DIRECTIONS = ['upload', 'download'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+export type MetricGroup = 'tcp' | 'udp' | 'run';
+
+export interface MetricDefinition {
+  name: string;
+  group: MetricGroup;
+  /** Grafana unit id */
+  unit: 'bps' | 'decbytes' | 'ms' | 'percent' | 'none' | 's';
+  displayName: string;
+  description: string;
+  /** true when the metric is stored once per direction */
+  perDirection: boolean;
+  /** written as 0 for a failed test so alerts fire (flagged failed=1) */
+  zeroOnFailure: boolean;
+}
+
+export const METRICS = [
+  {
+    name: 'tcp_received_bps',
+    group: 'tcp',
+    unit: 'bps',
+    displayName: 'TCP throughput (received)',
+    description: 'end.sum_received.bits_per_second: what really crossed the link',
+    perDirection: true,
+    zeroOnFailure: true,
+  },
+  {
+    name: 'tcp_sent_bps',
+    group: 'tcp',
+    unit: 'bps',
+    displayName: 'TCP throughput (sent)',
+    description: 'end.sum_sent.bits_per_second',
+    perDirection: true,
+    zeroOnFailure: true,
+  },
+  {
+    name: 'tcp_bytes',
+    group: 'tcp',
+    unit: 'decbytes',
+    displayName: 'TCP bytes received',
+    description: 'end.sum_received.bytes',
+    perDirection: true,
+    zeroOnFailure: false,
+  },
+  {
+    name: 'tcp_retransmits',
+    group: 'tcp',
+    unit: 'none',
+    displayName: 'TCP retransmits',
+    description: 'end.sum_sent.retransmits (absent when the sender does not report it)',
+    perDirection: true,
+    zeroOnFailure: false,
+  },
+  {
+    name: 'udp_bps',
+    group: 'udp',
+    unit: 'bps',
+    displayName: 'UDP throughput',
+    description: 'end.sum_received.bits_per_second (3.11+), else end.sum.bits_per_second',
+    perDirection: true,
+    zeroOnFailure: true,
+  },
+  {
+    name: 'udp_jitter_ms',
+    group: 'udp',
+    unit: 'ms',
+    displayName: 'UDP jitter',
+    description: 'jitter_ms as seen by the receiver',
+    perDirection: true,
+    zeroOnFailure: false,
+  },
+  {
+    name: 'udp_lost_packets',
+    group: 'udp',
+    unit: 'none',
+    displayName: 'UDP lost packets',
+    description: 'lost_packets as seen by the receiver',
+    perDirection: true,
+    zeroOnFailure: false,
+  },
+  {
+    name: 'udp_packets',
+    group: 'udp',
+    unit: 'none',
+    displayName: 'UDP packets',
+    description: 'packets as seen by the receiver',
+    perDirection: true,
+    zeroOnFailure: false,
+  },
+  {
+    name: 'udp_lost_percent',
+    group: 'udp',
+    unit: 'percent',
+    displayName: 'UDP loss',
+    description: 'lost_percent as seen by the receiver',
+    perDirection: true,
+    zeroOnFailure: false,
+  },
+  {
+    name: 'result',
+    group: 'run',
+    unit: 'none',
+    displayName: 'Test result',
+    description: '1 when every test of the run succeeded, 0 otherwise (OpenWISP semantics)',
+    perDirection: false,
+    zeroOnFailure: true,
+  },
+  {
+    name: 'duration_s',
+    group: 'run',
+    unit: 's',
+    displayName: 'Run duration',
+    description: 'wall time of the whole run (SSH connect to last test end)',
+    perDirection: false,
+    zeroOnFailure: false,
+  },
+] as const satisfies readonly MetricDefinition[];
+
+export type MetricName = (typeof METRICS)[number]['name'];
+export const METRIC_NAMES = METRICS.map((m) => m.name) as MetricName[];
+
+export function metricDefinition(name: string): MetricDefinition | undefined {
+  return METRICS.find((m) => m.name === name);
+}

@@ -1,0 +1,179 @@
+/**
+ * Settings shared by the collector (YAML file, PUT /api/v1/settings), the plugin backend
+ * (jsonData of the data source) and the frontend (config editor). One zod schema each,
+ * validated at every boundary; `fieldErrors` turns a failure into field-level messages.
+ */
+import { z } from 'zod';
+import { CronExpressionParser } from 'cron-parser';
+
+const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for an IPv4 address, an IPv6 address or a DNS name. */
+export function isValidHost(host: string): boolean {
+  if (IPV4.test(host)) return true;
+  if (host.includes(':')) return z.ipv6().safeParse(host).success;
+  // A name made only of digits and dots that is not a valid IPv4 address is a typo.
+  if (/^[\d.]+$/.test(host)) return false;
+  return HOSTNAME.test(host);
+}
+
+export const hostSchema = z
+  .string()
+  .trim()
+  .min(1, 'host is required')
+  .refine(isValidHost, { message: 'must be an IPv4 address, an IPv6 address or a DNS name' });
+
+export const portSchema = z
+  .number({ error: 'must be a whole number from 1 to 65535' })
+  .int('must be a whole number from 1 to 65535')
+  .min(1, 'must be a whole number from 1 to 65535')
+  .max(65535, 'must be a whole number from 1 to 65535');
+
+export const serverSchema = z.strictObject({
+  host: hostSchema,
+  port: portSchema.default(5201),
+  label: z.string().trim().max(64, 'at most 64 characters').optional(),
+});
+export type Iperf3Server = z.infer<typeof serverSchema>;
+
+/** iperf3 rate/size syntax: a number with an optional K/M/G/T suffix (e.g. 0, 30M, 128K, 1.5G). */
+const IPERF_QUANTITY = /^\d+(\.\d+)?[KMGTkmgt]?$/;
+const bitrateSchema = z
+  .string()
+  .trim()
+  .regex(IPERF_QUANTITY, 'use iperf3 syntax: a number with an optional K, M, G or T suffix, e.g. 30M (0 = unlimited)');
+const sizeSchema = z
+  .string()
+  .trim()
+  .regex(IPERF_QUANTITY, 'use iperf3 syntax: a number with an optional K, M or G suffix, e.g. 128K');
+
+export const authSchema = z.strictObject({
+  username: z.string().trim().min(1, 'username is required for iperf3 authentication'),
+  /** collector: file holding the password (never inline in YAML) */
+  passwordFile: z.string().min(1).optional(),
+  /** collector: file holding the server's RSA public key (PEM) */
+  rsaPublicKeyFile: z.string().min(1).optional(),
+  /** plugin push: the PEM itself (the password travels separately as a secret) */
+  rsaPublicKey: z.string().min(1).optional(),
+  /** peers older than iperf3 3.17 need PKCS#1 v1.5 padding (--use-pkcs1-padding) */
+  pkcs1Padding: z.boolean().default(false),
+});
+export type Iperf3Auth = z.infer<typeof authSchema>;
+
+export const DEFAULT_CLIENT_OPTIONS = {
+  time: 10,
+  connectTimeout: 1000,
+  parallel: 1,
+  window: null,
+  bytes: null,
+  blockcount: null,
+  omit: 0,
+  directions: ['upload', 'download'],
+  tcp: { bitrate: '0', length: '128K' },
+  udp: { enabled: true, bitrate: '30M', length: null },
+  auth: null,
+} as const;
+
+export const clientOptionsSchema = z.strictObject({
+  time: z.number().int('must be whole seconds').min(1, 'must be at least 1 s').max(1800, 'must be at most 1800 s').default(10),
+  connectTimeout: z
+    .number()
+    .int('must be whole milliseconds')
+    .min(100, 'must be at least 100 ms (1 ms makes every test fail)')
+    .max(60000, 'must be at most 60000 ms')
+    .default(1000),
+  parallel: z.number().int().min(1, 'must be from 1 to 128').max(128, 'must be from 1 to 128').default(1),
+  window: sizeSchema.nullable().default(null),
+  bytes: sizeSchema.nullable().default(null),
+  blockcount: sizeSchema.nullable().default(null),
+  omit: z.number().int().min(0, 'must be from 0 to 60 s').max(60, 'must be from 0 to 60 s').default(0),
+  directions: z
+    .array(z.enum(['upload', 'download']))
+    .min(1, 'pick at least one direction: upload, download')
+    .refine((d) => new Set(d).size === d.length, 'list each direction once')
+    .default(['upload', 'download']),
+  tcp: z
+    .strictObject({ bitrate: bitrateSchema.default('0'), length: sizeSchema.nullable().default('128K') })
+    .default({ bitrate: '0', length: '128K' }),
+  udp: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      bitrate: bitrateSchema.default('30M'),
+      length: sizeSchema.nullable().default(null),
+    })
+    .default({ enabled: true, bitrate: '30M', length: null }),
+  auth: authSchema.nullable().default(null),
+});
+export type ClientOptions = z.infer<typeof clientOptionsSchema>;
+
+export function isValidTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isValidCron(expr: string): boolean {
+  try {
+    // five or six fields; cron-parser also accepts aliases like @daily
+    if (expr.trim().split(/\s+/).length < 5 && !expr.trim().startsWith('@')) return false;
+    CronExpressionParser.parse(expr);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The next `count` fire times of a cron expression in a time zone. */
+export function nextRuns(cron: string, timezone: string, count: number, from: Date = new Date()): Date[] {
+  const it = CronExpressionParser.parse(cron, { tz: timezone, currentDate: from });
+  const out: Date[] = [];
+  for (let i = 0; i < count; i++) out.push(it.next().toDate());
+  return out;
+}
+
+export const scheduleSchema = z.strictObject({
+  cron: z
+    .string()
+    .trim()
+    .refine(isValidCron, { message: 'not a valid cron expression, e.g. "0 2 * * *" (02:00 every night)' })
+    .default('0 2 * * *'),
+  timezone: z
+    .string()
+    .trim()
+    .refine(isValidTimezone, { message: 'not an IANA time zone, e.g. "Europe/Rome" or "UTC"' })
+    .default('UTC'),
+  /** run the schedule once at start-up too (the demo stack uses it) */
+  runAtStart: z.boolean().default(false),
+});
+export type Schedule = z.infer<typeof scheduleSchema>;
+
+/** What the Grafana data source owns and pushes to the collector (PUT /api/v1/settings). */
+export const settingsSchema = z.strictObject({
+  servers: z.array(serverSchema).min(1, 'add at least one iperf3 server'),
+  pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -'), z.array(serverSchema).min(1)).default({}),
+  clientOptions: clientOptionsSchema.default(clientOptionsSchema.parse({})),
+  schedule: scheduleSchema.default(scheduleSchema.parse({})),
+});
+export type Settings = z.infer<typeof settingsSchema>;
+export type SettingsInput = z.input<typeof settingsSchema>;
+
+export interface FieldError {
+  /** dotted path, e.g. `servers.1.host` */
+  field: string;
+  message: string;
+}
+
+export function fieldErrors(error: z.ZodError, prefix = ''): FieldError[] {
+  return error.issues.map((issue) => ({
+    field: [prefix, ...issue.path.map(String)].filter((p) => p !== '').join('.') || '(root)',
+    message: issue.message,
+  }));
+}
+
+export function formatFieldErrors(errors: FieldError[]): string {
+  return errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+}

@@ -1,0 +1,21 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['collector/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'test/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    // The lab tests share network namespaces and iperf3 servers: run files one at a time.
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    reporters: ['default', 'junit'],
+    outputFile: { junit: 'test-output/junit.xml' },
+    coverage: {
+      provider: 'v8',
+      include: ['collector/**/*.ts', 'src/shared/**/*.ts'],
+      exclude: ['**/*.test.ts', 'collector/dist/**', 'collector/test/**'],
+      reporter: ['text-summary', 'json-summary', 'html'],
+      reportsDirectory: 'coverage',
+    },
+  },
+});
