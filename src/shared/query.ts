@@ -1,0 +1,111 @@
+/**
+ * The data source's query model: one definition for the frontend editors and the plugin
+ * backend, which validates every incoming query with `querySchema`.
+ * Saved queries carry `pluginVersion` so that old ones can be migrated later.
+ */
+import { z } from 'zod';
+import { DIRECTIONS, METRIC_NAMES, type MetricName } from './metrics.js';
+import { RUN_STATUSES } from './api.js';
+
+export const QUERY_TYPES = ['timeseries', 'latest', 'runs', 'intervals'] as const;
+export type QueryType = (typeof QUERY_TYPES)[number];
+
+export const QUERY_TYPE_LABELS: Record<QueryType, { label: string; description: string; alerting: boolean }> = {
+  timeseries: { label: 'Time series', description: 'Metric values over time, one series per device', alerting: true },
+  latest: { label: 'Latest value', description: 'The newest value per device (numeric)', alerting: true },
+  runs: { label: 'Run log', description: 'Every attempt with status and error (table)', alerting: false },
+  intervals: { label: 'Intervals', description: 'Per-second throughput within one run', alerting: false },
+};
+
+/** A device entry of `*` selects every device. */
+export const ALL_DEVICES = '*';
+
+export const labelMatcherSchema = z.strictObject({
+  label: z.string().min(1, 'label name is required'),
+  op: z.enum(['=', '!=', '=~', '!~']).default('='),
+  value: z.string(),
+});
+export type LabelMatcher = z.infer<typeof labelMatcherSchema>;
+
+const metricSchema = z.enum(METRIC_NAMES as [MetricName, ...MetricName[]], {
+  error: (issue) => `unknown metric "${String(issue.input)}"; use one of ${METRIC_NAMES.join(', ')}`,
+});
+
+const baseQuery = {
+  refId: z.string().default('A'),
+  pluginVersion: z.string().optional(),
+  hide: z.boolean().optional(),
+  /** device ids (template variables already interpolated; `*` = all devices) */
+  devices: z.array(z.string().min(1)).default([ALL_DEVICES]),
+  /** narrow the device set by collector labels, e.g. site = hq */
+  labelMatchers: z.array(labelMatcherSchema).default([]),
+};
+
+const metricFilter = {
+  metrics: z.array(metricSchema).min(1, 'pick at least one metric').default(['tcp_received_bps']),
+  /** `host:port` of one iperf3 server */
+  server: z.string().optional(),
+  direction: z.enum(DIRECTIONS).optional(),
+  splitByServer: z.boolean().default(false),
+};
+
+export const timeSeriesQuerySchema = z.object({ ...baseQuery, queryType: z.literal('timeseries'), ...metricFilter });
+export const latestQuerySchema = z.object({ ...baseQuery, queryType: z.literal('latest'), ...metricFilter });
+export const runsQuerySchema = z.object({
+  ...baseQuery,
+  queryType: z.literal('runs'),
+  status: z.array(z.enum(RUN_STATUSES)).default([]),
+  limit: z.number().int().min(1).max(5000).default(500),
+});
+export const intervalsQuerySchema = z.object({
+  ...baseQuery,
+  queryType: z.literal('intervals'),
+  /** a run id; when absent, the latest finished run of the first selected device */
+  runId: z.number().int().positive().optional(),
+});
+
+export const querySchema = z.discriminatedUnion('queryType', [
+  timeSeriesQuerySchema,
+  latestQuerySchema,
+  runsQuerySchema,
+  intervalsQuerySchema,
+]);
+
+export type TimeSeriesQuery = z.infer<typeof timeSeriesQuerySchema>;
+export type LatestQuery = z.infer<typeof latestQuerySchema>;
+export type RunsQuery = z.infer<typeof runsQuerySchema>;
+export type IntervalsQuery = z.infer<typeof intervalsQuerySchema>;
+export type Iperf3Query = z.infer<typeof querySchema>;
+export type Iperf3QueryInput = z.input<typeof querySchema>;
+
+export const DEFAULT_QUERY: Partial<Iperf3QueryInput> = {
+  queryType: 'timeseries',
+  devices: [ALL_DEVICES],
+  metrics: ['tcp_received_bps'],
+};
+
+/** Variable queries (CustomVariableSupport): list devices, label values or servers. */
+export const variableQuerySchema = z.strictObject({
+  kind: z.enum(['devices', 'labelValues', 'servers']).default('devices'),
+  /** for labelValues: which label (e.g. site) */
+  label: z.string().optional(),
+  labelMatchers: z.array(labelMatcherSchema).default([]),
+});
+export type VariableQuery = z.infer<typeof variableQuerySchema>;
+
+/** True when a device with these labels passes every matcher (regexes are anchored, as in Prometheus). */
+export function matchesLabels(labels: Record<string, string>, matchers: LabelMatcher[]): boolean {
+  return matchers.every((m) => {
+    const v = labels[m.label] ?? '';
+    switch (m.op) {
+      case '=':
+        return v === m.value;
+      case '!=':
+        return v !== m.value;
+      case '=~':
+        return new RegExp(`^(?:${m.value})$`).test(v);
+      case '!~':
+        return !new RegExp(`^(?:${m.value})$`).test(v);
+    }
+  });
+}
