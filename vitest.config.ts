@@ -2,8 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['collector/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'test/**/*.test.ts'],
+    include: ['collector/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'test/**/*.test.ts', 'tests/browser/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
+    // @grafana/* import CSS and CJS-only modules: let vite transform them for the jsdom editor tests.
+    server: { deps: { inline: [/@grafana\//] } },
     // The lab tests share network namespaces and iperf3 servers: run files one at a time.
     fileParallelism: false,
     testTimeout: 60_000,
