@@ -54,8 +54,10 @@ export const authSchema = z.strictObject({
   passwordFile: z.string().min(1).optional(),
   /** collector: file holding the server's RSA public key (PEM) */
   rsaPublicKeyFile: z.string().min(1).optional(),
-  /** plugin push: the PEM itself (the password travels separately as a secret) */
+  /** plugin push: the PEM itself */
   rsaPublicKey: z.string().min(1).optional(),
+  /** plugin push: the password from the data source's secure settings; never returned by the API */
+  password: z.string().min(1).optional(),
   /** peers older than iperf3 3.17 need PKCS#1 v1.5 padding (--use-pkcs1-padding) */
   pkcs1Padding: z.boolean().default(false),
 });

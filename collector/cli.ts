@@ -1,0 +1,140 @@
+/**
+ * Command line: `serve`, `run <device-id>...`, `check-config`. Exit codes: 0 success,
+ * 1 a run did not succeed or the service failed, 2 invalid configuration or usage.
+ */
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
+import { createLogger } from './logging.js';
+import type { RunSummary } from './dispatch/deviceRun.js';
+import { COLLECTOR_VERSION } from './version.js';
+
+export const USAGE = `iperf3 collector ${COLLECTOR_VERSION}
+
+Usage:
+  collector serve --config <file>            run the schedule and the HTTP API
+  collector run <device-id>... --config <file>  test devices now, store and print the results
+  collector check-config --config <file>     validate the configuration and exit
+
+Options:
+  -c, --config <file>   configuration file (default: $COLLECTOR_CONFIG or ./collector.yaml)
+  --log-level <level>   trace, debug, info, warn, error (default: info)
+  -h, --help            this help
+  -v, --version         print the version
+`;
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Runtime {
+  serve(loaded: LoadedConfig, logger: Logger): Promise<number>;
+  run(loaded: LoadedConfig, logger: Logger, devices: string[]): Promise<RunSummary[]>;
+}
+
+function formatRate(bps: number | undefined): string {
+  return bps === undefined ? '-' : `${(bps / 1e6).toFixed(1)} Mbit/s`;
+}
+
+/** A human summary of runs, one line per test. */
+export function formatSummary(results: RunSummary[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    lines.push(`${r.device}: ${r.status}${r.server ? ` via ${r.server}` : ''}${r.errorClass ? ` [${r.errorClass}] ${r.message}` : ''} (run ${r.runId})`);
+    for (const t of r.tests) {
+      if (!t.outcome.ok) {
+        lines.push(`  ${t.protocol} ${t.direction}: failed [${t.outcome.errorClass}]`);
+        continue;
+      }
+      const m = Object.fromEntries(t.outcome.metrics.map((x) => [x.name, x.value]));
+      lines.push(
+        t.protocol === 'tcp'
+          ? `  tcp ${t.direction}: ${formatRate(m.tcp_received_bps)} received, ${formatRate(m.tcp_sent_bps)} sent${m.tcp_retransmits !== undefined ? `, ${m.tcp_retransmits} retransmits` : ''}`
+          : `  udp ${t.direction}: ${formatRate(m.udp_bps)}, jitter ${m.udp_jitter_ms?.toFixed(3)} ms, loss ${m.udp_lost_percent?.toFixed(2)}% (${m.udp_lost_packets}/${m.udp_packets})`,
+      );
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    io.err(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    io.out(`${COLLECTOR_VERSION}\n`);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined) {
+    (values.help ? io.out : io.err)(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (!['serve', 'run', 'check-config'].includes(command)) {
+    io.err(`unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  const configPath = values.config ?? io.env.COLLECTOR_CONFIG ?? 'collector.yaml';
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfigFile(configPath);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  for (const w of loaded.warnings) io.err(`warning: ${w}\n`);
+
+  if (command === 'check-config') {
+    const { config } = loaded;
+    const pools = Object.keys(config.pools);
+    io.out(
+      `${configPath}: OK\n` +
+        `  devices: ${loaded.devices.length} (${loaded.devices.filter((d) => d.config.enabled).length} enabled)\n` +
+        `  servers: ${config.servers.length} in the default pool${pools.length ? `, pools: ${pools.join(', ')}` : ''}\n` +
+        `  schedule: "${config.schedule.cron}" ${config.schedule.timezone}\n` +
+        `  database: ${loaded.databasePath}\n`,
+    );
+    return 0;
+  }
+
+  const logger = createLogger({ level: values['log-level'] });
+  if (command === 'serve') {
+    if (rest.length > 0) {
+      io.err(`serve takes no device ids (got ${rest.join(' ')})\n`);
+      return 2;
+    }
+    return runtime.serve(loaded, logger);
+  }
+  if (rest.length === 0) {
+    io.err('run needs at least one device id, e.g. `collector run ap-lobby --config collector.yaml`\n');
+    return 2;
+  }
+  const known = new Set(loaded.devices.map((d) => d.config.id));
+  const unknown = rest.filter((id) => !known.has(id));
+  if (unknown.length > 0) {
+    io.err(`unknown device id(s): ${unknown.join(', ')}; known: ${[...known].join(', ') || '(none)'}\n`);
+    return 2;
+  }
+  const results = await runtime.run(loaded, logger, rest);
+  io.out(formatSummary(results));
+  return results.every((r) => r.status === 'ok') ? 0 : 1;
+}

@@ -1,0 +1,117 @@
+/**
+ * Loads the YAML configuration, validates it and reads the secrets it points to. Relative
+ * paths are resolved against the configuration file's folder, so a config works from any cwd.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { fieldErrors, type FieldError } from '../../src/shared/settings.js';
+import type { DeviceTarget } from '../model.js';
+import { collectorConfigSchema, type CollectorConfig, type DeviceConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly fields: FieldError[] = [],
+  ) {
+    super(fields.length ? `${message}\n${fields.map((f) => `  - ${f.field}: ${f.message}`).join('\n')}` : message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedDevice {
+  config: DeviceConfig;
+  target: DeviceTarget;
+}
+
+export interface LoadedConfig {
+  path: string;
+  config: CollectorConfig;
+  apiToken: string;
+  devices: LoadedDevice[];
+  /** iperf3 client auth secrets read from files (password, RSA public key PEM) */
+  iperf3Password: string | null;
+  iperf3RsaPublicKey: string | null;
+  databasePath: string;
+  warnings: string[];
+}
+
+function readSecret(base: string, file: string, field: string, errors: FieldError[], what: string): string | null {
+  const path = isAbsolute(file) ? file : resolve(base, file);
+  try {
+    const text = readFileSync(path, 'utf8');
+    if (text.trim() === '') {
+      errors.push({ field, message: `${what} file ${path} is empty` });
+      return null;
+    }
+    return text;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    errors.push({
+      field,
+      message: `cannot read ${what} file ${path} (${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code}); create it or fix the path`,
+    });
+    return null;
+  }
+}
+
+/** Parses and validates YAML text; `path` is used to resolve relative files and in messages. */
+export function loadConfigText(text: string, path: string): LoadedConfig {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(`${path} is not valid YAML`, doc.errors.map((e) => ({ field: `line ${e.linePos?.[0].line ?? '?'}`, message: e.message.split('\n')[0] })));
+  }
+  const raw = doc.toJS() ?? {};
+  const parsed = collectorConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`${path} has invalid settings`, fieldErrors(parsed.error));
+  const config = parsed.data;
+  const base = dirname(resolve(path));
+  const errors: FieldError[] = [];
+
+  const apiToken = readSecret(base, config.apiTokenFile, 'apiTokenFile', errors, 'API token')?.trim() ?? '';
+  if (apiToken !== '' && apiToken.length < 16) {
+    errors.push({ field: 'apiTokenFile', message: 'the API token must be at least 16 characters; generate one with `openssl rand -hex 32`' });
+  }
+
+  const devices: LoadedDevice[] = config.devices.map((d, i) => {
+    const target: DeviceTarget = { id: d.id, host: d.host, port: d.port, username: d.username, hostKey: d.hostKey };
+    if (d.privateKeyFile) {
+      const key = readSecret(base, d.privateKeyFile, `devices.${i}.privateKeyFile`, errors, 'SSH private key');
+      if (key !== null) target.privateKey = Buffer.from(key);
+    }
+    if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `devices.${i}.passphraseFile`, errors, 'key passphrase')?.trim();
+    if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `devices.${i}.passwordFile`, errors, 'SSH password')?.trim();
+    return { config: d, target };
+  });
+
+  let iperf3Password: string | null = null;
+  let iperf3RsaPublicKey: string | null = null;
+  const auth = config.clientOptions.auth;
+  if (auth) {
+    if (!auth.passwordFile) errors.push({ field: 'clientOptions.auth.passwordFile', message: 'iperf3 authentication needs passwordFile (a file holding the password)' });
+    else iperf3Password = readSecret(base, auth.passwordFile, 'clientOptions.auth.passwordFile', errors, 'iperf3 password')?.trim() ?? null;
+    if (!auth.rsaPublicKeyFile && !auth.rsaPublicKey) {
+      errors.push({ field: 'clientOptions.auth.rsaPublicKeyFile', message: "iperf3 authentication needs the server's RSA public key (PEM file)" });
+    } else if (auth.rsaPublicKeyFile) {
+      iperf3RsaPublicKey = readSecret(base, auth.rsaPublicKeyFile, 'clientOptions.auth.rsaPublicKeyFile', errors, 'RSA public key');
+    } else iperf3RsaPublicKey = auth.rsaPublicKey ?? null;
+  }
+  const warnings: string[] = [];
+  if (config.servers.length === 0 && config.devices.some((d) => d.pool === undefined)) {
+    warnings.push('servers: is empty: devices without a pool wait until the Grafana data source pushes its servers (Save & test)');
+  }
+  if (errors.length > 0) throw new ConfigError(`${path} refers to files or values that are not usable`, errors);
+
+  const databasePath = config.database === ':memory:' || isAbsolute(config.database) ? config.database : resolve(base, config.database);
+  return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, warnings };
+}
+
+export function loadConfigFile(path: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; pass --config <file>`);
+  }
+  return loadConfigText(text, path);
+}

@@ -1,0 +1,84 @@
+/**
+ * The collector's YAML configuration (docs/configuration.md documents every key).
+ * The iperf3 servers, client options and schedule use the shared schemas, because the Grafana
+ * data source can push the same keys over the API.
+ */
+import { z } from 'zod';
+import { clientOptionsSchema, hostSchema, portSchema, scheduleSchema, serverSchema } from '../../src/shared/settings.js';
+
+const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
+export const listenSchema = z
+  .string()
+  .trim()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'use host:port, e.g. 127.0.0.1:8686 or [::1]:8686');
+
+export const deviceSchema = z
+  .strictObject({
+    id: z.string().regex(DEVICE_ID, 'use 1-128 letters, digits, or . _ : - (starting with a letter or digit)'),
+    host: hostSchema,
+    port: portSchema.default(22),
+    username: z.string().trim().min(1, 'the SSH user is required, e.g. root'),
+    privateKeyFile: z.string().min(1).optional(),
+    passphraseFile: z.string().min(1).optional(),
+    passwordFile: z.string().min(1).optional(),
+    hostKey: z
+      .string()
+      .trim()
+      .regex(FINGERPRINT, 'use the SHA256 fingerprint as printed by `ssh-keygen -lf <key>.pub`, e.g. SHA256:abc...')
+      .optional(),
+    labels: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'label names use letters, digits and _'), z.string()).default({}),
+    pool: z.string().min(1).optional(),
+    enabled: z.boolean().default(true),
+  })
+  .refine((d) => d.privateKeyFile !== undefined || d.passwordFile !== undefined, {
+    message: 'set privateKeyFile (recommended) or passwordFile for SSH authentication',
+    path: ['privateKeyFile'],
+  });
+export type DeviceConfig = z.infer<typeof deviceSchema>;
+
+export const collectorConfigSchema = z
+  .strictObject({
+    listen: listenSchema.default('127.0.0.1:8686'),
+    database: z.string().min(1).default('./data/iperf3.db'),
+    apiTokenFile: z.string().min(1, 'a file holding the API bearer token is required'),
+    schedule: scheduleSchema.default(scheduleSchema.parse({})),
+    servers: z.array(serverSchema).default([]),
+    pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -'), z.array(serverSchema).min(1, 'a pool needs at least one server')).default({}),
+    clientOptions: clientOptionsSchema.default(clientOptionsSchema.parse({})),
+    ssh: z
+      .strictObject({
+        connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
+      })
+      .default({ connectTimeoutMs: 10000 }),
+    /** a busy server (another client outside our control): other servers, then retries with backoff */
+    busyRetry: z
+      .strictObject({
+        attempts: z.number().int().min(1).max(20).default(4),
+        backoffMs: z.number().int().min(0).max(600000).default(15000),
+      })
+      .default({ attempts: 4, backoffMs: 15000 }),
+    retention: z
+      .strictObject({ days: z.number().int().min(1, 'keep at least 1 day').max(36500).default(400) })
+      .default({ days: 400 }),
+    devices: z.array(deviceSchema).default([]),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, number>();
+    cfg.devices.forEach((d, i) => {
+      const first = seen.get(d.id);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'id'], message: `duplicate device id "${d.id}" (also devices.${first}.id)` });
+      } else seen.set(d.id, i);
+      if (d.pool !== undefined && !(d.pool in cfg.pools)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['devices', i, 'pool'],
+          message: `unknown pool "${d.pool}"; define it under pools: or remove the key to use the default servers`,
+        });
+      }
+    });
+  });
+export type CollectorConfigInput = z.input<typeof collectorConfigSchema>;
+export type CollectorConfig = z.infer<typeof collectorConfigSchema>;

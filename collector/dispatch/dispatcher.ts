@@ -1,0 +1,140 @@
+/**
+ * Queues device runs per server pool and runs them with a bounded number of workers per pool.
+ * Workers are started on demand and end when their queue is empty (no polling loop). A pool
+ * with N servers gets 2N workers: N run tests while N more connect over SSH, so that a server
+ * freed by one device is taken at once by the next. A device is never queued twice and runs
+ * under its own async-mutex, so two tests never run on one device.
+ */
+import { Mutex } from 'async-mutex';
+import type { Trigger } from '../../src/shared/api.js';
+
+export interface DispatchJob {
+  device: string;
+  /** named pool, or null for the default pool */
+  pool: string | null;
+  trigger: Trigger;
+  roundId: number | null;
+}
+
+export interface DispatcherDeps {
+  /** runs one device; must not throw for device faults (they are stored as runs) */
+  runDevice(job: DispatchJob): Promise<void>;
+  /** how many servers a pool has right now */
+  poolSize(pool: string | null): number;
+  onQueueLength?(length: number): void;
+  onError?(job: DispatchJob, err: unknown): void;
+}
+
+interface QueuedJob {
+  job: DispatchJob;
+  done: () => void;
+}
+
+export class AlreadyQueuedError extends Error {
+  constructor(readonly devices: string[]) {
+    super(`already queued or running: ${devices.join(', ')}`);
+    this.name = 'AlreadyQueuedError';
+  }
+}
+
+export class Dispatcher {
+  private readonly queues = new Map<string, QueuedJob[]>();
+  private readonly workers = new Map<string, number>();
+  private readonly pending = new Set<string>();
+  private readonly deviceLocks = new Map<string, Mutex>();
+  private readonly inflight = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  /** Devices queued or running. */
+  isPending(device: string): boolean {
+    return this.pending.has(device);
+  }
+
+  get queueLength(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
+  }
+
+  get running(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /**
+   * Queues jobs and resolves when all of them have run. Manual runs go to the front, so a
+   * "run now" does not wait for a whole night's round. Throws AlreadyQueuedError (and queues
+   * nothing) when one of the devices is already queued or running.
+   */
+  enqueue(jobs: DispatchJob[], options: { front?: boolean } = {}): Promise<void> {
+    const dupes = jobs.filter((j) => this.pending.has(j.device)).map((j) => j.device);
+    if (dupes.length > 0) throw new AlreadyQueuedError(dupes);
+    if (this.stopped) return Promise.resolve();
+    const byPool = new Map<string, QueuedJob[]>();
+    const promises = jobs.map(
+      (job) =>
+        new Promise<void>((done) => {
+          this.pending.add(job.device);
+          const key = job.pool ?? '';
+          byPool.set(key, [...(byPool.get(key) ?? []), { job, done }]);
+        }),
+    );
+    for (const [key, items] of byPool) {
+      const queue = this.queues.get(key) ?? [];
+      this.queues.set(key, queue);
+      if (options.front) queue.unshift(...items);
+      else queue.push(...items);
+    }
+    this.deps.onQueueLength?.(this.queueLength);
+    for (const key of new Set(jobs.map((j) => j.pool ?? ''))) this.spawnWorkers(key);
+    return Promise.all(promises).then(() => undefined);
+  }
+
+  private spawnWorkers(key: string): void {
+    const queue = this.queues.get(key) as QueuedJob[];
+    const limit = Math.max(1, 2 * this.deps.poolSize(key === '' ? null : key));
+    const active = this.workers.get(key) ?? 0;
+    const spawn = Math.min(limit - active, queue.length);
+    if (spawn <= 0) return;
+    this.workers.set(key, active + spawn);
+    for (let i = 0; i < spawn; i++) {
+      const worker: Promise<void> = this.work(key).finally(() => this.inflight.delete(worker));
+      this.inflight.add(worker);
+    }
+  }
+
+  private async work(key: string): Promise<void> {
+    const queue = this.queues.get(key) as QueuedJob[];
+    for (;;) {
+      const next = this.stopped ? undefined : queue.shift();
+      if (!next) break;
+      this.deps.onQueueLength?.(this.queueLength);
+      const lock = this.deviceLocks.get(next.job.device) ?? new Mutex();
+      this.deviceLocks.set(next.job.device, lock);
+      try {
+        await lock.runExclusive(() => this.deps.runDevice(next.job));
+      } catch (err) {
+        this.deps.onError?.(next.job, err);
+      } finally {
+        this.pending.delete(next.job.device);
+        if (!lock.isLocked()) this.deviceLocks.delete(next.job.device);
+        next.done();
+      }
+    }
+    this.workers.set(key, (this.workers.get(key) as number) - 1);
+  }
+
+  /** Stops taking queued jobs; running ones finish (each test has its own deadline). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const queue of this.queues.values()) {
+      for (const q of queue.splice(0)) {
+        this.pending.delete(q.job.device);
+        q.done();
+      }
+    }
+    this.deps.onQueueLength?.(0);
+    await Promise.all(this.inflight);
+  }
+}

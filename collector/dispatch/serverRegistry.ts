@@ -1,0 +1,107 @@
+/**
+ * Mutual exclusion per iperf3 server: one async-mutex per `host:port`, kept for the life of the
+ * process so that a settings change (new pool lists) can never put two tests on one server.
+ * `acquireFree` is work-conserving: it takes any free server of the caller's list, and when all
+ * are taken it waits for the next release (an event, not a polling loop).
+ */
+import { Mutex } from 'async-mutex';
+import { serverKey, type ServerAddress } from '../model.js';
+
+export interface ServerLease {
+  key: string;
+  server: ServerAddress;
+  /** idempotent */
+  release(): void;
+}
+
+export interface ServerUsageListener {
+  serverBusy(key: string, busy: boolean, busySeconds: number): void;
+}
+
+interface ServerState {
+  mutex: Mutex;
+  busySinceMs: number | null;
+  busyMs: number;
+}
+
+export class NoServerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoServerError';
+  }
+}
+
+export class ServerRegistry {
+  private readonly states = new Map<string, ServerState>();
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly nowMs: () => number = Date.now,
+    private readonly listener?: ServerUsageListener,
+  ) {}
+
+  private state(key: string): ServerState {
+    let s = this.states.get(key);
+    if (!s) {
+      s = { mutex: new Mutex(), busySinceMs: null, busyMs: 0 };
+      this.states.set(key, s);
+    }
+    return s;
+  }
+
+  isBusy(key: string): boolean {
+    return this.states.get(key)?.mutex.isLocked() ?? false;
+  }
+
+  /** Seconds the server has spent running tests, including a test in progress. */
+  busySeconds(key: string): number {
+    const s = this.states.get(key);
+    if (!s) return 0;
+    const running = s.busySinceMs === null ? 0 : this.nowMs() - s.busySinceMs;
+    return (s.busyMs + running) / 1000;
+  }
+
+  /**
+   * Takes a free server among `servers` (list order breaks ties), skipping `exclude`d keys.
+   * Throws NoServerError when every candidate is excluded (nothing could ever be handed out).
+   */
+  async acquireFree(servers: readonly ServerAddress[], exclude: ReadonlySet<string> = new Set()): Promise<ServerLease> {
+    const candidates = servers.filter((s) => !exclude.has(serverKey(s)));
+    if (candidates.length === 0) {
+      throw new NoServerError(
+        servers.length === 0 ? 'no iperf3 server is configured for this device' : 'every iperf3 server of this pool is excluded',
+      );
+    }
+    for (;;) {
+      for (const server of candidates) {
+        const key = serverKey(server);
+        const st = this.state(key);
+        if (!st.mutex.isLocked()) return this.take(key, server, st);
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  private async take(key: string, server: ServerAddress, st: ServerState): Promise<ServerLease> {
+    // An unlocked async-mutex is taken synchronously by acquire(): no other caller can slip in.
+    const unlock = await st.mutex.acquire();
+    st.busySinceMs = this.nowMs();
+    this.listener?.serverBusy(key, true, this.busySeconds(key));
+    let released = false;
+    return {
+      key,
+      server,
+      release: () => {
+        if (released) return;
+        released = true;
+        st.busyMs += this.nowMs() - (st.busySinceMs as number);
+        st.busySinceMs = null;
+        unlock();
+        this.listener?.serverBusy(key, false, st.busyMs / 1000);
+        const waiting = this.waiters;
+        this.waiters = [];
+        for (const wake of waiting) wake();
+      },
+    };
+  }
+}
