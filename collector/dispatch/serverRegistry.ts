@@ -15,7 +15,8 @@ export interface ServerLease {
 }
 
 export interface ServerUsageListener {
-  serverBusy(key: string, busy: boolean, busySeconds: number): void;
+  /** `seconds`: on release, how long this lease held the server; 0 on take */
+  serverBusy(key: string, busy: boolean, seconds: number): void;
 }
 
 interface ServerState {
@@ -86,7 +87,7 @@ export class ServerRegistry {
     // An unlocked async-mutex is taken synchronously by acquire(): no other caller can slip in.
     const unlock = await st.mutex.acquire();
     st.busySinceMs = this.nowMs();
-    this.listener?.serverBusy(key, true, this.busySeconds(key));
+    this.listener?.serverBusy(key, true, 0);
     let released = false;
     return {
       key,
@@ -94,10 +95,11 @@ export class ServerRegistry {
       release: () => {
         if (released) return;
         released = true;
-        st.busyMs += this.nowMs() - (st.busySinceMs as number);
+        const leaseMs = this.nowMs() - (st.busySinceMs as number);
+        st.busyMs += leaseMs;
         st.busySinceMs = null;
         unlock();
-        this.listener?.serverBusy(key, false, st.busyMs / 1000);
+        this.listener?.serverBusy(key, false, leaseMs / 1000);
         const waiting = this.waiters;
         this.waiters = [];
         for (const wake of waiting) wake();
