@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { NoServerError, ServerRegistry } from './serverRegistry.js';
+
+const A = { host: '10.0.0.1', port: 5201 };
+const B = { host: '2001:db8::1', port: 5202 };
+
+describe('ServerRegistry', () => {
+  it('hands out each free server once and makes the next caller wait for a release', async () => {
+    let now = 0;
+    const events: string[] = [];
+    const reg = new ServerRegistry(() => now, { serverBusy: (k, busy, s) => events.push(`${k} ${busy} ${s}`) });
+    const l1 = await reg.acquireFree([A, B]);
+    const l2 = await reg.acquireFree([A, B]);
+    expect([l1.key, l2.key]).toEqual(['10.0.0.1:5201', '[2001:db8::1]:5202']);
+    expect(reg.isBusy(l1.key) && reg.isBusy(l2.key)).toBe(true);
+
+    let third: string | null = null;
+    const waiting = reg.acquireFree([A, B]).then((l) => {
+      third = l.key;
+      return l;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(third).toBeNull();
+    now = 5000;
+    l2.release();
+    l2.release(); // idempotent
+    const l3 = await waiting;
+    expect(l3.key).toBe('[2001:db8::1]:5202');
+    expect(reg.busySeconds(l2.key)).toBe(5);
+    now = 7000;
+    expect(reg.busySeconds(l1.key)).toBe(7); // a lease in progress counts
+    expect(reg.busySeconds('unknown:1')).toBe(0);
+    expect(reg.isBusy('unknown:1')).toBe(false);
+    expect(events).toContain('[2001:db8::1]:5202 false 5');
+    l1.release();
+    l3.release();
+  });
+
+  it('skips excluded servers and refuses when nothing can ever be handed out', async () => {
+    const reg = new ServerRegistry();
+    const l = await reg.acquireFree([A, B], new Set(['10.0.0.1:5201']));
+    expect(l.key).toBe('[2001:db8::1]:5202');
+    l.release();
+    await expect(reg.acquireFree([A], new Set(['10.0.0.1:5201']))).rejects.toThrow(NoServerError);
+    await expect(reg.acquireFree([])).rejects.toThrow(/no iperf3 server is configured/);
+  });
+
+  it('never lets two holders share one server under contention', async () => {
+    const reg = new ServerRegistry();
+    const holders = new Map<string, number>();
+    let maxConcurrent = 0;
+    let active = 0;
+    await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const lease = await reg.acquireFree([A, B]);
+        holders.set(lease.key, (holders.get(lease.key) ?? 0) + 1);
+        expect(holders.get(lease.key)).toBe(1);
+        active++;
+        maxConcurrent = Math.max(maxConcurrent, active);
+        await new Promise((r) => setTimeout(r, 1));
+        active--;
+        holders.set(lease.key, (holders.get(lease.key) as number) - 1);
+        lease.release();
+      }),
+    );
+    expect(maxConcurrent).toBe(2);
+  });
+});
