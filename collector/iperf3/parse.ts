@@ -1,0 +1,229 @@
+/**
+ * Turns what one `iperf3 -c ... -J` run printed into a TestOutcome: metrics and per-second
+ * intervals on success, an error class and a short message for a network engineer otherwise.
+ * Built on real iperf3 output (fixtures/README.md); see shared iperf3 facts for the rules.
+ */
+import { z } from 'zod';
+import type { ErrorClass, TestProtocol } from '../../src/shared/api.js';
+import type { Direction } from '../../src/shared/metrics.js';
+import type { MetricValue, TestOutcome } from '../model.js';
+
+export interface Iperf3RunOutput {
+  stdout: string;
+  stderr: string;
+  /** null when the process was killed by a signal or the deadline */
+  exitCode: number | null;
+  protocol: TestProtocol;
+  direction: Direction;
+}
+
+/** Longest piece of iperf3's own output quoted in a message. */
+const QUOTE_LIMIT = 200;
+
+const finite = z.number().finite();
+
+/** The parts of iperf3's JSON we read; everything else passes through untouched. */
+const documentSchema = z.looseObject({
+  start: z
+    .looseObject({
+      version: z.string().optional(),
+      connected: z.array(z.unknown()).optional(),
+      test_start: z.looseObject({ protocol: z.string().optional(), reverse: z.number().optional() }).optional(),
+    })
+    .optional(),
+  intervals: z
+    .array(
+      z.looseObject({
+        sum: z.looseObject({
+          start: finite,
+          end: finite,
+          bits_per_second: finite,
+          omitted: z.boolean().optional(),
+        }),
+      }),
+    )
+    .optional(),
+  end: z.looseObject({}).optional(),
+  error: z.string().optional(),
+});
+type Iperf3Document = z.infer<typeof documentSchema>;
+
+const tcpEndSchema = z.looseObject({
+  sum_sent: z.looseObject({ bits_per_second: finite, retransmits: finite.optional() }),
+  sum_received: z.looseObject({ bits_per_second: finite, bytes: finite }),
+});
+
+const udpSumSchema = z.looseObject({
+  bits_per_second: finite,
+  jitter_ms: finite,
+  lost_packets: finite,
+  packets: finite,
+  lost_percent: finite,
+});
+// 3.11+ carries the receiver's view in sum_received; older versions only have sum.
+const udpEndSchema = z.looseObject({ sum_received: udpSumSchema.optional(), sum: udpSumSchema.optional() });
+
+type Failure = Extract<TestOutcome, { ok: false }>;
+
+function failure(errorClass: ErrorClass, message: string, raw: string | null): Failure {
+  return { ok: false, errorClass, message, raw };
+}
+
+/** The first non-empty lines of a text, on one line, cut to QUOTE_LIMIT characters. */
+function quoteStart(text: string, lines = 1): string {
+  const start = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .slice(0, lines)
+    .join(' | ');
+  return start.length > QUOTE_LIMIT ? `${start.slice(0, QUOTE_LIMIT)}...` : start;
+}
+
+function describeExit(exitCode: number | null): string {
+  return exitCode === null ? 'killed by a signal' : `exit code ${exitCode}`;
+}
+
+/** Plain-text output: a missing binary, a parameter error (iperf3 prints usage, not JSON), or junk. */
+function classifyPlainText(input: Iperf3RunOutput): Failure {
+  const { stdout, stderr, exitCode } = input;
+  const raw = stdout === '' ? null : stdout;
+  if (exitCode === 127 || /not found/i.test(stderr)) {
+    const said = stderr.trim() === '' ? ` (${describeExit(exitCode)})` : `: ${quoteStart(stderr)}`;
+    return failure('iperf3-missing', `iperf3 is not installed on the device or not in PATH${said}`, raw);
+  }
+  const text = `${stderr}\n${stdout}`;
+  if (/unrecognized option '--(username|rsa-public-key-path)'/.test(text)) {
+    return failure(
+      'iperf3-auth',
+      "the device's iperf3 has no authentication support (built without OpenSSL; on OpenWrt install iperf3-ssl)",
+      raw,
+    );
+  }
+  if (/unrecognized option '--use-pkcs1-padding'/.test(text)) {
+    return failure(
+      'iperf3-auth',
+      "the device's iperf3 is older than 3.17 and does not know --use-pkcs1-padding (it pads with PKCS#1 already): turn off auth.pkcs1Padding",
+      raw,
+    );
+  }
+  if (/valid RSA public key/.test(text)) {
+    return failure('iperf3-auth', `iperf3 could not use the auth settings (username, password, RSA public key): ${quoteStart(stderr, 2)}`, raw);
+  }
+  const output = stderr.trim() === '' ? stdout : stderr;
+  if (output.trim() === '') {
+    return failure('parse-error', `iperf3 printed nothing (${describeExit(exitCode)})`, null);
+  }
+  return failure('parse-error', `iperf3 printed no JSON (${describeExit(exitCode)}): ${quoteStart(output)}`, raw);
+}
+
+/** Errors from the control connection that mean "could not reach the server", not a failure mid-test. */
+const CONNECT_ERROR = /unable to connect to server|connection refused|no route to host|network is unreachable/i;
+const CONTROL_ERROR = /unable to send control message|unable to receive control message|control socket has closed/i;
+
+/** iperf3 reported an error in its JSON `error` key (partial results or not, it is a failure). */
+function classifyReportedError(error: string, doc: Iperf3Document, raw: string): Failure {
+  const said = `iperf3 said "${error}"`;
+  if (/server is busy/i.test(error)) {
+    return failure('server-busy', `the iperf3 server is busy with another test: ${said}`, raw);
+  }
+  // A control-message error before any stream connected happened while connecting.
+  const connected = (doc.start?.connected ?? []).length > 0;
+  if (CONNECT_ERROR.test(error) || (CONTROL_ERROR.test(error) && !connected)) {
+    return failure('server-unreachable', `cannot reach the iperf3 server: ${said}`, raw);
+  }
+  if (/authoriz|authenticat|credential|\brsa\b/i.test(error)) {
+    return failure('iperf3-auth', `the iperf3 server rejected the credentials (check auth.username and the password): ${said}`, raw);
+  }
+  return failure('iperf3-error', `iperf3 failed: ${said}`, raw);
+}
+
+/** Zod issues as "end.sum_received.bits_per_second" style paths. */
+function missingFields(error: z.ZodError, prefix: string): string {
+  const names = error.issues.map((issue) => [prefix, ...issue.path.map(String)].filter((part) => part !== '').join('.'));
+  return [...new Set(names)].join(', ');
+}
+
+function tcpMetrics(end: unknown, raw: string): MetricValue[] | Failure {
+  const parsed = tcpEndSchema.safeParse(end);
+  if (!parsed.success) {
+    return failure('parse-error', `iperf3 JSON has no usable TCP end sums (${missingFields(parsed.error, 'end')})`, raw);
+  }
+  const { sum_sent: sent, sum_received: received } = parsed.data;
+  const metrics: MetricValue[] = [
+    { name: 'tcp_received_bps', value: received.bits_per_second },
+    { name: 'tcp_sent_bps', value: sent.bits_per_second },
+    { name: 'tcp_bytes', value: received.bytes },
+  ];
+  if (sent.retransmits !== undefined) metrics.push({ name: 'tcp_retransmits', value: sent.retransmits });
+  return metrics;
+}
+
+function udpMetrics(end: unknown, raw: string): MetricValue[] | Failure {
+  const parsed = udpEndSchema.safeParse(end);
+  if (!parsed.success) {
+    return failure('parse-error', `iperf3 JSON has no usable UDP end sums (${missingFields(parsed.error, 'end')})`, raw);
+  }
+  const sum = parsed.data.sum_received ?? parsed.data.sum;
+  if (sum === undefined) return failure('parse-error', 'iperf3 JSON has neither end.sum_received nor end.sum', raw);
+  return [
+    { name: 'udp_bps', value: sum.bits_per_second },
+    { name: 'udp_jitter_ms', value: sum.jitter_ms },
+    { name: 'udp_lost_packets', value: sum.lost_packets },
+    { name: 'udp_packets', value: sum.packets },
+    { name: 'udp_lost_percent', value: sum.lost_percent },
+  ];
+}
+
+/** The test iperf3 says it ran must be the one we asked for, or the metrics would be mislabelled. */
+function checkTestMatches(doc: Iperf3Document, input: Iperf3RunOutput, raw: string): Failure | null {
+  const testStart = doc.start?.test_start;
+  const protocol = testStart?.protocol?.toLowerCase();
+  if (protocol !== undefined && protocol !== input.protocol) {
+    return failure('parse-error', `asked iperf3 for a ${input.protocol.toUpperCase()} test but it ran ${protocol.toUpperCase()}`, raw);
+  }
+  const reverse = testStart?.reverse;
+  if (reverse !== undefined && (reverse !== 0) !== (input.direction === 'download')) {
+    return failure('parse-error', `asked iperf3 for ${input.direction === 'upload' ? 'an upload' : 'a download'} test but its reverse (-R) flag is ${reverse}`, raw);
+  }
+  return null;
+}
+
+export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
+  const raw = input.stdout;
+  if (!raw.trimStart().startsWith('{')) return classifyPlainText(input);
+
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (error) {
+    const reason = (error as Error).message;
+    return failure('parse-error', `iperf3 output is not valid JSON (${describeExit(input.exitCode)}; ${reason}): ${quoteStart(raw)}`, raw);
+  }
+  const parsed = documentSchema.safeParse(json);
+  if (!parsed.success) {
+    return failure('parse-error', `iperf3 JSON has an unexpected shape (${missingFields(parsed.error, '')})`, raw);
+  }
+  const doc = parsed.data;
+  if (doc.error !== undefined) return classifyReportedError(doc.error, doc, raw);
+
+  const mismatch = checkTestMatches(doc, input, raw);
+  if (mismatch) return mismatch;
+
+  // With --bidir the forward direction stays in sum_sent/sum_received; *_bidir_reverse is ignored.
+  const metrics = input.protocol === 'tcp' ? tcpMetrics(doc.end, raw) : udpMetrics(doc.end, raw);
+  if (!Array.isArray(metrics)) return metrics;
+
+  return {
+    ok: true,
+    metrics,
+    intervals: (doc.intervals ?? []).map(({ sum }) => ({
+      start: sum.start,
+      end: sum.end,
+      bitsPerSecond: sum.bits_per_second,
+      omitted: sum.omitted ?? false,
+    })),
+    raw,
+    iperfVersion: doc.start?.version ?? null,
+  };
+}
