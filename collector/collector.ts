@@ -5,8 +5,10 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import type { Logger } from 'pino';
-import type { DeviceInfo, ServerInfo } from '../src/shared/api.js';
-import { formatFieldErrors, type FieldError, type Settings } from '../src/shared/settings.js';
+import type { ServerInfo } from '../src/shared/api.js';
+import type { FieldError, Settings } from '../src/shared/settings.js';
+import { DevicesBusyError, SettingsRejectedError, UnknownDevicesError } from './api/errors.js';
+import type { CollectorControl, DeviceSummary } from './api/types.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import { runTcpThenUdp, type Iperf3AuthSecrets, type RunSummary, type RunTelemetry } from './dispatch/deviceRun.js';
 import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatch/dispatcher.js';
@@ -14,27 +16,6 @@ import { ServerRegistry } from './dispatch/serverRegistry.js';
 import { serverKey, type DeviceConnector, type ServerAddress } from './model.js';
 import { Scheduler } from './schedule/scheduler.js';
 import type { SqliteStore } from './store/sqlite-store.js';
-
-export class UnknownDevicesError extends Error {
-  constructor(readonly devices: string[]) {
-    super(`unknown device${devices.length > 1 ? 's' : ''}: ${devices.join(', ')}; GET /api/v1/devices lists the inventory`);
-    this.name = 'UnknownDevicesError';
-  }
-}
-
-export class DevicesBusyError extends Error {
-  constructor(readonly devices: string[]) {
-    super(`already queued or running: ${devices.join(', ')}; wait for the current run to finish`);
-    this.name = 'DevicesBusyError';
-  }
-}
-
-export class SettingsRejectedError extends Error {
-  constructor(readonly fields: FieldError[]) {
-    super(`settings rejected: ${formatFieldErrors(fields)}`);
-    this.name = 'SettingsRejectedError';
-  }
-}
 
 export interface CollectorTelemetry extends RunTelemetry {
   setQueueLength(n: number): void;
@@ -59,7 +40,7 @@ export function maskSettings(settings: Settings): Settings {
   return { ...settings, clientOptions: { ...settings.clientOptions, auth: { ...auth, password: '********' } } };
 }
 
-export class Collector {
+export class Collector implements CollectorControl {
   readonly registry: ServerRegistry;
   readonly dispatcher: Dispatcher;
   readonly scheduler: Scheduler;
@@ -227,8 +208,7 @@ export class Collector {
     return ids.map((id) => results.find((r) => r.device === id) as RunSummary);
   }
 
-  devices(): DeviceInfo[] {
-    const last = this.opts.store.lastRuns([...this.devicesById.keys()]);
+  devices(): DeviceSummary[] {
     return [...this.devicesById.values()].map(({ config: d }) => ({
       id: d.id,
       host: d.host,
@@ -236,7 +216,6 @@ export class Collector {
       labels: d.labels,
       pool: d.pool ?? null,
       enabled: d.enabled,
-      lastRun: last.get(d.id) ?? null,
     }));
   }
 

@@ -1,0 +1,145 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { okOutcome } from '../store/fixtures.test-helpers.js';
+import { RESUME_WINDOW_MS, Scheduler, type SchedulerDeps } from './scheduler.js';
+
+const logger = pino({ level: 'silent' });
+const NIGHTLY = { cron: '0 2 * * *', timezone: 'Europe/Rome', runAtStart: false };
+const DEVICES = ['a', 'b', 'c', 'd'];
+
+let store: SqliteStore;
+let now: Date;
+let calls: { roundId: number; devices: string[] | undefined }[];
+
+function scheduler(overrides: Partial<SchedulerDeps> = {}): Scheduler {
+  return new Scheduler({
+    rounds: {
+      start: (p) => store.startRound(p),
+      finish: (id) => store.finishRound(id),
+      reopen: (id) => store.reopenRound(id),
+      last: () => store.lastRound(),
+      doneDevices: (id) => store.devicesDoneInRound(id),
+    },
+    runRound: async (roundId, devices) => {
+      calls.push({ roundId, devices });
+      return true;
+    },
+    enabledDevices: () => DEVICES,
+    clock: () => now,
+    logger,
+    ...overrides,
+  });
+}
+
+/** A round planned at 02:00 Rome (01:00Z) in which a and b finished and c was cut off by a crash. */
+function crashedRound(): number {
+  const planned = new Date('2026-11-20T01:00:00Z');
+  const id = store.startRound(planned);
+  for (const device of ['a', 'b']) {
+    const runId = store.startRun({ device, trigger: 'schedule', roundId: id, startedAt: planned });
+    store.finishRun(runId, okOutcome(planned.getTime(), 1e7, 2e7));
+  }
+  store.startRun({ device: 'c', trigger: 'schedule', roundId: id, startedAt: planned });
+  expect(store.markInterrupted()).toBe(1); // what serve does at start-up
+  return id;
+}
+
+beforeEach(() => {
+  store = SqliteStore.open(join(mkdtempSync(join(tmpdir(), 'sched-')), 'db.sqlite'));
+  now = new Date('2026-11-20T00:00:00Z');
+  calls = [];
+});
+afterEach(() => store.close());
+
+describe('Scheduler', () => {
+  it('reports the next fire in the schedule time zone and nothing before start', () => {
+    const s = scheduler();
+    expect(s.nextRun()).toBeNull();
+    s.start(NIGHTLY);
+    expect(s.nextRun()?.toISOString()).toBe('2026-11-20T01:00:00.000Z'); // 02:00 in Rome (CET)
+    s.stop();
+    s.stop();
+  });
+
+  it('stores a round per fire, runs every enabled device, and remembers the last run', async () => {
+    const s = scheduler();
+    expect(s.lastRun()).toBeNull();
+    await s.fire(new Date('2026-11-20T01:00:00Z'));
+    expect(calls).toEqual([{ roundId: 1, devices: undefined }]);
+    expect(store.lastRound()).toMatchObject({ id: 1, status: 'done' });
+    expect(s.lastRun()?.toISOString()).toBe('2026-11-20T01:00:00.000Z');
+  });
+
+  it('skips a fire while the previous round still runs', async () => {
+    let release!: () => void;
+    const s = scheduler({
+      runRound: (roundId) => {
+        calls.push({ roundId, devices: undefined });
+        return new Promise((r) => (release = () => r(true)));
+      },
+    });
+    const first = s.fire(new Date('2026-11-20T01:00:00Z'));
+    expect(s.busy).toBe(true);
+    const second = s.fire(new Date('2026-11-21T01:00:00Z'));
+    release();
+    await Promise.all([first, second, s.idle()]);
+    expect(calls).toHaveLength(1);
+    expect(s.busy).toBe(false);
+  });
+
+  it('leaves a round cut short by shutdown open, and logs a failed round without finishing it', async () => {
+    const s = scheduler({ runRound: async () => false });
+    await s.fire(new Date('2026-11-20T01:00:00Z'));
+    expect(store.lastRound()?.status).toBe('running');
+    const t = scheduler({ runRound: async () => Promise.reject(new Error('disk full')) });
+    await t.fire(new Date('2026-11-21T01:00:00Z'));
+    expect(store.lastRound()?.status).toBe('running');
+  });
+
+  it('resumes an interrupted round inside its window with the devices it had not finished', async () => {
+    const id = crashedRound();
+    now = new Date('2026-11-20T03:00:00Z');
+    const resumed = await scheduler().resumeInterrupted(NIGHTLY);
+    expect(resumed).toBe(id);
+    expect(calls).toEqual([{ roundId: id, devices: ['c', 'd'] }]);
+    expect(store.lastRound()?.status).toBe('done');
+  });
+
+  it('does not resume once the window has passed, nor when the last round finished', async () => {
+    crashedRound();
+    now = new Date(new Date('2026-11-20T01:00:00Z').getTime() + RESUME_WINDOW_MS + 1);
+    expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull();
+    // a schedule tighter than the window: the next fire closes it
+    now = new Date('2026-11-20T01:30:00Z');
+    expect(await scheduler().resumeInterrupted({ ...NIGHTLY, cron: '*/15 * * * *' })).toBeNull();
+    expect(calls).toEqual([]);
+    expect(await scheduler().resumeInterrupted(NIGHTLY)).not.toBeNull();
+    expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull(); // done now
+    store.close();
+    store = SqliteStore.open(join(mkdtempSync(join(tmpdir(), 'sched-')), 'db.sqlite'));
+    expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull(); // no round at all
+  });
+
+  it('fires from node-cron on the real clock', async () => {
+    let fired!: () => void;
+    const firedOnce = new Promise<void>((r) => (fired = r));
+    const s = scheduler({
+      clock: () => new Date(),
+      runRound: async (roundId) => {
+        calls.push({ roundId, devices: undefined });
+        fired();
+        return true;
+      },
+    });
+    s.start({ cron: '* * * * * *', timezone: 'UTC', runAtStart: false });
+    await firedOnce;
+    s.stop();
+    await s.idle();
+    expect(calls.length).toBeGreaterThanOrEqual(1);
+    expect(store.lastRound()?.status).toBe('done');
+  });
+});
