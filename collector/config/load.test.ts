@@ -30,7 +30,7 @@ function errorsOf(fn: () => unknown): { field: string; message: string }[] {
   throw new Error('expected a ConfigError');
 }
 
-const cfg = (extra: string) => join(dir, 'collector.yaml') && loadConfigText(`apiTokenFile: token\n${extra}`, join(dir, 'collector.yaml'));
+const cfg = (extra: string) => loadConfigText(`apiTokenFile: token\n${extra}`, join(dir, 'collector.yaml'));
 
 describe('collector configuration', () => {
   it('applies the documented defaults and resolves files next to the config file', () => {

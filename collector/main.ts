@@ -1,0 +1,29 @@
+/** Entry point of `npm run collector -- <command>` and of the container image. */
+import { runCli } from './cli.js';
+import { runOnce, startService } from './service.js';
+
+const exitCode = await runCli(
+  process.argv.slice(2),
+  { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env },
+  {
+    run: (loaded, logger, devices) => runOnce(loaded, logger, devices),
+    serve: async (loaded, logger) => {
+      const service = await startService(loaded, logger);
+      return new Promise<number>((resolve) => {
+        const stop = (signal: string) => {
+          logger.info({ signal }, 'stopping: running tests finish first');
+          service.close().then(
+            () => resolve(0),
+            (err: unknown) => {
+              logger.error({ err }, 'shutdown failed');
+              resolve(1);
+            },
+          );
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    },
+  },
+);
+process.exitCode = exitCode;

@@ -1,0 +1,87 @@
+/**
+ * The composition root: builds the store, telemetry, SSH connector, collector core and HTTP
+ * API from a loaded configuration, and tears them down in order.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApi } from './api/app.js';
+import { Collector } from './collector.js';
+import type { LoadedConfig } from './config/load.js';
+import type { RunSummary } from './dispatch/deviceRun.js';
+import type { DeviceConnector } from './model.js';
+import { SshConnector } from './ssh/connector.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import { Telemetry } from './telemetry.js';
+import { COLLECTOR_VERSION } from './version.js';
+
+export interface ServiceOptions {
+  /** replaces the SSH connector (fault injection in tests) */
+  connector?: DeviceConnector;
+  clock?: () => Date;
+  /** false: do not start the schedule (tests drive rounds themselves) */
+  schedule?: boolean;
+}
+
+export interface Service {
+  app: FastifyInstance;
+  collector: Collector;
+  store: SqliteStore;
+  /** `http://host:port` the API listens on */
+  url: string;
+  /** idempotent: schedule off, queue dropped, running tests finish, API closed, store closed */
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const at = listen.lastIndexOf(':');
+  return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)) };
+}
+
+function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
+  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock });
+  const interrupted = store.markInterrupted();
+  if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
+  const telemetry = new Telemetry();
+  const connector = options.connector ?? new SshConnector({ hostKeys: store, connectTimeoutMs: loaded.config.ssh.connectTimeoutMs, logger });
+  const collector = new Collector({ loaded, store, connector, logger, telemetry, clock: options.clock });
+  return { store, telemetry, collector };
+}
+
+export async function startService(loaded: LoadedConfig, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+  const { store, telemetry, collector } = openCore(loaded, logger, options);
+  const app = buildApi({ store, telemetry, token: loaded.apiToken, version: COLLECTOR_VERSION, control: collector, logger });
+  const { host, port } = parseListen(loaded.config.listen);
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const boundPort = typeof address === 'object' && address ? address.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  logger.info({ url, devices: loaded.devices.length, version: COLLECTOR_VERSION }, 'collector API listening');
+  if (options.schedule !== false) {
+    collector.startSchedule().catch((err: unknown) => logger.error({ err }, 'schedule failed to start'));
+  }
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      await collector.shutdown();
+      await app.close();
+      store.close();
+      logger.info('collector stopped');
+    })());
+  return { app, collector, store, url, close };
+}
+
+/** The `run` command: test devices now, store the runs, return their summaries. */
+export async function runOnce(loaded: LoadedConfig, logger: Logger, devices: string[], options: ServiceOptions = {}): Promise<RunSummary[]> {
+  const { store, collector } = openCore(loaded, logger, options);
+  try {
+    return await collector.runDevices(devices);
+  } finally {
+    await collector.shutdown();
+    store.close();
+  }
+}
