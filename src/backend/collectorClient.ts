@@ -1,0 +1,253 @@
+/**
+ * Typed client of the collector's HTTP API (src/shared/api.ts). Every request carries the
+ * bearer token and a deadline; failures become one of three errors a caller can turn into
+ * a message that says what to fix. The token never appears in an error message.
+ */
+import {
+  API_PREFIX,
+  type ApiErrorBody,
+  type DeviceInfo,
+  type HealthResponse,
+  type IntervalsResponse,
+  type LatestResponse,
+  type RunNowResponse,
+  type RunRecord,
+  type RunsResponse,
+  type RunStatus,
+  type SeriesResponse,
+  type ServerInfo,
+  type SettingsResponse,
+} from '../shared/api.js';
+import type { Direction, MetricName } from '../shared/metrics.js';
+import type { Settings } from '../shared/settings.js';
+
+export const DEFAULT_COLLECTOR_TIMEOUT_MS = 15_000;
+
+/** The collector could not be reached, or did not answer before the deadline. */
+export class CollectorUnreachableError extends Error {
+  constructor(
+    readonly url: string,
+    readonly timedOut: boolean,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CollectorUnreachableError';
+  }
+}
+
+/** The collector rejected the API token (401 or 403). */
+export class CollectorAuthError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CollectorAuthError';
+  }
+}
+
+/** The collector answered with another error status; `message` is the collector's own. */
+export class CollectorRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly fields: { field: string; message: string }[] = [],
+  ) {
+    super(message);
+    this.name = 'CollectorRequestError';
+  }
+}
+
+export type CollectorError = CollectorUnreachableError | CollectorAuthError | CollectorRequestError;
+
+export function isCollectorError(error: unknown): error is CollectorError {
+  return (
+    error instanceof CollectorUnreachableError || error instanceof CollectorAuthError || error instanceof CollectorRequestError
+  );
+}
+
+export interface CollectorClientOptions {
+  /** e.g. http://collector:8080 (a trailing slash or path prefix is kept) */
+  baseUrl: string;
+  token: string;
+  timeoutMs?: number;
+}
+
+export interface SeriesRequest {
+  devices: string[];
+  metrics: MetricName[];
+  fromMs: number;
+  toMs: number;
+  maxPoints: number;
+  server?: string;
+  direction?: Direction;
+  splitByServer?: boolean;
+}
+
+export interface LatestRequest {
+  devices: string[];
+  metrics: MetricName[];
+  server?: string;
+  direction?: Direction;
+}
+
+export interface RunsRequest {
+  devices?: string[];
+  status?: RunStatus[];
+  fromMs?: number;
+  toMs?: number;
+  limit?: number;
+}
+
+type QueryValue = string | number | boolean | undefined | readonly (string | number)[];
+
+export class CollectorClient {
+  readonly baseUrl: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: CollectorClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_COLLECTOR_TIMEOUT_MS;
+  }
+
+  health(signal?: AbortSignal): Promise<HealthResponse> {
+    return this.request('GET', '/health', {}, undefined, signal);
+  }
+
+  async devices(signal?: AbortSignal): Promise<DeviceInfo[]> {
+    return (await this.request<{ devices: DeviceInfo[] }>('GET', '/devices', {}, undefined, signal)).devices;
+  }
+
+  async servers(signal?: AbortSignal): Promise<ServerInfo[]> {
+    return (await this.request<{ servers: ServerInfo[] }>('GET', '/servers', {}, undefined, signal)).servers;
+  }
+
+  settings(signal?: AbortSignal): Promise<SettingsResponse> {
+    return this.request('GET', '/settings', {}, undefined, signal);
+  }
+
+  putSettings(settings: Settings, signal?: AbortSignal): Promise<SettingsResponse> {
+    return this.request('PUT', '/settings', {}, settings, signal);
+  }
+
+  runNow(devices: string[], signal?: AbortSignal): Promise<RunNowResponse> {
+    return this.request('POST', '/runs', {}, { devices }, signal);
+  }
+
+  async runs(query: RunsRequest, signal?: AbortSignal): Promise<RunRecord[]> {
+    const params = {
+      device: query.devices,
+      status: query.status,
+      from: query.fromMs,
+      to: query.toMs,
+      limit: query.limit,
+    };
+    return (await this.request<RunsResponse>('GET', '/runs', params, undefined, signal)).runs;
+  }
+
+  run(id: number, signal?: AbortSignal): Promise<RunRecord> {
+    return this.request('GET', `/runs/${encodeURIComponent(String(id))}`, {}, undefined, signal);
+  }
+
+  intervals(runId: number, signal?: AbortSignal): Promise<IntervalsResponse> {
+    return this.request('GET', `/runs/${encodeURIComponent(String(runId))}/intervals`, {}, undefined, signal);
+  }
+
+  series(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesResponse> {
+    const params = {
+      device: query.devices,
+      metric: query.metrics,
+      from: query.fromMs,
+      to: query.toMs,
+      maxPoints: query.maxPoints,
+      server: query.server,
+      direction: query.direction,
+      splitByServer: query.splitByServer,
+    };
+    return this.request('GET', '/series', params, undefined, signal);
+  }
+
+  latest(query: LatestRequest, signal?: AbortSignal): Promise<LatestResponse> {
+    const params = { device: query.devices, metric: query.metrics, server: query.server, direction: query.direction };
+    return this.request('GET', '/latest', params, undefined, signal);
+  }
+
+  /** Builds the URL of an API path with repeated query parameters for lists. */
+  url(path: string, params: Record<string, QueryValue> = {}): string {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) search.append(key, String(v));
+      else search.append(key, String(value));
+    }
+    const qs = search.toString();
+    return `${this.baseUrl}${API_PREFIX}${path}${qs ? `?${qs}` : ''}`;
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    params: Record<string, QueryValue>,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const url = this.url(path, params);
+    const deadline = AbortSignal.timeout(this.timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+      });
+    } catch (error) {
+      const timedOut = deadline.aborted;
+      const reason = timedOut ? `no answer within ${this.timeoutMs} ms` : describeNetworkError(error);
+      throw new CollectorUnreachableError(this.baseUrl, timedOut, `cannot reach the collector at ${this.baseUrl}: ${reason}`, {
+        cause: error,
+      });
+    }
+    const text = await response.text();
+    if (response.ok) return JSON.parse(text) as T;
+    const apiError = parseApiError(text);
+    if (response.status === 401 || response.status === 403) {
+      throw new CollectorAuthError(
+        response.status,
+        `the collector rejected the API token (HTTP ${response.status}${apiError ? `: ${apiError.message}` : ''})`,
+      );
+    }
+    throw new CollectorRequestError(
+      response.status,
+      apiError?.error ?? `http-${response.status}`,
+      apiError?.message ?? `the collector answered HTTP ${response.status} to ${method} ${API_PREFIX}${path}`,
+      apiError?.fields ?? [],
+    );
+  }
+}
+
+function parseApiError(text: string): ApiErrorBody | null {
+  try {
+    const parsed = JSON.parse(text) as Partial<ApiErrorBody>;
+    if (typeof parsed.message === 'string') return { error: String(parsed.error ?? 'error'), message: parsed.message, fields: parsed.fields };
+  } catch {
+    // not JSON: fall through to the generic message
+  }
+  return null;
+}
+
+/** fetch wraps socket errors in a TypeError whose `cause` carries the code (ECONNREFUSED, ENOTFOUND). */
+function describeNetworkError(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` (${cause.message})` : ''}`;
+  if (cause?.message) return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,127 @@
+/**
+ * The data source's settings as Grafana sends them in every request: `jsonData` (UTF-8 JSON
+ * bytes) and the decrypted secure settings. Parsed and validated once per data source and
+ * version (`lastUpdatedMS`); the parsed instance, with its collector client, is cached.
+ */
+import { z } from 'zod';
+import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../shared/settings.js';
+import { CollectorClient } from './collectorClient.js';
+
+/** What Grafana sends as `pluginContext.dataSourceInstanceSettings` (proto field names). */
+export interface DataSourceInstanceSettingsMessage {
+  id?: number;
+  uid?: string;
+  name?: string;
+  jsonData?: Uint8Array | null;
+  decryptedSecureJsonData?: Record<string, string>;
+  lastUpdatedMS?: number;
+}
+
+export interface DataSourceConfig {
+  collectorUrl: string;
+  apiToken: string;
+  iperf3Password?: string;
+  /** what the data source owns and pushes to the collector; null when invalid */
+  settings: Settings | null;
+  /** why `settings` is null: queries still work, Save & test reports these */
+  settingsErrors: FieldError[];
+}
+
+/** The collector URL or token is missing or invalid; `fields` say which and how to fix them. */
+export class SettingsError extends Error {
+  constructor(readonly fields: FieldError[]) {
+    super(`data source settings are invalid: ${formatFieldErrors(fields)}`);
+    this.name = 'SettingsError';
+  }
+}
+
+const collectorUrlSchema = z
+  .string({ error: 'is required: the collector\'s address, e.g. http://collector:8080' })
+  .trim()
+  .min(1, "is required: the collector's address, e.g. http://collector:8080")
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL, e.g. http://collector:8080');
+
+export function parseDataSourceConfig(message: DataSourceInstanceSettingsMessage): DataSourceConfig {
+  const errors: FieldError[] = [];
+  let jsonData: Record<string, unknown> = {};
+  const bytes = message.jsonData;
+  if (bytes && bytes.length > 0) {
+    try {
+      const parsed: unknown = JSON.parse(Buffer.from(bytes).toString('utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) jsonData = parsed as Record<string, unknown>;
+      else errors.push({ field: 'jsonData', message: 'must be a JSON object' });
+    } catch {
+      errors.push({ field: 'jsonData', message: 'is not valid JSON' });
+    }
+  }
+  const url = collectorUrlSchema.safeParse(jsonData.collectorUrl);
+  if (!url.success) errors.push(...fieldErrors(url.error, 'collectorUrl'));
+  const secure = message.decryptedSecureJsonData ?? {};
+  const apiToken = (secure.apiToken ?? '').trim();
+  if (!apiToken) errors.push({ field: 'apiToken', message: "is required: paste the collector's API token into the data source settings" });
+  const settings = settingsSchema.safeParse({
+    servers: jsonData.servers ?? [],
+    pools: jsonData.pools,
+    clientOptions: jsonData.clientOptions,
+    schedule: jsonData.schedule,
+  });
+  if (errors.length > 0 || !url.success) throw new SettingsError(errors);
+  const password = secure.iperf3Password?.trim();
+  return {
+    collectorUrl: url.data,
+    apiToken,
+    ...(password ? { iperf3Password: password } : {}),
+    settings: settings.success ? settings.data : null,
+    settingsErrors: settings.success ? [] : fieldErrors(settings.error),
+  };
+}
+
+export interface DataSourceInstance {
+  key: string;
+  lastUpdatedMS: number;
+  config: DataSourceConfig;
+  client: CollectorClient;
+}
+
+export interface InstanceManagerOptions {
+  collectorTimeoutMs?: number;
+  /** called once for every new or rebuilt instance (the plugin pushes settings then) */
+  onNewInstance?: (instance: DataSourceInstance) => void;
+}
+
+/** One instance per data source, rebuilt when Grafana reports a newer `lastUpdatedMS`. */
+export class InstanceManager {
+  private readonly instances = new Map<string, DataSourceInstance>();
+
+  constructor(private readonly options: InstanceManagerOptions = {}) {}
+
+  /** Throws SettingsError when the settings are missing or invalid. */
+  get(message: DataSourceInstanceSettingsMessage | null | undefined, notify = true): DataSourceInstance {
+    if (!message) throw new SettingsError([{ field: '(root)', message: 'the request carries no data source settings' }]);
+    const key = message.uid || String(message.id ?? '');
+    const lastUpdatedMS = Number(message.lastUpdatedMS ?? 0);
+    const cached = this.instances.get(key);
+    if (cached && cached.lastUpdatedMS === lastUpdatedMS) return cached;
+    const config = parseDataSourceConfig(message);
+    const instance: DataSourceInstance = {
+      key,
+      lastUpdatedMS,
+      config,
+      client: new CollectorClient({ baseUrl: config.collectorUrl, token: config.apiToken, timeoutMs: this.options.collectorTimeoutMs }),
+    };
+    this.instances.set(key, instance);
+    if (notify) this.options.onNewInstance?.(instance);
+    return instance;
+  }
+
+  get size(): number {
+    return this.instances.size;
+  }
+}

@@ -1,0 +1,381 @@
+/**
+ * QueryData: one DataResponse per query, never a crash. Each query is validated with the
+ * shared query schema, its devices resolved against the collector's inventory, the data
+ * fetched from the collector and turned into frames Grafana's panels and its alerting
+ * expressions (Reduce, Threshold) accept: one series per frame with unique labels.
+ */
+import type { DeviceInfo, RunRecord, Series } from '../shared/api.js';
+import {
+  querySchema,
+  type IntervalsQuery,
+  type Iperf3Query,
+  type LatestQuery,
+  type RunsQuery,
+  type TimeSeriesQuery,
+} from '../shared/query.js';
+import { fieldErrors, formatFieldErrors } from '../shared/settings.js';
+import type { CollectorClient } from './collectorClient.js';
+import { selectDevices, type DeviceSelection } from './deviceSelection.js';
+import { encodeFrame, type DataFrame, type FieldConfig, type FrameMeta } from './frames.js';
+import { catalogueEntry, isDerivedMetric, LAST_SUCCESS_AGE } from './metricsCatalogue.js';
+import { describeError, QueryError } from './queryErrors.js';
+
+/** Points per series when Grafana sends no maxDataPoints, and the most we ever ask for. */
+export const DEFAULT_MAX_POINTS = 1000;
+export const MAX_POINTS_PER_SERIES = 20_000;
+/** Devices per collector request: keeps URLs short for large fleets. */
+export const DEVICES_PER_REQUEST = 100;
+/** A missed nightly run shows as a gap: points further apart than this are not connected. */
+export const NIGHTLY_GAP_MS = 36 * 3600 * 1000;
+
+const TIMESERIES_META: FrameMeta = { type: 'timeseries-multi', typeVersion: [0, 1] };
+const NUMERIC_META: FrameMeta = { type: 'numeric-multi', typeVersion: [0, 1] };
+
+/** `pluginv2.DataQuery` as grpc-js decodes it. */
+export interface DataQueryMessage {
+  refId: string;
+  maxDataPoints?: number;
+  intervalMS?: number;
+  timeRange?: { fromEpochMS?: number; toEpochMS?: number } | null;
+  json?: Uint8Array | null;
+  queryType?: string;
+}
+
+/** `pluginv2.DataResponse`. */
+export interface DataResponseMessage {
+  frames: Uint8Array[];
+  error: string;
+  status: number;
+  errorSource: string;
+}
+
+export interface QueryContext {
+  client: CollectorClient;
+  /** the request came from alerting (header FromAlert: true) */
+  fromAlert: boolean;
+  now: () => number;
+  signal?: AbortSignal;
+}
+
+/** A parsed query: the shared model, plus derived metrics the shared schema does not know. */
+export type ParsedQuery = Iperf3Query & { derivedMetrics: string[] };
+
+export function parseQuery(message: DataQueryMessage): ParsedQuery {
+  let raw: unknown;
+  const text = message.json && message.json.length > 0 ? Buffer.from(message.json).toString('utf8') : '{}';
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new QueryError(400, 'the query is not valid JSON');
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new QueryError(400, 'the query must be a JSON object');
+  const input = { ...(raw as Record<string, unknown>) };
+  input.refId = message.refId || input.refId;
+  input.queryType ??= message.queryType || 'timeseries';
+  // Derived metrics are checked here; the shared schema validates the stored ones.
+  let derivedMetrics: string[] = [];
+  let onlyDerived = false;
+  if (Array.isArray(input.metrics)) {
+    derivedMetrics = input.metrics.filter(isDerivedMetric) as string[];
+    const stored = input.metrics.filter((m) => !isDerivedMetric(m));
+    onlyDerived = derivedMetrics.length > 0 && stored.length === 0;
+    input.metrics = onlyDerived ? undefined : stored;
+  }
+  const parsed = querySchema.safeParse(input);
+  if (!parsed.success) throw new QueryError(400, `invalid query: ${formatFieldErrors(fieldErrors(parsed.error))}`);
+  const query = parsed.data;
+  if (derivedMetrics.length > 0 && query.queryType !== 'latest') {
+    throw new QueryError(400, `metric ${derivedMetrics.join(', ')} is only available in "latest" queries`);
+  }
+  // Only derived metrics were asked for: drop the default metric the schema filled in.
+  if (onlyDerived && query.queryType === 'latest') query.metrics = [];
+  return { ...query, derivedMetrics };
+}
+
+export async function runQuery(message: DataQueryMessage, ctx: QueryContext): Promise<DataResponseMessage> {
+  try {
+    const query = parseQuery(message);
+    if (query.hide) return { frames: [], error: '', status: 200, errorSource: '' };
+    if (ctx.fromAlert && (query.queryType === 'runs' || query.queryType === 'intervals')) {
+      throw new QueryError(400, `"${query.queryType}" queries cannot be used in alert rules; use "timeseries" or "latest"`);
+    }
+    const frames = await framesFor(query, message, ctx);
+    return { frames: frames.map(encodeFrame), error: '', status: 200, errorSource: '' };
+  } catch (error) {
+    const outcome = describeError(error);
+    return { frames: [], error: outcome.message, status: outcome.status, errorSource: outcome.errorSource };
+  }
+}
+
+function framesFor(query: ParsedQuery, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
+  switch (query.queryType) {
+    case 'timeseries':
+      return timeSeriesFrames(query, message, ctx);
+    case 'latest':
+      return latestFrames(query, ctx);
+    case 'runs':
+      return runsFrames(query, message, ctx);
+    case 'intervals':
+      return intervalsFrames(query, ctx);
+  }
+}
+
+export function timeRangeOf(message: DataQueryMessage, now: number): { fromMs: number; toMs: number } {
+  const toMs = Number(message.timeRange?.toEpochMS) || now;
+  const fromMs = Number(message.timeRange?.fromEpochMS) || toMs - 24 * 3600 * 1000;
+  if (fromMs > toMs) throw new QueryError(400, 'the time range ends before it starts');
+  return { fromMs, toMs };
+}
+
+export function maxPointsOf(message: DataQueryMessage): number {
+  const requested = Number(message.maxDataPoints) || DEFAULT_MAX_POINTS;
+  return Math.min(Math.max(1, Math.floor(requested)), MAX_POINTS_PER_SERIES);
+}
+
+async function resolveDevices(query: Iperf3Query, ctx: QueryContext): Promise<DeviceSelection> {
+  const inventory = await ctx.client.devices(ctx.signal);
+  return selectDevices(query.devices, query.labelMatchers, inventory);
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Runs `task` over `items` with at most `limit` in flight, keeping the order of results. */
+async function mapLimited<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** Labels that identify a series: the device, plus server/direction/metric where they split series. */
+export function seriesLabels(
+  s: { device: string; server: string | null; direction: string | null; metric: string },
+  withMetric: boolean,
+): Record<string, string> {
+  return {
+    device: s.device,
+    ...(s.server ? { server: s.server } : {}),
+    ...(s.direction ? { direction: s.direction } : {}),
+    ...(withMetric ? { metric: s.metric } : {}),
+  };
+}
+
+function metricConfig(metric: string, labels: Record<string, string>): FieldConfig {
+  const definition = catalogueEntry(metric);
+  const parts = [labels.device, labels.server, labels.direction].filter(Boolean).join(' ');
+  return {
+    unit: definition?.unit ?? 'none',
+    displayNameFromDS: `${parts} ${definition?.displayName ?? metric}`,
+  };
+}
+
+/** Grafana's data plane: an empty multi frame says "no data" with the kind still known. */
+function emptyFrame(refId: string, meta: FrameMeta): DataFrame {
+  return { refId, name: refId, meta, fields: [] };
+}
+
+async function timeSeriesFrames(query: TimeSeriesQuery, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
+  const { fromMs, toMs } = timeRangeOf(message, ctx.now());
+  const maxPoints = maxPointsOf(message);
+  const selection = await resolveDevices(query, ctx);
+  if (selection.devices.length === 0) return [emptyFrame(query.refId, TIMESERIES_META)];
+  const groups = chunks(
+    selection.devices.map((d) => d.id),
+    DEVICES_PER_REQUEST,
+  );
+  const responses = await mapLimited(groups, 4, (devices) =>
+    ctx.client.series(
+      {
+        devices,
+        metrics: query.metrics,
+        fromMs,
+        toMs,
+        maxPoints,
+        server: query.server,
+        direction: query.direction,
+        splitByServer: query.splitByServer,
+      },
+      ctx.signal,
+    ),
+  );
+  const series = responses.flatMap((r) => r.series).filter((s) => s.points.length > 0);
+  if (series.length === 0) return [emptyFrame(query.refId, TIMESERIES_META)];
+  const withMetric = query.metrics.length > 1;
+  return series.map((s) => seriesFrame(query.refId, s, withMetric));
+}
+
+function seriesFrame(refId: string, s: Series, withMetric: boolean): DataFrame {
+  const points = [...s.points].sort((a, b) => a[0] - b[0]);
+  const labels = seriesLabels(s, withMetric);
+  return {
+    refId,
+    name: s.metric,
+    meta: TIMESERIES_META,
+    fields: [
+      { name: 'time', kind: 'time', values: points.map((p) => p[0]) },
+      {
+        name: s.metric,
+        kind: 'number',
+        values: points.map((p) => p[1]),
+        labels,
+        config: { ...metricConfig(s.metric, labels), custom: { insertNulls: NIGHTLY_GAP_MS, showPoints: 'always' } },
+      },
+    ],
+  };
+}
+
+async function latestFrames(query: LatestQuery & { derivedMetrics: string[] }, ctx: QueryContext): Promise<DataFrame[]> {
+  const selection = await resolveDevices(query, ctx);
+  if (selection.devices.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
+  const values: { device: string; metric: string; server: string | null; direction: string | null; value: number }[] = [];
+  if (query.metrics.length > 0) {
+    const groups = chunks(
+      selection.devices.map((d) => d.id),
+      DEVICES_PER_REQUEST,
+    );
+    const responses = await mapLimited(groups, 4, (devices) =>
+      ctx.client.latest({ devices, metrics: query.metrics, server: query.server, direction: query.direction }, ctx.signal),
+    );
+    values.push(...responses.flatMap((r) => r.values));
+  }
+  if (query.derivedMetrics.includes(LAST_SUCCESS_AGE)) {
+    const ages = await lastSuccessAges(selection.devices, ctx);
+    for (const device of selection.devices) {
+      values.push({ device: device.id, metric: LAST_SUCCESS_AGE, server: null, direction: null, value: ages.get(device.id) as number });
+    }
+  }
+  if (values.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
+  const withMetric = query.metrics.length + query.derivedMetrics.length > 1;
+  return values.map((v) => {
+    const labels = seriesLabels(v, withMetric);
+    return {
+      refId: query.refId,
+      name: v.metric,
+      meta: NUMERIC_META,
+      fields: [{ name: v.metric, kind: 'number', values: [v.value], labels, config: metricConfig(v.metric, labels) }],
+    };
+  });
+}
+
+/**
+ * Seconds since each device's last fully successful run. The inventory's `lastRun` answers
+ * for most devices; only devices whose last run failed need a look further back.
+ */
+async function lastSuccessAges(devices: DeviceInfo[], ctx: QueryContext): Promise<Map<string, number>> {
+  const now = ctx.now();
+  const successAt = (run: RunRecord): number => Date.parse(run.endedAt ?? run.startedAt);
+  const ages = new Map<string, number>();
+  const lookBack: DeviceInfo[] = [];
+  for (const device of devices) {
+    if (device.lastRun?.status === 'ok') ages.set(device.id, (now - successAt(device.lastRun)) / 1000);
+    else if (device.lastRun) lookBack.push(device);
+    else ages.set(device.id, Number.POSITIVE_INFINITY);
+  }
+  await mapLimited(lookBack, 8, async (device) => {
+    const [run] = await ctx.client.runs({ devices: [device.id], status: ['ok'], limit: 1 }, ctx.signal);
+    ages.set(device.id, run ? (now - successAt(run)) / 1000 : Number.POSITIVE_INFINITY);
+  });
+  return ages;
+}
+
+async function runsFrames(query: RunsQuery, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
+  const { fromMs, toMs } = timeRangeOf(message, ctx.now());
+  const selection = await resolveDevices(query, ctx);
+  let runs: RunRecord[] = [];
+  if (selection.devices.length > 0) {
+    const request = { status: query.status.length > 0 ? query.status : undefined, fromMs, toMs, limit: query.limit };
+    if (selection.all) {
+      runs = await ctx.client.runs(request, ctx.signal);
+    } else {
+      const groups = chunks(
+        selection.devices.map((d) => d.id),
+        DEVICES_PER_REQUEST,
+      );
+      const results = await mapLimited(groups, 4, (devices) => ctx.client.runs({ ...request, devices }, ctx.signal));
+      runs = results.flat();
+    }
+  }
+  runs = runs.sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || b.id - a.id).slice(0, query.limit);
+  const ms = (iso: string | null): number | null => (iso === null ? null : Date.parse(iso));
+  return [
+    {
+      refId: query.refId,
+      name: 'runs',
+      meta: { preferredVisualisationType: 'table' },
+      fields: [
+        { name: 'time', kind: 'time', values: runs.map((r) => ms(r.startedAt)), config: { displayName: 'Started' } },
+        { name: 'device', kind: 'string', values: runs.map((r) => r.device), config: { displayName: 'Device' } },
+        { name: 'status', kind: 'string', values: runs.map((r) => r.status), config: { displayName: 'Status' } },
+        { name: 'errorClass', kind: 'string', values: runs.map((r) => r.errorClass), config: { displayName: 'Error' } },
+        { name: 'message', kind: 'string', values: runs.map((r) => r.message), config: { displayName: 'Message' } },
+        { name: 'server', kind: 'string', values: runs.map((r) => r.server), config: { displayName: 'Server' } },
+        { name: 'trigger', kind: 'string', values: runs.map((r) => r.trigger), config: { displayName: 'Trigger' } },
+        {
+          name: 'duration',
+          kind: 'number',
+          values: runs.map((r) => (r.endedAt === null ? null : (Date.parse(r.endedAt) - Date.parse(r.startedAt)) / 1000)),
+          config: { displayName: 'Duration', unit: 's' },
+        },
+        { name: 'tests', kind: 'string', values: runs.map(describeTests), config: { displayName: 'Tests' } },
+        { name: 'ended', kind: 'time', values: runs.map((r) => ms(r.endedAt)), config: { displayName: 'Ended' } },
+        { name: 'id', kind: 'number', values: runs.map((r) => r.id), config: { displayName: 'Run' } },
+      ],
+    },
+  ];
+}
+
+function describeTests(run: RunRecord): string {
+  return run.tests
+    .map((t) => `${t.protocol} ${t.direction} ${t.status}${t.errorClass ? ` (${t.errorClass})` : ''}`)
+    .join(', ');
+}
+
+async function intervalsFrames(query: IntervalsQuery, ctx: QueryContext): Promise<DataFrame[]> {
+  let runId = query.runId;
+  if (runId === undefined) {
+    const selection = await resolveDevices(query, ctx);
+    const device = selection.devices[0];
+    if (!device) throw new QueryError(404, 'no device matches the query: pick a device or a run id');
+    const recent = await ctx.client.runs({ devices: [device.id], limit: 20 }, ctx.signal);
+    const finished = recent.find((r) => r.status !== 'running');
+    if (!finished) throw new QueryError(404, `device "${device.id}" has no finished run yet`);
+    runId = finished.id;
+  }
+  const { run, intervals } = await ctx.client.intervals(runId, ctx.signal);
+  const groups = new Map<string, typeof intervals>();
+  for (const point of intervals) {
+    const key = `${point.protocol}/${point.direction}`;
+    groups.set(key, [...(groups.get(key) ?? []), point]);
+  }
+  if (groups.size === 0) return [emptyFrame(query.refId, TIMESERIES_META)];
+  return [...groups.values()].map((points) => {
+    const sorted = [...points].sort((a, b) => a.timeMs - b.timeMs);
+    const { protocol, direction } = sorted[0];
+    const labels = { device: run.device, protocol, direction, run: String(run.id) };
+    return {
+      refId: query.refId,
+      name: `${protocol} ${direction}`,
+      meta: { ...TIMESERIES_META, custom: { runId: run.id, server: run.server } },
+      fields: [
+        { name: 'time', kind: 'time', values: sorted.map((p) => p.timeMs) },
+        {
+          name: 'bits_per_second',
+          kind: 'number',
+          values: sorted.map((p) => p.bitsPerSecond),
+          labels,
+          config: { unit: 'bps', displayNameFromDS: `${protocol.toUpperCase()} ${direction}` },
+        },
+      ],
+    };
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * CallResource: small JSON endpoints for the editors, template variables and actions.
+ *   GET  devices    DeviceInfo[]: the inventory (id, host, labels, pool, enabled, last run)
+ *   GET  labels     { [label]: values[] }: label names and values (matchers, variables)
+ *   GET  servers    ServerInfo[]: the collector's iperf3 servers
+ *   GET  metrics    CatalogueEntry[]: the metrics catalogue, derived metrics included
+ *   GET  runs?device=&status=&limit=   RunsResponse: recent runs
+ *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
+ */
+import { z } from 'zod';
+import { RUN_STATUSES, type RunsResponse, type RunStatus } from '../shared/api.js';
+import { fieldErrors, formatFieldErrors } from '../shared/settings.js';
+import type { CollectorClient } from './collectorClient.js';
+import type { DataSourceInstance } from './instanceSettings.js';
+import { METRICS_CATALOGUE } from './metricsCatalogue.js';
+import { describeError } from './queryErrors.js';
+import { expandDeviceEntries } from './deviceSelection.js';
+
+export interface ResourceRequest {
+  path: string;
+  method: string;
+  /** the full URL Grafana received, with the query string */
+  url: string;
+  body: Uint8Array | null;
+}
+
+export interface ResourceResponse {
+  code: number;
+  headers: Record<string, { values: string[] }>;
+  body: Uint8Array;
+}
+
+export function jsonResponse(code: number, value: unknown): ResourceResponse {
+  return {
+    code,
+    headers: { 'Content-Type': { values: ['application/json'] } },
+    body: Buffer.from(JSON.stringify(value)),
+  };
+}
+
+function errorResponse(code: number, error: string, message: string): ResourceResponse {
+  return jsonResponse(code, { error, message });
+}
+
+const runNowSchema = z.union([
+  z.strictObject({ devices: z.array(z.string().min(1)).min(1, 'name at least one device') }),
+  z.strictObject({ device: z.string().min(1, 'name a device') }),
+]);
+
+type Handler = (client: CollectorClient, params: URLSearchParams, body: Uint8Array | null) => Promise<ResourceResponse>;
+
+const HANDLERS: Record<string, Partial<Record<'GET' | 'POST', Handler>>> = {
+  devices: { GET: async (client) => jsonResponse(200, await client.devices()) },
+  labels: {
+    GET: async (client) => {
+      const labels: Record<string, Set<string>> = {};
+      for (const device of await client.devices()) {
+        for (const [name, value] of Object.entries(device.labels)) (labels[name] ??= new Set()).add(value);
+      }
+      const names = Object.keys(labels).sort();
+      return jsonResponse(200, Object.fromEntries(names.map((name) => [name, [...labels[name]].sort()])));
+    },
+  },
+  servers: { GET: async (client) => jsonResponse(200, await client.servers()) },
+  runs: { GET: listRuns, POST: runNow },
+};
+
+/** Resources that need no collector, available even before the settings are valid. */
+export function staticResource(path: string, method: string): ResourceResponse | null {
+  if (path === 'metrics' && method.toUpperCase() === 'GET') return jsonResponse(200, METRICS_CATALOGUE);
+  return null;
+}
+
+export async function handleResource(request: ResourceRequest, instance: () => DataSourceInstance): Promise<ResourceResponse> {
+  const path = request.path.replace(/^\/+|\/+$/g, '');
+  const method = request.method.toUpperCase();
+  const fixed = staticResource(path, method);
+  if (fixed) return fixed;
+  const routes = HANDLERS[path];
+  if (!routes) {
+    const available = [...Object.keys(HANDLERS), 'metrics'].sort().join(', ');
+    return errorResponse(404, 'not-found', `no resource "${path}"; available: ${available}`);
+  }
+  const handler = routes[method as 'GET' | 'POST'];
+  if (!handler) return errorResponse(405, 'method-not-allowed', `${path} accepts ${Object.keys(routes).join(', ')}`);
+  try {
+    const params = new URL(request.url || `/${path}`, 'http://grafana.invalid').searchParams;
+    return await handler(instance().client, params, request.body);
+  } catch (error) {
+    const outcome = describeError(error);
+    return errorResponse(outcome.status, outcome.errorSource === 'plugin' ? 'internal' : 'downstream', outcome.message);
+  }
+}
+
+async function listRuns(client: CollectorClient, params: URLSearchParams): Promise<ResourceResponse> {
+  const status = params.getAll('status');
+  const badStatus = status.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
+  if (badStatus.length > 0) {
+    return errorResponse(400, 'invalid-status', `unknown status ${badStatus.join(', ')}; use ${RUN_STATUSES.join(', ')}`);
+  }
+  const limit = Number(params.get('limit') ?? '100');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 5000) {
+    return errorResponse(400, 'invalid-limit', 'limit must be a whole number from 1 to 5000');
+  }
+  const devices = expandDeviceEntries(params.getAll('device'));
+  const runs = await client.runs({
+    devices: devices.length > 0 ? devices : undefined,
+    status: status.length > 0 ? (status as RunStatus[]) : undefined,
+    limit,
+  });
+  return jsonResponse(200, { runs } satisfies RunsResponse);
+}
+
+async function runNow(client: CollectorClient, _params: URLSearchParams, body: Uint8Array | null): Promise<ResourceResponse> {
+  let parsedBody: unknown;
+  try {
+    parsedBody = JSON.parse(Buffer.from(body ?? new Uint8Array()).toString('utf8') || 'null');
+  } catch {
+    return errorResponse(400, 'invalid-json', 'the body is not valid JSON; send {"devices": ["<device id>"]}');
+  }
+  const parsed = runNowSchema.safeParse(parsedBody);
+  if (!parsed.success) {
+    return errorResponse(400, 'invalid-body', `${formatFieldErrors(fieldErrors(parsed.error))}; send {"devices": ["<device id>"]}`);
+  }
+  const devices = 'devices' in parsed.data ? parsed.data.devices : [parsed.data.device];
+  return jsonResponse(202, await client.runNow(devices));
+}
