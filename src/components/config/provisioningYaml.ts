@@ -1,0 +1,31 @@
+/**
+ * The current settings as a Grafana provisioning file (as grafana-infinity-datasource offers):
+ * secrets are never echoed, they become environment references that Grafana expands.
+ */
+import type { DataSourceSettings } from '@grafana/data';
+import { stringify } from 'yaml';
+import type { Iperf3DataSourceOptions, Iperf3SecureJsonData, SecureJsonKey } from '../../types.js';
+
+export const SECRET_ENV_NAMES: Record<SecureJsonKey, string> = {
+  apiToken: 'IPERF3_COLLECTOR_API_TOKEN',
+  iperf3Password: 'IPERF3_PASSWORD',
+};
+
+export function provisioningYaml(options: DataSourceSettings<Iperf3DataSourceOptions, Iperf3SecureJsonData>): string {
+  const secureJsonData: Record<string, string> = {};
+  for (const key of Object.keys(SECRET_ENV_NAMES) as SecureJsonKey[]) {
+    const set = Boolean(options.secureJsonFields?.[key]) || Boolean(options.secureJsonData?.[key]);
+    if (set) secureJsonData[key] = `\${${SECRET_ENV_NAMES[key]}}`;
+  }
+  const datasource: Record<string, unknown> = {
+    name: options.name,
+    type: options.type,
+    uid: options.uid,
+    access: 'proxy',
+    isDefault: options.isDefault,
+    editable: true,
+    jsonData: options.jsonData,
+  };
+  if (Object.keys(secureJsonData).length > 0) datasource.secureJsonData = secureJsonData;
+  return stringify({ apiVersion: 1, datasources: [datasource] });
+}

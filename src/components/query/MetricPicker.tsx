@@ -1,0 +1,32 @@
+import type { SelectableValue } from '@grafana/data';
+import { MultiSelect } from '@grafana/ui';
+import { METRICS, type MetricGroup, type MetricName } from '../../shared/metrics.js';
+import { Components } from '../../selectors.js';
+
+const GROUP_LABELS: Record<MetricGroup, string> = { tcp: 'TCP', udp: 'UDP (jitter, loss)', run: 'Run (result, duration)' };
+
+/** The catalogue of src/shared/metrics.ts, grouped as the pickers show it. */
+export const METRIC_OPTIONS: Array<SelectableValue<MetricName>> = (Object.keys(GROUP_LABELS) as MetricGroup[]).map((group) => ({
+  label: GROUP_LABELS[group],
+  options: METRICS.filter((m) => m.group === group).map((m) => ({ label: m.displayName, value: m.name, description: `${m.name}: ${m.description}` })),
+}));
+
+interface Props {
+  value: MetricName[];
+  onChange: (metrics: MetricName[]) => void;
+}
+
+export function MetricPicker({ value, onChange }: Props) {
+  return (
+    <MultiSelect<MetricName>
+      inputId="iperf3-query-metrics"
+      data-testid={Components.QueryEditor.metrics}
+      aria-label="Metrics"
+      options={METRIC_OPTIONS}
+      value={value}
+      width={50}
+      placeholder="Choose metrics"
+      onChange={(selected) => onChange(selected.map((s) => s.value).filter((v): v is MetricName => v !== undefined))}
+    />
+  );
+}

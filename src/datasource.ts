@@ -1,0 +1,130 @@
+/**
+ * The data source as Grafana's frontend sees it. Queries, health checks and resources go to
+ * the plugin backend (DataSourceWithBackend); this class adds defaults, template-variable
+ * interpolation, the variable support and failed-run annotations.
+ */
+import {
+  CoreApp,
+  type DataSourceInstanceSettings,
+  type ScopedVars,
+  type TypedVariableModel,
+} from '@grafana/data';
+import { DataSourceWithBackend, getTemplateSrv, type TemplateSrv } from '@grafana/runtime';
+import type { DeviceInfo, RunNowResponse, RunsResponse, ServerInfo } from './shared/api.js';
+import type { MetricDefinition } from './shared/metrics.js';
+import { ALL_DEVICES, DEFAULT_QUERY, type LabelMatcher } from './shared/query.js';
+import { PLUGIN_VERSION } from './queryDefaults.js';
+import type { Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
+import { DeviceVariableSupport } from './variables/DeviceVariableSupport.js';
+
+/** Separates the values of a multi-value variable while interpolating; never part of a device id. */
+const MULTI_VALUE_SEPARATOR = '\u001f';
+const ALL_VALUE = '$__all';
+
+interface VariableLike {
+  current?: { value?: unknown };
+}
+
+/** Grafana passes the variable to a format function; "All" shows up as `$__all` in its current value. */
+function isAllSelected(variable: unknown): boolean {
+  const value = (variable as VariableLike | undefined)?.current?.value;
+  return value === ALL_VALUE || (Array.isArray(value) && value.includes(ALL_VALUE));
+}
+
+function joinMultiValue(value: unknown, variable?: unknown): string {
+  if (isAllSelected(variable)) return ALL_DEVICES;
+  return Array.isArray(value) ? value.map(String).join(MULTI_VALUE_SEPARATOR) : String(value);
+}
+
+function regexMultiValue(value: unknown, variable?: unknown): string {
+  if (isAllSelected(variable)) return '.*';
+  const values = Array.isArray(value) ? value.map(String) : [String(value)];
+  const escaped = values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`;
+}
+
+/**
+ * Interpolates a list whose entries may be multi-value variables: each entry is replaced and
+ * split into its values; `*` (All) swallows the rest; duplicates are dropped.
+ */
+export function interpolateList(templateSrv: TemplateSrv, entries: string[], scopedVars: ScopedVars): string[] {
+  const out = new Set<string>();
+  for (const entry of entries) {
+    for (const value of templateSrv.replace(entry, scopedVars, joinMultiValue).split(MULTI_VALUE_SEPARATOR)) {
+      const trimmed = value.trim();
+      if (trimmed !== '') out.add(trimmed);
+    }
+  }
+  return out.has(ALL_DEVICES) ? [ALL_DEVICES] : [...out];
+}
+
+export function interpolateMatchers(
+  templateSrv: TemplateSrv,
+  matchers: Array<LabelMatcher | (Omit<LabelMatcher, 'op'> & { op?: LabelMatcher['op'] })>,
+  scopedVars: ScopedVars,
+): LabelMatcher[] {
+  return matchers.map((m) => ({
+    ...m,
+    op: m.op ?? '=',
+    value: templateSrv.replace(m.value, scopedVars, m.op === '=~' || m.op === '!~' ? regexMultiValue : 'raw'),
+  }));
+}
+
+export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3DataSourceOptions> {
+  constructor(instanceSettings: DataSourceInstanceSettings<Iperf3DataSourceOptions>) {
+    super(instanceSettings);
+    this.variables = new DeviceVariableSupport(this);
+    this.annotations = {
+      // Failed and interrupted runs as annotations; the backend's run-log frame has time and message fields.
+      getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'], limit: 500 }),
+    };
+  }
+
+  override getDefaultQuery(_app: CoreApp): Partial<Iperf3DataQuery> {
+    return { ...DEFAULT_QUERY, pluginVersion: PLUGIN_VERSION } as Partial<Iperf3DataQuery>;
+  }
+
+  override filterQuery(query: Iperf3DataQuery): boolean {
+    return !query.hide;
+  }
+
+  override applyTemplateVariables(query: Iperf3DataQuery, scopedVars: ScopedVars): Iperf3DataQuery {
+    const templateSrv = getTemplateSrv();
+    const out: Iperf3DataQuery = { ...query };
+    if (query.devices) out.devices = interpolateList(templateSrv, query.devices, scopedVars);
+    if (query.labelMatchers) out.labelMatchers = interpolateMatchers(templateSrv, query.labelMatchers, scopedVars);
+    if ('server' in query && query.server) {
+      const server = templateSrv.replace(query.server, scopedVars);
+      (out as { server?: string }).server = server === '' ? undefined : server;
+    }
+    return out;
+  }
+
+  /** Names of dashboard variables, offered as `$name` in the pickers. */
+  getVariableNames(): string[] {
+    return getTemplateSrv()
+      .getVariables()
+      .map((v: TypedVariableModel) => `$${v.name}`);
+  }
+
+  async getDevices(): Promise<DeviceInfo[]> {
+    return this.getResource<DeviceInfo[]>('devices');
+  }
+
+  async getServers(): Promise<ServerInfo[]> {
+    return this.getResource<ServerInfo[]>('servers');
+  }
+
+  async getMetrics(): Promise<MetricDefinition[]> {
+    return this.getResource<MetricDefinition[]>('metrics');
+  }
+
+  async getRuns(): Promise<RunsResponse> {
+    return this.getResource<RunsResponse>('runs');
+  }
+
+  /** Queues a run now for these devices (the collector skips devices already running). */
+  async runNow(devices: string[]): Promise<RunNowResponse> {
+    return this.postResource<RunNowResponse>('runs', { devices });
+  }
+}
