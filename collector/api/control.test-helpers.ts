@@ -1,0 +1,86 @@
+/** A small CollectorControl for the API tests, and a store seeded with known runs. */
+import type { ServerInfo } from '../../src/shared/api.js';
+import { settingsSchema, type Settings } from '../../src/shared/settings.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from '../store/fixtures.test-helpers.js';
+import { DevicesBusyError, UnknownDevicesError } from './errors.js';
+import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from './types.js';
+
+export const FILE_SETTINGS: Settings = settingsSchema.parse({ servers: [{ host: '10.0.0.1' }, { host: '10.0.0.2' }] });
+
+export class TestControl implements CollectorControl {
+  deviceList: DeviceSummary[] = [
+    { id: 'a', host: '192.0.2.1', port: 22, labels: { site: 'rome' }, pool: null, enabled: true },
+    { id: 'b', host: '192.0.2.2', port: 2222, labels: {}, pool: 'edge', enabled: true },
+    { id: 'c', host: 'c.example.net', port: 22, labels: {}, pool: null, enabled: false },
+  ];
+  serverList: ServerInfo[] = [
+    { host: '10.0.0.1', port: 5201, key: SERVER_A, pool: null, busy: true, busySeconds: 12.5 },
+    { host: '10.0.0.2', port: 5201, label: 'second', key: SERVER_B, pool: null, busy: false, busySeconds: 0 },
+  ];
+  /** how checkServer answers, by host; missing hosts are reachable */
+  checks = new Map<string, ServerCheck | 'never' | Error | string>();
+  checkCalls: [string, number, number][] = [];
+  statusValue: CollectorStatus = {
+    running: true,
+    queueLength: 3,
+    nextRun: new Date('2025-03-02T02:00:00.000Z'),
+    lastScheduledRun: new Date('2025-03-01T02:00:00.000Z'),
+    settingsSource: 'file',
+  };
+  running = new Set<string>();
+  queued: string[][] = [];
+  current: { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } = {
+    settings: FILE_SETTINGS,
+    source: 'file',
+    updatedAt: null,
+  };
+  /** thrown by the next applySettings */
+  applyError: Error | null = null;
+
+  devices(): DeviceSummary[] {
+    return this.deviceList;
+  }
+  servers(): ServerInfo[] {
+    return this.serverList;
+  }
+  status(): CollectorStatus {
+    return this.statusValue;
+  }
+  runNow(devices: string[]): { queued: string[] } {
+    const unknown = devices.filter((d) => !this.deviceList.some((x) => x.id === d));
+    if (unknown.length > 0) throw new UnknownDevicesError(unknown);
+    const busy = devices.filter((d) => this.running.has(d));
+    if (busy.length > 0) throw new DevicesBusyError(busy);
+    this.queued.push(devices);
+    return { queued: devices };
+  }
+  applySettings(settings: Settings, updatedAt: string): void {
+    if (this.applyError) throw this.applyError;
+    this.current = { settings, source: 'api', updatedAt };
+  }
+  currentSettings(): { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } {
+    return this.current;
+  }
+  checkServer(host: string, port: number, timeoutMs: number): Promise<ServerCheck> {
+    this.checkCalls.push([host, port, timeoutMs]);
+    const answer = this.checks.get(host) ?? { reachable: true };
+    if (answer === 'never') return new Promise(() => undefined);
+    if (answer instanceof Error || typeof answer === 'string') return Promise.reject(answer);
+    return Promise.resolve(answer);
+  }
+}
+
+export const DAY = 86_400_000;
+export const D0 = Date.parse('2025-02-01T02:00:00.000Z');
+
+/** a: ok on A at D0, failed on A at D0+1d; b: ok on B at D0. Returns the run ids. */
+export function seedRuns(store: SqliteStore): { a1: number; a2: number; b1: number } {
+  const a1 = store.startRun({ device: 'a', trigger: 'schedule', roundId: null, startedAt: new Date(D0) });
+  store.finishRun(a1, okOutcome(D0, 100, 200));
+  const b1 = store.startRun({ device: 'b', trigger: 'schedule', roundId: null, startedAt: new Date(D0 + 1000) });
+  store.finishRun(b1, okOutcome(D0 + 1000, 10, 20, SERVER_B));
+  const a2 = store.startRun({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(D0 + DAY) });
+  store.finishRun(a2, failedOutcome(D0 + DAY));
+  return { a1, a2, b1 };
+}

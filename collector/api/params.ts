@@ -1,0 +1,133 @@
+/**
+ * Schemas of the API's query strings and bodies. Query values arrive as strings, or arrays
+ * of strings when a parameter is repeated; list parameters also accept comma-separated values.
+ */
+import { z } from 'zod';
+import { RUN_STATUSES } from '../../src/shared/api.js';
+import { DIRECTIONS, METRIC_NAMES } from '../../src/shared/metrics.js';
+import type { FieldError } from '../../src/shared/settings.js';
+import type { ApiLimits } from './types.js';
+
+const TIME_HELP = 'use epoch milliseconds (e.g. 1735689600000) or an ISO-8601 time (e.g. 2025-01-01T00:00:00Z)';
+const ISO_START = /^\d{4}-\d{2}-\d{2}/;
+
+/** One value: rejects a repeated parameter, says what is missing. */
+const single = (what: string) =>
+  z.string({ error: (iss) => (iss.input === undefined ? `required: ${what}` : 'give this parameter once') }).trim();
+
+const time = (what: string) =>
+  single(what).transform((s, ctx) => {
+    const ms = /^\d+$/.test(s) ? Number(s) : ISO_START.test(s) ? Date.parse(s) : Number.NaN;
+    if (!Number.isSafeInteger(ms)) {
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not a time; ${TIME_HELP}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const wholeNumber = (min: number, max: number) =>
+  single(`a whole number from ${min} to ${max}`)
+    .regex(/^\d+$/, `must be a whole number from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().min(min, `must be from ${min} to ${max}`).max(max, `must be from ${min} to ${max}`));
+
+/** `a,b` or `x=a&x=b` (or both) as a list without empty items. */
+const list = <T extends z.ZodType>(item: T, what: string) =>
+  z.preprocess(
+    (v) => (v === undefined ? undefined : (Array.isArray(v) ? v : [v]).flatMap((s) => String(s).split(',')).map((s) => s.trim()).filter((s) => s !== '')),
+    z.array(item, { error: `required: ${what}` }),
+  );
+
+const deviceId = z.string().max(200, 'a device id has at most 200 characters');
+
+function deviceList(limits: ApiLimits) {
+  return list(deviceId, 'one or more device ids').pipe(
+    z
+      .array(deviceId)
+      .min(1, 'name at least one device')
+      .max(limits.maxDevices, `at most ${limits.maxDevices} devices per request; split the request`),
+  );
+}
+
+/** A device list, or `all` for every device. */
+function devicesOrAll(limits: ApiLimits) {
+  return deviceList(limits).transform((d): string[] | 'all' => (d.length === 1 && d[0] === 'all' ? 'all' : d));
+}
+
+const metricList = list(
+  z.enum(METRIC_NAMES, { error: (iss) => `"${String(iss.input)}" is not a metric; use one of ${METRIC_NAMES.join(', ')}` }),
+  `one or more metrics (${METRIC_NAMES.join(', ')})`,
+).pipe(z.array(z.enum(METRIC_NAMES)).min(1, `name at least one metric (${METRIC_NAMES.join(', ')})`));
+
+const statusList = list(
+  z.enum(RUN_STATUSES, { error: (iss) => `"${String(iss.input)}" is not a run status; use one of ${RUN_STATUSES.join(', ')}` }),
+  'one or more statuses',
+);
+
+const direction = z.enum(DIRECTIONS, { error: `use one of ${DIRECTIONS.join(', ')}` });
+const server = single('host:port of an iperf3 server').min(1, 'give the server as host:port, e.g. 10.0.0.1:5201');
+
+/** from <= to, and (for series) not further apart than the limit. */
+function checkRange(maxRangeMs: number) {
+  const days = Math.round(maxRangeMs / 86_400_000);
+  return (q: { from?: number; to?: number }, ctx: z.core.$RefinementCtx) => {
+    if (q.from === undefined || q.to === undefined) return;
+    if (q.from > q.to) ctx.addIssue({ code: 'custom', path: ['from'], message: 'must not be after "to"' });
+    else if (q.to - q.from > maxRangeMs)
+      ctx.addIssue({ code: 'custom', path: ['from'], message: `the range from..to may span at most ${days} days; narrow it` });
+  };
+}
+
+export function apiSchemas(limits: ApiLimits) {
+  return {
+    runsQuery: z
+      .strictObject({
+        device: deviceList(limits).optional(),
+        status: statusList.optional(),
+        from: time('a time').optional(),
+        to: time('a time').optional(),
+        limit: wholeNumber(1, limits.maxRuns).default(100),
+      })
+      .superRefine(checkRange(Number.POSITIVE_INFINITY)),
+    seriesQuery: z
+      .strictObject({
+        device: devicesOrAll(limits),
+        metric: metricList,
+        from: time(`the start of the range; ${TIME_HELP}`),
+        to: time(`the end of the range; ${TIME_HELP}`),
+        maxPoints: wholeNumber(1, limits.maxPoints).default(1000),
+        server: server.optional(),
+        direction: direction.optional(),
+        splitByServer: z.stringbool({ error: 'use true or false' }).default(false),
+      })
+      .superRefine(checkRange(limits.maxRangeMs)),
+    latestQuery: z.strictObject({
+      device: devicesOrAll(limits),
+      metric: metricList,
+      server: server.optional(),
+      direction: direction.optional(),
+      to: time('a time').optional(),
+    }),
+    runId: z.strictObject({
+      id: z.string().regex(/^[1-9]\d{0,15}$/, 'a run id is a positive whole number').transform(Number),
+    }),
+    runNowBody: z.strictObject(
+      {
+        devices: z
+          .array(deviceId.trim().min(1, 'a device id cannot be empty'), { error: 'required: a list of device ids, e.g. ["r1"]' })
+          .min(1, 'name at least one device')
+          .max(limits.maxDevices, `at most ${limits.maxDevices} devices per request; split the request`),
+      },
+      { error: (iss) => (iss.code === 'invalid_type' ? 'send a JSON object such as {"devices": ["r1"]}' : undefined) },
+    ),
+  };
+}
+
+/** Field errors of a failed parse; an unknown parameter is named as its own field. */
+export function paramErrors(error: z.ZodError, known: readonly string[]): FieldError[] {
+  return error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: key, message: `unknown parameter; known: ${known.join(', ')}` }))
+      : [{ field: issue.path.map(String).join('.') || '(root)', message: issue.message }],
+  );
+}

@@ -1,0 +1,82 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { DeviceInfo, ServerInfo } from '../../src/shared/api.js';
+import type { Settings } from '../../src/shared/settings.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Telemetry } from '../telemetry.js';
+
+/** A device as the API lists it: no credentials; `lastRun` is added from the store. */
+export type DeviceSummary = Omit<DeviceInfo, 'lastRun'>;
+
+export interface CollectorStatus {
+  /** a test is running right now */
+  running: boolean;
+  /** devices waiting for a free server */
+  queueLength: number;
+  /** null when the schedule is off */
+  nextRun: Date | null;
+  lastScheduledRun: Date | null;
+  settingsSource: 'file' | 'api';
+}
+
+export interface ServerCheck {
+  reachable: boolean;
+  error?: string;
+}
+
+/** What the composition root gives the API to control the collector. */
+export interface CollectorControl {
+  devices(): DeviceSummary[];
+  servers(): ServerInfo[];
+  status(): CollectorStatus;
+  /**
+   * Queues manual runs ahead of the schedule and returns at once.
+   * Throws UnknownDevicesError (404) or DevicesBusyError (409) from ./errors.js, queuing nothing.
+   */
+  runNow(devices: string[]): { queued: string[] };
+  /**
+   * Makes validated settings effective. Runs inside the store transaction that saves them:
+   * when it throws (SettingsRejectedError for a 400, anything else for a 500) nothing is stored.
+   */
+  applySettings(settings: Settings, updatedAt: string): void;
+  /** The effective settings; `updatedAt` null when they come from the file. */
+  currentSettings(): { settings: Settings; source: 'file' | 'api'; updatedAt: string | null };
+  /** A TCP connection to an iperf3 server from the collector, given up after `timeoutMs`. */
+  checkServer(host: string, port: number, timeoutMs: number): Promise<ServerCheck>;
+}
+
+export interface ApiLimits {
+  /** most devices one request may name (default 1000) */
+  maxDevices: number;
+  /** longest time range of a series request (default 5 years) */
+  maxRangeMs: number;
+  /** most runs one GET /api/v1/runs returns (default 1000) */
+  maxRuns: number;
+  /** most points per series (default 10000) */
+  maxPoints: number;
+  /** largest request body in bytes (default 1 MiB) */
+  bodyLimit: number;
+  /** how long GET /api/v1/health waits for each iperf3 server (default 2000 ms) */
+  healthCheckTimeoutMs: number;
+}
+
+export interface ApiDeps {
+  store: SqliteStore;
+  telemetry: Telemetry;
+  /** the bearer token every route but /healthz requires */
+  token: string;
+  version: string;
+  control: CollectorControl;
+  /** a pino logger (fastify's own type); without one the API does not log */
+  logger?: FastifyBaseLogger;
+  /** reported by GET /api/v1/health (default: when buildApi was called) */
+  startedAt?: Date;
+  limits?: Partial<ApiLimits>;
+}
+
+export interface DevicesResponse {
+  devices: DeviceInfo[];
+}
+
+export interface ServersResponse {
+  servers: ServerInfo[];
+}
