@@ -74,6 +74,10 @@ export function parseDataSourceConfig(message: DataSourceInstanceSettingsMessage
   });
   if (errors.length > 0 || !url.success) throw new SettingsError(errors);
   const password = secure.iperf3Password?.trim();
+  // The iperf3 password travels to the collector inside the pushed settings (auth.password);
+  // it needs a username, which jsonData's clientOptions.auth carries.
+  const auth = settings.success ? settings.data.clientOptions.auth : null;
+  if (auth && password) auth.password = password;
   return {
     collectorUrl: url.data,
     apiToken,

@@ -160,13 +160,15 @@ async function mapLimited<T, R>(items: T[], limit: number, task: (item: T) => Pr
 /** Labels that identify a series: the device, plus server/direction/metric where they split series. */
 export function seriesLabels(
   s: { device: string; server: string | null; direction: string | null; metric: string },
-  withMetric: boolean,
+  split: { metric: boolean; server: boolean },
 ): Record<string, string> {
+  // The server of a point is not part of a series' identity unless the query splits by it:
+  // alert instances must not change when a device is tested against another server.
   return {
     device: s.device,
-    ...(s.server ? { server: s.server } : {}),
+    ...(split.server && s.server ? { server: s.server } : {}),
     ...(s.direction ? { direction: s.direction } : {}),
-    ...(withMetric ? { metric: s.metric } : {}),
+    ...(split.metric ? { metric: s.metric } : {}),
   };
 }
 
@@ -210,13 +212,13 @@ async function timeSeriesFrames(query: TimeSeriesQuery, message: DataQueryMessag
   );
   const series = responses.flatMap((r) => r.series).filter((s) => s.points.length > 0);
   if (series.length === 0) return [emptyFrame(query.refId, TIMESERIES_META)];
-  const withMetric = query.metrics.length > 1;
-  return series.map((s) => seriesFrame(query.refId, s, withMetric));
+  const split = { metric: query.metrics.length > 1, server: query.splitByServer };
+  return series.map((s) => seriesFrame(query.refId, s, split));
 }
 
-function seriesFrame(refId: string, s: Series, withMetric: boolean): DataFrame {
+function seriesFrame(refId: string, s: Series, split: { metric: boolean; server: boolean }): DataFrame {
   const points = [...s.points].sort((a, b) => a[0] - b[0]);
-  const labels = seriesLabels(s, withMetric);
+  const labels = seriesLabels(s, split);
   return {
     refId,
     name: s.metric,
@@ -255,9 +257,9 @@ async function latestFrames(query: LatestQuery & { derivedMetrics: string[] }, c
     }
   }
   if (values.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
-  const withMetric = query.metrics.length + query.derivedMetrics.length > 1;
+  const split = { metric: query.metrics.length + query.derivedMetrics.length > 1, server: query.splitByServer };
   return values.map((v) => {
-    const labels = seriesLabels(v, withMetric);
+    const labels = seriesLabels(v, split);
     return {
       refId: query.refId,
       name: v.metric,
