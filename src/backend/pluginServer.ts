@@ -3,6 +3,7 @@
  * hashicorp/go-plugin needs (grpc.health.v1 reporting "plugin" SERVING, and
  * plugin.GRPCController/Shutdown).
  */
+import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { checkHealth } from './checkHealth.js';
 import { InstanceManager, SettingsError, type DataSourceInstance, type DataSourceInstanceSettingsMessage } from './instanceSettings.js';
@@ -54,6 +55,10 @@ export class PluginServer {
       collectorTimeoutMs: options.collectorTimeoutMs,
       onNewInstance: (instance) => this.pushSettings(instance),
     });
+    // grpc-js logs with console.error (stderr) in its own format; Grafana expects hclog JSON
+    // there. Its messages (e.g. a port of the range already taken) are debugging detail.
+    const grpcLog = (...args: unknown[]): void => this.logger.debug({ component: 'grpc-js' }, format(...args));
+    grpc.setLogger({ error: grpcLog, info: grpcLog, debug: grpcLog });
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
       'grpc.max_send_message_length': -1,
