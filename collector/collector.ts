@@ -33,13 +33,6 @@ export interface CollectorOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** Masks secrets of settings before they leave the process. */
-export function maskSettings(settings: Settings): Settings {
-  const auth = settings.clientOptions.auth;
-  if (!auth?.password) return settings;
-  return { ...settings, clientOptions: { ...settings.clientOptions, auth: { ...auth, password: '********' } } };
-}
-
 export class Collector implements CollectorControl {
   readonly registry: ServerRegistry;
   readonly dispatcher: Dispatcher;
@@ -240,7 +233,8 @@ export class Collector implements CollectorControl {
   }
 
   currentSettings(): { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } {
-    return { settings: maskSettings(this.settings), source: this.settingsSource, updatedAt: this.settingsUpdatedAt };
+    // the API masks the iperf3 password before answering
+    return { settings: this.settings, source: this.settingsSource, updatedAt: this.settingsUpdatedAt };
   }
 
   /**

@@ -1,0 +1,177 @@
+/**
+ * The collector core behind its real HTTP API and a real SQLite file: settings pushed the way
+ * the Grafana data source pushes them, run-now validation, the server list and busy state.
+ * (Runs against real devices are in test/integration/collector-lab.test.ts.)
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from './config/load.js';
+import { ClassifiedError, type DeviceConnector } from './model.js';
+import { parseListen, startService, type Service } from './service.js';
+import { SqliteStore } from './store/sqlite-store.js';
+
+const TOKEN = 'core-token-0123456789abcdef';
+const logger = pino({ level: 'silent' });
+let dir: string;
+let service: Service;
+let connects: string[];
+
+/** Fault injection: every device is unreachable, so runs end at once as `skipped`. */
+const unreachable: DeviceConnector = {
+  connect: async (target) => {
+    connects.push(target.id);
+    throw new ClassifiedError('unreachable', `no route to ${target.host}`);
+  },
+};
+
+function loaded(extra = '') {
+  writeFileSync(join(dir, 'token'), TOKEN);
+  writeFileSync(join(dir, 'key'), 'k');
+  writeFileSync(join(dir, 'iperf-pass'), 'file-password');
+  return loadConfigText(
+    `apiTokenFile: token
+listen: 127.0.0.1:0
+database: ./db.sqlite
+servers: [{ host: 10.9.0.1, label: one }]
+pools: { org-a: [{ host: 10.9.1.1, port: 5202 }] }
+devices:
+  - { id: a, host: 10.9.0.10, username: root, privateKeyFile: key, labels: { site: hq } }
+  - { id: b, host: 10.9.0.11, username: root, privateKeyFile: key, pool: org-a, enabled: false }
+${extra}`,
+    join(dir, 'collector.yaml'),
+  );
+}
+
+async function api(path: string, init: RequestInit = {}) {
+  const res = await fetch(`${service.url}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...init.headers },
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'core-'));
+  connects = [];
+});
+afterEach(async () => {
+  await service?.close();
+});
+
+describe('collector core behind the API', () => {
+  it('lists devices without credentials and servers of every pool', async () => {
+    service = await startService(loaded(), logger, { connector: unreachable, schedule: false });
+    const devices = (await api('/api/v1/devices')).body.devices as Record<string, unknown>[];
+    expect(devices.map((d) => [d.id, d.pool, d.enabled, d.labels])).toEqual([
+      ['a', null, true, { site: 'hq' }],
+      ['b', 'org-a', false, {}],
+    ]);
+    expect(JSON.stringify(devices)).not.toMatch(/privateKey|key/i);
+    const servers = (await api('/api/v1/servers')).body.servers as Record<string, unknown>[];
+    expect(servers.map((s) => [s.key, s.pool, s.label, s.busy])).toEqual([
+      ['10.9.0.1:5201', null, 'one', false],
+      ['10.9.1.1:5202', 'org-a', undefined, false],
+    ]);
+  });
+
+  it('takes settings pushed by Grafana, persists them, masks the password and restarts the schedule', async () => {
+    service = await startService(loaded(), logger, { connector: unreachable });
+    expect((await api('/api/v1/settings')).body.source).toBe('file');
+    const before = service.collector.status().nextRun;
+    const pushed = {
+      servers: [{ host: '2001:db8::5', port: 5201 }],
+      pools: { 'org-a': [{ host: 'iperf.org-a.example', port: 5201 }] },
+      clientOptions: { time: 5, auth: { username: 'mon', password: 'grafana-secret', rsaPublicKey: 'PEM' } },
+      schedule: { cron: '30 3 * * *', timezone: 'UTC' },
+    };
+    const put = await api('/api/v1/settings', { method: 'PUT', body: JSON.stringify(pushed) });
+    expect(put.status).toBe(200);
+    expect(JSON.stringify(put.body)).not.toContain('grafana-secret');
+    const got = await api('/api/v1/settings');
+    expect(got.body.source).toBe('api');
+    expect(JSON.stringify(got.body)).not.toContain('grafana-secret');
+    expect(service.collector.status().nextRun?.toISOString()).toMatch(/T03:30:00/);
+    expect(service.collector.status().nextRun).not.toEqual(before);
+    expect(service.collector.servers().map((s) => s.key)).toEqual(['[2001:db8::5]:5201', 'iperf.org-a.example:5201']);
+
+    // a restart keeps what Grafana pushed, secrets included (they stay inside the collector)
+    await service.close();
+    service = await startService(loaded(), logger, { connector: unreachable, schedule: false });
+    expect(service.collector.currentSettings().source).toBe('api');
+    expect(service.collector.currentSettings().settings.clientOptions.auth?.password).toBe('grafana-secret');
+  });
+
+  it('rejects settings that cannot work, naming the field, and keeps the stored ones', async () => {
+    service = await startService(loaded(), logger, { connector: unreachable, schedule: false });
+    const noPool = await api('/api/v1/settings', { method: 'PUT', body: JSON.stringify({ servers: [{ host: '10.9.0.1' }] }) });
+    expect(noPool.status).toBe(400);
+    expect(noPool.body.fields).toEqual([{ field: 'pools', message: 'device b uses pool "org-a", which these settings do not define' }]);
+    const noSecret = await api('/api/v1/settings', {
+      method: 'PUT',
+      body: JSON.stringify({ servers: [{ host: '10.9.0.1' }], pools: { 'org-a': [{ host: '10.9.1.1' }] }, clientOptions: { auth: { username: 'mon' } } }),
+    });
+    expect(noSecret.status).toBe(400);
+    expect((noSecret.body.fields as { field: string }[]).map((f) => f.field)).toEqual(['clientOptions.auth.password', 'clientOptions.auth.rsaPublicKey']);
+    expect((await api('/api/v1/settings')).body.source).toBe('file');
+    expect(service.store.getSettings()).toBeNull();
+  });
+
+  it('falls back to the secrets of the YAML file for auth pushed without them', async () => {
+    writeFileSync(join(dir, 'pem'), 'PEM');
+    service = await startService(
+      loaded('clientOptions: { auth: { username: mon, passwordFile: iperf-pass, rsaPublicKeyFile: pem } }'),
+      logger,
+      { connector: unreachable, schedule: false },
+    );
+    const put = await api('/api/v1/settings', {
+      method: 'PUT',
+      body: JSON.stringify({ servers: [{ host: '10.9.0.1' }], pools: { 'org-a': [{ host: '10.9.1.1' }] }, clientOptions: { auth: { username: 'other' } } }),
+    });
+    expect(put.status).toBe(200);
+  });
+
+  it('queues run-now requests, refuses unknown devices (404) and devices already queued (409)', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const slow: DeviceConnector = { connect: (t) => gate.then(() => unreachable.connect(t)) };
+    service = await startService(loaded(), logger, { connector: slow, schedule: false });
+    expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['zz'] }) })).status).toBe(404);
+    const queued = await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a', 'b', 'a'] }) });
+    expect(queued).toEqual({ status: 202, body: { queued: ['a', 'b'] } });
+    expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(409);
+    expect(service.collector.status()).toMatchObject({ running: true, settingsSource: 'file' });
+    open();
+    for (let i = 0; i < 50 && service.collector.status().running; i++) await new Promise((r) => setTimeout(r, 20));
+    const runs = (await api('/api/v1/runs')).body.runs as { device: string; status: string; errorClass: string; trigger: string }[];
+    expect(runs.map((r) => [r.device, r.status, r.errorClass, r.trigger]).sort()).toEqual([
+      ['a', 'skipped', 'unreachable', 'manual'],
+      ['b', 'skipped', 'unreachable', 'manual'],
+    ]);
+    expect(connects.sort()).toEqual(['a', 'b']);
+  });
+
+  it('runs a round at start when asked, applies retention, and checks servers over TCP', async () => {
+    const store = SqliteStore.open(join(dir, 'db.sqlite'));
+    const old = store.startRun({ device: 'a', trigger: 'schedule', roundId: null, startedAt: new Date('2020-01-01T00:00:00Z') });
+    store.finishRun(old, { status: 'skipped', errorClass: 'unreachable', message: 'x', server: null, endedAt: new Date('2020-01-01T00:00:01Z'), tests: [], metrics: [] });
+    store.close();
+    service = await startService(loaded('schedule: { cron: "0 2 * * *", runAtStart: true }'), logger, { connector: unreachable });
+    for (let i = 0; i < 100 && service.store.lastRound()?.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(service.store.lastRound()?.status).toBe('done');
+    expect(connects).toEqual(['a']); // b is disabled
+    // the 2020 run is past retention (400 days) and was deleted after the round
+    expect(service.store.listRuns({}).map((r) => r.startedAt.slice(0, 4))).toEqual([String(new Date().getFullYear())]);
+    const { port } = parseListen(service.url.replace('http://', ''));
+    expect(await service.collector.checkServer('127.0.0.1', port)).toEqual({ reachable: true });
+    const closed = await service.collector.checkServer('127.0.0.1', 1);
+    expect(closed).toEqual({ reachable: false, error: 'ECONNREFUSED' });
+  });
+
+  it('parses listen addresses, IPv6 included', () => {
+    expect(parseListen('[::1]:8686')).toEqual({ host: '::1', port: 8686 });
+    expect(parseListen('0.0.0.0:80')).toEqual({ host: '0.0.0.0', port: 80 });
+  });
+});
