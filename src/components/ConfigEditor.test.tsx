@@ -2,7 +2,7 @@
 import '../../tests/setup/jsdom.js';
 import type { DataSourceSettings } from '@grafana/data';
 import { render, screen, within } from '@testing-library/react';
-import userEvent from '@testing-library/user-event';
+import { userEvent } from '@testing-library/user-event';
 import { useState } from 'react';
 import { parse } from 'yaml';
 import { afterEach, describe, expect, it, vi } from 'vitest';

@@ -1,5 +1,5 @@
 import type { SelectableValue } from '@grafana/data';
-import { MultiSelect } from '@grafana/ui';
+import { MultiSelect, Stack, Text } from '@grafana/ui';
 import type { DeviceInfo } from '../../shared/api.js';
 import { ALL_DEVICES } from '../../shared/query.js';
 import { Components } from '../../selectors.js';
@@ -33,6 +33,7 @@ export function DevicePicker({ value, devices, loadError, variables, onChange }:
   // keep entries the collector does not list (yet) visible instead of silently dropping them
   for (const v of value) if (!options.some((o) => o.value === v)) options.push({ label: v, value: v, description: 'not in the collector inventory' });
   return (
+    <Stack direction="column" gap={0.5}>
     <MultiSelect<string>
       inputId="iperf3-query-devices"
       data-testid={Components.QueryEditor.devices}
@@ -41,7 +42,7 @@ export function DevicePicker({ value, devices, loadError, variables, onChange }:
       value={value}
       isLoading={devices === undefined && !loadError}
       invalid={!!loadError}
-      placeholder={loadError ? `Could not load devices: ${loadError}` : 'Choose devices'}
+      placeholder="Choose devices"
       allowCustomValue
       width={50}
       onChange={(selected) => {
@@ -51,5 +52,11 @@ export function DevicePicker({ value, devices, loadError, variables, onChange }:
         onChange(last === ALL_DEVICES ? [ALL_DEVICES] : picked.filter((v) => v !== ALL_DEVICES));
       }}
     />
+    {loadError && (
+      <Text variant="bodySmall" color="error">
+        Could not load devices: {loadError}
+      </Text>
+    )}
+    </Stack>
   );
 }
