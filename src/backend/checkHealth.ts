@@ -7,6 +7,7 @@ import type { HealthResponse, ServerHealth } from '../shared/api.js';
 import { formatFieldErrors } from '../shared/settings.js';
 import { CollectorAuthError, CollectorRequestError, CollectorUnreachableError } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
+import { describeError } from './queryErrors.js';
 
 export interface HealthResult {
   status: 'OK' | 'ERROR';
@@ -76,5 +77,5 @@ function explainFailure(error: unknown, url: string): string {
     }
     return `The collector answered HTTP ${error.status}: ${error.message}`;
   }
-  return `Health check failed: ${error instanceof Error ? error.message : String(error)}`;
+  return describeError(error).message;
 }

@@ -217,7 +217,14 @@ export class CollectorClient {
       });
     }
     const text = await response.text();
-    if (response.ok) return JSON.parse(text) as T;
+    if (response.ok) {
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        // e.g. the URL points at a web server that is not the collector
+        throw new CollectorRequestError(response.status, 'not-json', `${method} ${API_PREFIX}${path} did not answer JSON: is ${this.baseUrl} the collector?`);
+      }
+    }
     const apiError = parseApiError(text);
     if (response.status === 401 || response.status === 403) {
       throw new CollectorAuthError(

@@ -124,8 +124,4 @@ export class InstanceManager {
     if (notify) this.options.onNewInstance?.(instance);
     return instance;
   }
-
-  get size(): number {
-    return this.instances.size;
-  }
 }

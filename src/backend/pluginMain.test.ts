@@ -98,6 +98,34 @@ describe('runPlugin', () => {
   });
 });
 
+describe('PluginServer.stop', () => {
+  it('cuts calls still in flight after the grace period', async () => {
+    const { createServer: createHttpServer } = await import('node:http');
+    const hanging = createHttpServer(() => undefined);
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const { PluginServer } = await import('./pluginServer.js');
+    const { logger } = recorder();
+    const server = new PluginServer({ logger });
+    const port = await server.listen();
+    const client = new PluginClient(`127.0.0.1:${port}`);
+    try {
+      const settings = {
+        jsonData: { collectorUrl: `http://127.0.0.1:${(hanging.address() as { port: number }).port}` },
+        secure: { apiToken: 't' },
+      };
+      const pending = client.queryData(settings, [{ refId: 'A', json: { queryType: 'latest' }, fromMs: 0, toMs: 1 }]).catch((e: unknown) => e);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await server.stop(50);
+      expect(await server.stop()).toBeUndefined();
+      expect(String(await pending)).toMatch(/CANCELLED|UNAVAILABLE|Call cancelled/);
+    } finally {
+      client.close();
+      hanging.closeAllConnections();
+      hanging.close();
+    }
+  });
+});
+
 describe('logger', () => {
   it('writes hclog JSON with microsecond timestamps and redacts secrets', () => {
     const { lines, logger } = recorder();
