@@ -10,7 +10,10 @@ let url: string;
 
 beforeAll(async () => {
   web = createServer((req, res) => {
-    if (req.url?.startsWith('/html')) res.writeHead(200, { 'content-type': 'text/html' }).end('<html>Grafana</html>');
+    if (req.url?.startsWith('/fields')) {
+      const body = { error: 'invalid-settings', message: 'invalid settings', fields: [{ field: 'servers.0.host', message: 'unknown host' }] };
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    } else if (req.url?.startsWith('/html')) res.writeHead(200, { 'content-type': 'text/html' }).end('<html>Grafana</html>');
     else res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'internal', message: 'database is locked' }));
   });
   await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
@@ -31,6 +34,11 @@ describe('checkHealth', () => {
   it('reports a collector that fails', async () => {
     const r = await checkHealth(instance(url));
     expect(r).toMatchObject({ status: 'ERROR', message: 'The collector answered HTTP 500: database is locked' });
+  });
+
+  it('reports settings the collector rejects, field by field', async () => {
+    const r = await checkHealth(instance(`${url}/fields`));
+    expect(r.message).toBe('The collector rejected the iperf3 settings: servers.0.host: unknown host. Fix these entries and save again.');
   });
 
   it('reports a URL that answers something other than JSON', async () => {
