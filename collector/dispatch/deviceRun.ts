@@ -105,10 +105,6 @@ class TestRunner {
     private readonly keyPath: string | undefined,
   ) {}
 
-  get serverKey(): string | null {
-    return this.lease?.key ?? null;
-  }
-
   /** Runs one test; a busy server is swapped for another free one, then retried after a backoff. */
   async run(test: PlannedTest): Promise<TestResultRecord> {
     let attempt = 1;

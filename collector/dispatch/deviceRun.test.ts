@@ -1,0 +1,145 @@
+/**
+ * Fault injection for the device run: a scripted session replays real iperf3 outputs captured
+ * in collector/iperf3/fixtures, to reach failures that a lab cannot produce on demand (a lost
+ * UDP set-up datagram, a device that cannot delete a file). The real paths run in
+ * test/integration/collector-lab.test.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { clientOptionsSchema } from '../../src/shared/settings.js';
+import type { DeviceConnector, DeviceSession, ExecResult, RunOutcome } from '../model.js';
+import { planTests, runTcpThenUdp, type RunDeps, type RunPlan } from './deviceRun.js';
+import { ServerRegistry } from './serverRegistry.js';
+
+const FIXTURES = join(import.meta.dirname, '../iperf3/fixtures');
+const fixture = (name: string): ExecResult => ({ stdout: readFileSync(join(FIXTURES, name), 'utf8'), stderr: '', exitCode: 0, timedOut: false });
+
+class ScriptedSession implements DeviceSession {
+  readonly commands: string[][] = [];
+  readonly removed: string[] = [];
+  constructor(
+    private readonly outputs: ExecResult[],
+    private readonly failRemove = false,
+  ) {}
+  async exec(argv: string[]): Promise<ExecResult> {
+    this.commands.push(argv);
+    const next = this.outputs.shift();
+    if (!next) throw new Error('script exhausted');
+    return next;
+  }
+  async writeTempFile(): Promise<string> {
+    return '/tmp/key.abc';
+  }
+  async removeFile(path: string): Promise<void> {
+    if (this.failRemove) throw new Error('read-only file system');
+    this.removed.push(path);
+  }
+  close(): void {}
+}
+
+function harness(connector: DeviceConnector, planOverrides: Partial<RunPlan> = {}) {
+  const finished: RunOutcome[] = [];
+  const logs: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
+  const deps: RunDeps = {
+    store: { startRun: () => 1, finishRun: (_id, outcome) => finished.push(outcome) },
+    connector,
+    registry: new ServerRegistry(),
+    logger,
+    clock: () => new Date(),
+    sleep: async () => undefined,
+    busyRetry: { attempts: 2, backoffMs: 1 },
+  };
+  const plan: RunPlan = {
+    device: { id: 'dev', host: '10.0.0.2', port: 22, username: 'root' },
+    servers: [{ host: '127.0.0.1', port: 5201 }],
+    options: clientOptionsSchema.parse({ directions: ['upload'] }),
+    auth: null,
+    trigger: 'manual',
+    roundId: null,
+    ...planOverrides,
+  };
+  return { deps, plan, finished, logs };
+}
+
+describe('device run, fault injection', () => {
+  it('plans TCP per direction, then UDP per direction when enabled', () => {
+    expect(planTests(clientOptionsSchema.parse({})).map((t) => `${t.protocol}-${t.direction}`)).toEqual(['tcp-upload', 'tcp-download', 'udp-upload', 'udp-download']);
+    expect(planTests(clientOptionsSchema.parse({ directions: ['download'], udp: { enabled: false } })).map((t) => `${t.protocol}-${t.direction}`)).toEqual(['tcp-download']);
+  });
+
+  it('retries a UDP test once when it fails to start (lost set-up datagram), and keeps the second result', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload.json'), fixture('error-server-terminated.json'), fixture('udp-upload.json')]);
+    const { deps, plan, finished, logs } = harness({ connect: async () => session });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect(summary.status).toBe('ok');
+    expect(session.commands).toHaveLength(3);
+    expect(session.commands[2]).toEqual(session.commands[1]);
+    expect(finished[0].tests.map((t) => [t.protocol, t.outcome.ok])).toEqual([
+      ['tcp', true],
+      ['udp', true],
+    ]);
+    expect(logs.join('')).toContain('retrying once');
+  });
+
+  it('gives up after the second UDP failure and records it, with zeros for UDP only', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload.json'), fixture('error-server-terminated.json'), fixture('error-server-terminated.json')]);
+    const { deps, plan, finished } = harness({ connect: async () => session });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect([summary.status, summary.errorClass]).toEqual(['failed', 'iperf3-error']);
+    expect(summary.message).toMatch(/^udp upload: /);
+    const zeros = finished[0].metrics.filter((m) => m.value === 0 && m.failed).map((m) => `${m.name}/${m.direction}`);
+    expect(zeros).toEqual(['result/null', 'udp_bps/upload']);
+  });
+
+  it('fails with server-unreachable and a fix when the device has no server at all', async () => {
+    const session = new ScriptedSession([]);
+    const { deps, plan } = harness({ connect: async () => session }, { servers: [] });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect([summary.status, summary.errorClass]).toEqual(['failed', 'server-unreachable']);
+    expect(summary.message).toMatch(/no iperf3 server is configured.*add servers/);
+  });
+
+  it('stores an unexpected error as internal instead of crashing the round', async () => {
+    const { deps, plan } = harness({
+      connect: async () => {
+        throw new TypeError('boom');
+      },
+    });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect([summary.status, summary.errorClass, summary.message]).toEqual(['failed', 'internal', 'boom']);
+    const { deps: d2, plan: p2 } = harness({
+      connect: async () => {
+        throw 'a string';
+      },
+    });
+    expect((await runTcpThenUdp(d2, p2)).message).toBe('a string');
+  });
+
+  it('passes the iperf3 password on stdin only, and warns when the key file cannot be removed', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload-auth.json')], true);
+    const execs: { argv: string[]; stdin?: string }[] = [];
+    const recording: DeviceSession = {
+      exec: (argv, o) => {
+        execs.push({ argv, stdin: o.stdin });
+        return session.exec(argv);
+      },
+      writeTempFile: () => session.writeTempFile(),
+      removeFile: (p) => session.removeFile(p),
+      close: () => session.close(),
+    };
+    const { deps, plan, logs } = harness(
+      { connect: async () => recording },
+      { auth: { username: 'mon', password: 'pa ss', rsaPublicKey: 'PEM' }, options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false }, auth: { username: 'mon' } }) },
+    );
+    const summary = await runTcpThenUdp(deps, plan);
+    expect(summary.status).toBe('ok');
+    expect(execs[0].stdin).toBe('pa ss\n');
+    expect(execs[0].argv.slice(0, 3)).toEqual(['sh', '-c', 'IFS= read -r IPERF3_PASSWORD; export IPERF3_PASSWORD; exec "$@"']);
+    expect(execs[0].argv).toContain('/tmp/key.abc');
+    expect(execs[0].argv.join(' ')).not.toContain('pa ss');
+    expect(logs.join('')).toContain('could not remove the temporary RSA key');
+  });
+});
