@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +16,6 @@ beforeAll(() => {
   writeFileSync(join(dir, 'pass'), 'hunter2\n');
   writeFileSync(join(dir, 'iperf-pass'), 's3cret\n');
   writeFileSync(join(dir, 'server.pem'), '-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n');
-  writeFileSync(join(dir, 'noread'), 'x');
-  chmodSync(join(dir, 'noread'), 0o000);
 });
 
 function errorsOf(fn: () => unknown): { field: string; message: string }[] {
@@ -127,14 +125,13 @@ devices:
   it('rejects a short API token and a missing token file', () => {
     expect(errorsOf(() => loadConfigText('apiTokenFile: short-token', join(dir, 'c.yaml')))[0].message).toMatch(/at least 16 characters/);
     expect(errorsOf(() => loadConfigText('{}', join(dir, 'c.yaml')))[0].field).toBe('apiTokenFile');
-    if (process.getuid?.() !== 0) {
-      expect(errorsOf(() => loadConfigText('apiTokenFile: noread', join(dir, 'c.yaml')))[0].message).toMatch(/permission denied/);
-    }
+    expect(errorsOf(() => loadConfigText('apiTokenFile: .', join(dir, 'c.yaml')))[0].message).toMatch(/\(EISDIR\); create it or fix the path/);
+    expect(errorsOf(() => loadConfigText('', join(dir, 'c.yaml')))[0].field).toBe('apiTokenFile');
   });
 
   it('reports YAML syntax errors with their line, and a missing file', () => {
     const fields = errorsOf(() => loadConfigText('servers: [\n  - {', join(dir, 'c.yaml')));
-    expect(fields[0].field).toMatch(/^line \d+/);
+    expect(fields[0]).toMatchObject({ field: '(yaml)', message: expect.stringMatching(/line \d+/) });
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/cannot read configuration file .*ENOENT.*--config/);
   });
 

@@ -36,30 +36,28 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-function readSecret(base: string, file: string, field: string, errors: FieldError[], what: string): string | null {
+const READ_ERRORS: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied' };
+
+/** Reads a secret file; on failure records a field error and returns '' (the load then fails). */
+function readSecret(base: string, file: string, field: string, errors: FieldError[], what: string, trim = true): string {
   const path = isAbsolute(file) ? file : resolve(base, file);
+  let text: string;
   try {
-    const text = readFileSync(path, 'utf8');
-    if (text.trim() === '') {
-      errors.push({ field, message: `${what} file ${path} is empty` });
-      return null;
-    }
-    return text;
+    text = readFileSync(path, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    errors.push({
-      field,
-      message: `cannot read ${what} file ${path} (${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code}); create it or fix the path`,
-    });
-    return null;
+    const code = (err as NodeJS.ErrnoException).code as string;
+    errors.push({ field, message: `cannot read ${what} file ${path} (${READ_ERRORS[code] ?? code}); create it or fix the path` });
+    return '';
   }
+  if (text.trim() === '') errors.push({ field, message: `${what} file ${path} is empty` });
+  return trim ? text.trim() : text;
 }
 
 /** Parses and validates YAML text; `path` is used to resolve relative files and in messages. */
 export function loadConfigText(text: string, path: string): LoadedConfig {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(`${path} is not valid YAML`, doc.errors.map((e) => ({ field: `line ${e.linePos?.[0].line ?? '?'}`, message: e.message.split('\n')[0] })));
+    throw new ConfigError(`${path} is not valid YAML`, doc.errors.map((e) => ({ field: '(yaml)', message: e.message.split('\n')[0] })));
   }
   const raw = doc.toJS() ?? {};
   const parsed = collectorConfigSchema.safeParse(raw);
@@ -68,19 +66,16 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
   const base = dirname(resolve(path));
   const errors: FieldError[] = [];
 
-  const apiToken = readSecret(base, config.apiTokenFile, 'apiTokenFile', errors, 'API token')?.trim() ?? '';
+  const apiToken = readSecret(base, config.apiTokenFile, 'apiTokenFile', errors, 'API token');
   if (apiToken !== '' && apiToken.length < 16) {
     errors.push({ field: 'apiTokenFile', message: 'the API token must be at least 16 characters; generate one with `openssl rand -hex 32`' });
   }
 
   const devices: LoadedDevice[] = config.devices.map((d, i) => {
     const target: DeviceTarget = { id: d.id, host: d.host, port: d.port, username: d.username, hostKey: d.hostKey };
-    if (d.privateKeyFile) {
-      const key = readSecret(base, d.privateKeyFile, `devices.${i}.privateKeyFile`, errors, 'SSH private key');
-      if (key !== null) target.privateKey = Buffer.from(key);
-    }
-    if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `devices.${i}.passphraseFile`, errors, 'key passphrase')?.trim();
-    if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `devices.${i}.passwordFile`, errors, 'SSH password')?.trim();
+    if (d.privateKeyFile) target.privateKey = Buffer.from(readSecret(base, d.privateKeyFile, `devices.${i}.privateKeyFile`, errors, 'SSH private key', false));
+    if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `devices.${i}.passphraseFile`, errors, 'key passphrase');
+    if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `devices.${i}.passwordFile`, errors, 'SSH password');
     return { config: d, target };
   });
 
@@ -89,12 +84,12 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
   const auth = config.clientOptions.auth;
   if (auth) {
     if (!auth.passwordFile) errors.push({ field: 'clientOptions.auth.passwordFile', message: 'iperf3 authentication needs passwordFile (a file holding the password)' });
-    else iperf3Password = readSecret(base, auth.passwordFile, 'clientOptions.auth.passwordFile', errors, 'iperf3 password')?.trim() ?? null;
+    else iperf3Password = readSecret(base, auth.passwordFile, 'clientOptions.auth.passwordFile', errors, 'iperf3 password');
     if (!auth.rsaPublicKeyFile && !auth.rsaPublicKey) {
       errors.push({ field: 'clientOptions.auth.rsaPublicKeyFile', message: "iperf3 authentication needs the server's RSA public key (PEM file)" });
     } else if (auth.rsaPublicKeyFile) {
-      iperf3RsaPublicKey = readSecret(base, auth.rsaPublicKeyFile, 'clientOptions.auth.rsaPublicKeyFile', errors, 'RSA public key');
-    } else iperf3RsaPublicKey = auth.rsaPublicKey ?? null;
+      iperf3RsaPublicKey = readSecret(base, auth.rsaPublicKeyFile, 'clientOptions.auth.rsaPublicKeyFile', errors, 'RSA public key', false);
+    } else iperf3RsaPublicKey = auth.rsaPublicKey as string;
   }
   const warnings: string[] = [];
   if (config.servers.length === 0 && config.devices.some((d) => d.pool === undefined)) {
@@ -102,7 +97,7 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
   }
   if (errors.length > 0) throw new ConfigError(`${path} refers to files or values that are not usable`, errors);
 
-  const databasePath = config.database === ':memory:' || isAbsolute(config.database) ? config.database : resolve(base, config.database);
+  const databasePath = isAbsolute(config.database) ? config.database : resolve(base, config.database);
   return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, warnings };
 }
 
@@ -111,7 +106,7 @@ export function loadConfigFile(path: string): LoadedConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read configuration file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; pass --config <file>`);
+    throw new ConfigError(`cannot read configuration file ${path}: ${(err as NodeJS.ErrnoException).code}; pass --config <file>`);
   }
   return loadConfigText(text, path);
 }
