@@ -30,7 +30,7 @@ describe('opening and migrating', () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'").pluck().all();
     expect(indexes).toEqual(
-      expect.arrayContaining(['metrics_name_device_time', 'metrics_device_time', 'runs_device_started_at', 'runs_status']),
+      expect.arrayContaining(['metrics_name_device_time', 'metrics_run_id', 'runs_device_started_at', 'runs_status']),
     );
     db.close();
   });

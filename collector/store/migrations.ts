@@ -72,8 +72,10 @@ export const MIGRATIONS: readonly Migration[] = [
           time_ms   INTEGER NOT NULL,
           failed    INTEGER NOT NULL CHECK (failed IN (0, 1))
         );
-        CREATE INDEX metrics_name_device_time ON metrics (name, device, time_ms);
-        CREATE INDEX metrics_device_time ON metrics (device, time_ms);
+        -- Covering index of the series and latest queries (answered from the index alone,
+        -- time range in the seek). Every metrics query names its metrics, so there is no
+        -- (device, time) index: it only tempted the planner away from this one.
+        CREATE INDEX metrics_name_device_time ON metrics (name, device, time_ms, direction, server, value, failed, run_id);
         CREATE INDEX metrics_run_id ON metrics (run_id);
 
         CREATE TABLE intervals (

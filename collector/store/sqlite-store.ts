@@ -401,19 +401,23 @@ export class SqliteStore implements HostKeyStore {
     where.push('time_ms BETWEEN ? AND ?');
     params.push(query.fromMs, query.toMs);
     const split = query.splitByServer === true;
-    const sql = `SELECT device, name, direction, server, time_ms, value, failed FROM metrics WHERE ${where.join(' AND ')}
-                 ORDER BY device, name, direction, ${split ? 'server, ' : ''}time_ms, run_id`;
-    const out: Series[] = [];
-    let current: Series | null = null;
+    // No ORDER BY: SQLite would sort every row in a temporary b-tree; grouping here and
+    // sorting each (already nearly sorted) series is cheaper and keeps the covering index.
+    const sql = `SELECT device, name, direction, server, time_ms, value, failed FROM metrics WHERE ${where.join(' AND ')}`;
+    const byKey = new Map<string, Series>();
     for (const [device, name, direction, server, timeMs, value, failed] of this.stmt(sql).raw().iterate(...params) as IterableIterator<MetricRow>) {
       const seriesServer = split ? server : null;
-      if (!current || current.device !== device || current.metric !== name || current.direction !== direction || current.server !== seriesServer) {
-        current = { device, metric: name, server: seriesServer, direction, points: [] };
-        out.push(current);
+      const key = `${device}\u0000${name}\u0000${direction ?? ''}\u0000${seriesServer ?? ''}`;
+      let s = byKey.get(key);
+      if (!s) {
+        s = { device, metric: name, server: seriesServer, direction, points: [] };
+        byKey.set(key, s);
       }
-      current.points.push([timeMs, value, failed] as SeriesPoint);
+      s.points.push([timeMs, value, failed] as SeriesPoint);
     }
-    for (const s of out) s.points = downsample(s.points, query.fromMs, query.toMs, query.maxPoints);
+    // Keys are unique and order like (device, metric, direction, server) with null first.
+    const out = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, s]) => s);
+    for (const s of out) s.points = downsample(s.points.sort((a, b) => a[0] - b[0]), query.fromMs, query.toMs, query.maxPoints);
     return out;
   }
 
@@ -424,10 +428,9 @@ export class SqliteStore implements HostKeyStore {
       where.push('time_ms <= ?');
       params.push(query.beforeMs);
     }
-    const sql = `SELECT device, name, direction, server, time_ms, value, failed FROM (
-                   SELECT *, row_number() OVER (PARTITION BY device, name, direction ORDER BY time_ms DESC, run_id DESC) AS rn
-                   FROM metrics WHERE ${where.join(' AND ')}
-                 ) WHERE rn = 1 ORDER BY device, name, direction`;
+    // SQLite takes the bare columns of a max() aggregate from the row holding the maximum.
+    const sql = `SELECT device, name, direction, server, max(time_ms), value, failed FROM metrics
+                 WHERE ${where.join(' AND ')} GROUP BY device, name, direction ORDER BY device, name, direction`;
     return (this.stmt(sql).raw().all(...params) as MetricRow[]).map(([device, metric, direction, server, timeMs, value, failed]) => ({
       device,
       metric,
