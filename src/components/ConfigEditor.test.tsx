@@ -281,7 +281,7 @@ describe('ConfigEditor: provisioning YAML', () => {
       uid: 'iperf3',
       access: 'proxy',
       jsonData: { collectorUrl: 'http://collector:8080', servers: [{ host: '192.0.2.10', port: 5201 }], schedule: { cron: '0 3 * * *' } },
-      secureJsonData: { apiToken: '${IPERF3_COLLECTOR_API_TOKEN}' },
+      secureJsonData: { apiToken: '${IPERF3_API_TOKEN}' },
     });
     expect(doc.datasources[0].secureJsonData.iperf3Password).toBeUndefined();
   });
@@ -292,6 +292,6 @@ describe('ConfigEditor: provisioning YAML', () => {
     await user.click(screen.getByTestId(Components.ConfigEditor.showYaml));
     const text = (await screen.findByTestId(Components.ConfigEditor.yaml)).textContent ?? '';
     expect(text).not.toContain('typed-secret');
-    expect(parse(text).datasources[0].secureJsonData).toEqual({ apiToken: '${IPERF3_COLLECTOR_API_TOKEN}' });
+    expect(parse(text).datasources[0].secureJsonData).toEqual({ apiToken: '${IPERF3_API_TOKEN}' });
   });
 });

@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { Iperf3DataSourceOptions, Iperf3SecureJsonData, SecureJsonKey } from '../../types.js';
 
 export const SECRET_ENV_NAMES: Record<SecureJsonKey, string> = {
-  apiToken: 'IPERF3_COLLECTOR_API_TOKEN',
+  apiToken: 'IPERF3_API_TOKEN',
   iperf3Password: 'IPERF3_PASSWORD',
 };
 

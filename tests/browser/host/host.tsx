@@ -85,8 +85,8 @@ w.__host = state;
 
 async function main() {
   const mod = await loadAmd('/dist/module.js');
-  const plugin = mod.plugin as DataSourcePlugin;
-  const ConfigEditor = plugin.components.ConfigEditor as React.ComponentType<{ options: DataSourceSettings; onOptionsChange: (o: DataSourceSettings) => void }>;
+  const plugin = mod.plugin as DataSourcePlugin<never>;
+  const ConfigEditor = plugin.components.ConfigEditor as unknown as React.ComponentType<{ options: DataSourceSettings; onOptionsChange: (o: DataSourceSettings) => void }>;
   const QueryEditor = plugin.components.QueryEditor as unknown as React.ComponentType<Record<string, unknown>>;
   const DataSourceClass = plugin.DataSourceClass as unknown as new (s: DataSourceInstanceSettings) => unknown;
   const ds = new DataSourceClass({ uid: UID, id: 1, name: 'iperf3', type: 'iperf3-datasource', jsonData: {}, meta: {} } as unknown as DataSourceInstanceSettings);
