@@ -93,6 +93,9 @@ cmd_create() {
     fi
   fi
   cmd_destroy "$name" # leftovers of a crashed run
+  # check-and-claim of the subnet must be atomic among concurrent creates
+  exec 9>"${LAB_ROOT%/*}/ipl-lab.lock"
+  flock 9
   used=$(ip -o -4 addr show | awk -v p="10.203.$n." 'index($4, p) == 1 { print $2 }')
   [ -z "$used" ] || die "subnet 10.203.$n.0/24 is already used by interface $used; pass another subnet number"
   mkdir -p "$dir/hosts" "$dir/client"
@@ -103,6 +106,7 @@ cmd_create() {
   ip link add "$br" type bridge nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0
   ip addr add "10.203.$n.1/24" dev "$br"
   ip link set "$br" up
+  flock -u 9
   ssh-keygen -q -t ed25519 -N '' -C "ipl-lab-$name" -f "$dir/client/id_ed25519"
   echo "dir=$dir"
   echo "bridge=$br"

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupLabs, createLab, LAB_SCRIPT, subnetNumberFor, type Lab } from './lab.js';
+import { cleanupLabs, createLab, LAB_SCRIPT, realLabName, subnetNumberFor, type Lab } from './lab.js';
 
 interface Iperf3Json {
   error?: string;
@@ -56,7 +56,7 @@ describe('lab', () => {
 
   beforeAll(async () => {
     lab = await createLab({
-      name: 'labtest',
+      name: 'lab',
       devices: [
         { id: 'shaped', ssh: 'openssh', rateMbit: RATE_MBIT },
         { id: 'drop', ssh: 'dropbear', password: 'pw-drop' },
@@ -71,7 +71,9 @@ describe('lab', () => {
   });
 
   it('gives every host an address in its own subnet and devices a fingerprinted SSH server', () => {
-    const n = subnetNumberFor('labtest');
+    expect(lab.name).toBe(realLabName('lab'));
+    expect(lab.name).toMatch(/^lab[0-9a-z]{2}$/);
+    const n = Number(lab.subnet.split('.')[2]);
     expect(lab.subnet).toBe(`10.203.${n}.0/24`);
     expect(lab.device('shaped').host).toBe(`10.203.${n}.10`);
     expect(lab.server('srv').host).toBe(`10.203.${n}.100`);
@@ -178,54 +180,70 @@ describe('lab', () => {
   });
 
   it('reports a clear error for bad input', async () => {
-    await expect(createLab({ name: 'labdup', devices: [{ id: 'a', ssh: 'openssh' }], servers: [{ id: 'a' }] })).rejects.toThrow(
+    await expect(createLab({ name: 'ldup', devices: [{ id: 'a', ssh: 'openssh' }], servers: [{ id: 'a' }] })).rejects.toThrow(
       /host id 'a' is used twice/,
     );
     await expect(createLab({ name: 'Bad-Name' })).rejects.toThrow(/must match/);
-    await expect(createLab({ name: 'labsub', subnet: subnetNumberFor('labtest') })).rejects.toThrow(/already used by interface ipl-labtest-br/);
-    await expect(createLab({ name: 'labbad', devices: [{ id: 'x', ssh: 'dropbear', sshdOptions: ['MaxSessions 1'] }] })).rejects.toThrow(
+    await expect(createLab({ name: 'toolong' })).rejects.toThrow(/must match/);
+    const n = Number(lab.subnet.split('.')[2]);
+    await expect(createLab({ name: 'lsub', subnet: n })).rejects.toThrow(new RegExp(`already used by interface ipl-${lab.name}-br`));
+    await expect(createLab({ name: 'lbad', devices: [{ id: 'x', ssh: 'dropbear', sshdOptions: ['MaxSessions 1'] }] })).rejects.toThrow(
       /openssh devices only/,
     );
-    expect(labLeftovers('labbad')).toEqual([]);
+    expect(labLeftovers(realLabName('lbad'))).toEqual([]);
     await expect(lab.setLoss('srv', 'drop', 5.5)).rejects.toThrow(/integer 0-100/);
     await expect(lab.setRate('drop', -1)).rejects.toThrow(/must be a number/);
   });
 });
 
 describe('lab lifecycle', () => {
+  it('takes the next free subnet when the derived one is in use', async () => {
+    const wanted = subnetNumberFor(realLabName('lnext'));
+    const blocker = await createLab({ name: 'lblk', subnet: wanted });
+    try {
+      const next = await createLab({ name: 'lnext' });
+      expect(next.subnet).toBe(`10.203.${(wanted % 254) + 1}.0/24`);
+      await next.destroy();
+    } finally {
+      await blocker.destroy();
+    }
+  });
+
   it('runs two labs at once and destroy removes everything, twice', async () => {
     const [a, b] = await Promise.all([
       createLab({ name: 'laba', devices: [{ id: 'd', ssh: 'openssh' }], servers: [{ id: 's' }] }),
       createLab({ name: 'labb', devices: [{ id: 'd', ssh: 'dropbear' }] }),
     ]);
     expect(a.subnet).not.toBe(b.subnet);
+    expect(a.name).toBe(realLabName('laba'));
     const pids = [...(await a.processes('d')), ...(await a.processes('s')), ...(await b.processes('d'))].map((p) => p.pid);
     expect(pids.length).toBeGreaterThanOrEqual(3);
-    expect(labLeftovers('laba').length).toBeGreaterThan(0);
+    expect(labLeftovers(a.name).length).toBeGreaterThan(0);
     await a.destroy();
     await a.destroy();
-    expect(labLeftovers('laba')).toEqual([]);
+    expect(labLeftovers(a.name)).toEqual([]);
     expect(ssh(b, 'd', 'true').status).toBe(0); // the other lab is untouched
     await b.destroy();
-    expect(labLeftovers('labb')).toEqual([]);
-    expect(existsSync('/etc/netns/ipl-laba-d')).toBe(false);
+    expect(labLeftovers(b.name)).toEqual([]);
+    expect(existsSync(`/etc/netns/ipl-${a.name}-d`)).toBe(false);
     const alive = pids.filter((pid) => spawnSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim().replace(/^Z.*/, '') !== '');
     expect(alive).toEqual([]);
   });
 
   it('cleanup removes labs whose owner process is gone, and keeps live ones', async () => {
-    const live = await createLab({ name: 'labkeep', devices: [{ id: 'd', ssh: 'openssh' }] });
+    const live = await createLab({ name: 'lkeep', devices: [{ id: 'd', ssh: 'openssh' }] });
     const dead = spawnSync('true').pid!; // a process id that has exited
-    execFileSync(LAB_SCRIPT, ['create', 'laborph', '77', String(dead)]);
-    execFileSync(LAB_SCRIPT, ['add-device', 'laborph', 'd', '10', 'dropbear']);
-    expect(labLeftovers('laborph').length).toBeGreaterThan(0);
-    expect(await cleanupLabs()).toContain('laborph');
-    expect(labLeftovers('laborph')).toEqual([]);
-    expect(labLeftovers('labkeep').length).toBeGreaterThan(0);
+    const orphan = realLabName('lorph');
+    execFileSync(LAB_SCRIPT, ['create', orphan, String(subnetNumberFor(orphan)), String(dead)]);
+    execFileSync(LAB_SCRIPT, ['add-device', orphan, 'd', '10', 'dropbear']);
+    expect(labLeftovers(orphan).length).toBeGreaterThan(0);
+    expect(await cleanupLabs()).toContain(orphan);
+    expect(labLeftovers(orphan)).toEqual([]);
+    expect(labLeftovers(live.name).length).toBeGreaterThan(0);
     // a lab of a live owner cannot be taken over by another process
-    const takeover = spawnSync(LAB_SCRIPT, ['create', 'labkeep', '78', '1'], { encoding: 'utf8' });
-    expect(takeover.stderr).toMatch(/lab 'labkeep' is in use by process \d+/);
+    const takeover = spawnSync(LAB_SCRIPT, ['create', live.name, '78', '1'], { encoding: 'utf8' });
+    expect(takeover.stderr).toMatch(new RegExp(`lab '${live.name}' is in use by process ${process.pid}`));
     await live.destroy();
-    expect(labLeftovers('labkeep')).toEqual([]);
+    expect(labLeftovers(live.name)).toEqual([]);
   });
 });

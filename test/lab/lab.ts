@@ -47,9 +47,13 @@ export interface LabServerSpec {
 }
 
 export interface LabSpec {
-  /** `[a-z][a-z0-9]{0,6}`, unique among labs existing at the same time */
+  /**
+   * `[a-z][a-z0-9]{0,4}`. The lab's real name (`lab.name`, in namespace and interface names)
+   * adds two characters derived from the process id, so that concurrent test runs of the same
+   * file do not collide.
+   */
   name: string;
-  /** N of the lab's subnet 10.203.N.0/24 (1-254); derived from the name when absent */
+  /** N of the lab's subnet 10.203.N.0/24 (1-254); when absent, derived from the name (the next free one) */
   subnet?: number;
   devices?: LabDeviceSpec[];
   servers?: LabServerSpec[];
@@ -124,6 +128,12 @@ export function subnetNumberFor(name: string): number {
   let hash = 0x811c9dc5;
   for (const ch of Buffer.from(name)) hash = Math.imul(hash ^ ch, 0x01000193) >>> 0;
   return (hash % 254) + 1;
+}
+
+/** The lab's real name: `name` plus two characters from the process id (see LabSpec.name). */
+export function realLabName(name: string): string {
+  if (!/^[a-z][a-z0-9]{0,4}$/.test(name)) throw new Error(`lab name '${name}' must match [a-z][a-z0-9]{0,4}`);
+  return `${name}${(process.pid % 1296).toString(36).padStart(2, '0')}`;
 }
 
 const liveLabs = new Set<string>();
@@ -237,6 +247,7 @@ export class Lab {
       child.stdout.on('data', (b: Buffer) => out.push(b));
       child.stderr.on('data', (b: Buffer) => err.push(b));
       child.on('error', reject);
+      child.stdin.on('error', () => undefined); // EPIPE when the command exits without reading stdin
       child.on('close', (code) =>
         resolve({ stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), exitCode: code }),
       );
@@ -285,20 +296,30 @@ export async function createLab(spec: LabSpec): Promise<Lab> {
   if (devices.length > MAX_DEVICES || servers.length > MAX_SERVERS) {
     throw new Error(`lab ${spec.name}: at most ${MAX_DEVICES} devices and ${MAX_SERVERS} servers`);
   }
-  const subnetNumber = spec.subnet ?? subnetNumberFor(spec.name);
-  const created = await runScript(['create', spec.name, String(subnetNumber), String(process.pid)]);
+  const name = realLabName(spec.name);
+  let subnetNumber = spec.subnet ?? subnetNumberFor(name);
+  let created: [string, string][] | undefined;
+  for (let attempt = 1; created === undefined; attempt++) {
+    try {
+      created = await runScript(['create', name, String(subnetNumber), String(process.pid)]);
+    } catch (error) {
+      const retry = spec.subnet === undefined && attempt < 16 && /already used by interface/.test(String(error));
+      if (!retry) throw error;
+      subnetNumber = (subnetNumber % 254) + 1;
+    }
+  }
   const privateKeyPath = required(created, 'client_key');
-  const lab = new Lab(spec.name, subnetNumber, required(created, 'dir'), {
+  const lab = new Lab(name, subnetNumber, required(created, 'dir'), {
     privateKeyPath,
     publicKeyPath: `${privateKeyPath}.pub`,
     privateKey: readFileSync(privateKeyPath),
   });
-  liveLabs.add(spec.name);
+  liveLabs.add(name);
   installExitHook();
   // allSettled: on failure, destroy only after every lab.sh call has finished
   const results = await Promise.allSettled([
     ...devices.map(async (d, i) => {
-      const args = ['add-device', spec.name, d.id, String(DEVICE_HOST_BASE + i), d.ssh];
+      const args = ['add-device', name, d.id, String(DEVICE_HOST_BASE + i), d.ssh];
       if (d.rateMbit !== undefined) args.push('--rate', String(d.rateMbit));
       if (d.iperf3 === false) args.push('--no-iperf3');
       for (const [k, v] of Object.entries(d.env ?? {})) args.push('--env', `${k}=${v}`);
@@ -318,7 +339,7 @@ export async function createLab(spec: LabSpec): Promise<Lab> {
     }),
     ...servers.map(async (s, i) => {
       const port = s.port ?? 5201;
-      const args = ['add-server', spec.name, s.id, String(SERVER_HOST_BASE + i), String(port)];
+      const args = ['add-server', name, s.id, String(SERVER_HOST_BASE + i), String(port)];
       if (s.auth) args.push('--auth', s.auth.username);
       const values = await runScript(args, s.auth?.password);
       const server: LabServer = { id: s.id, ns: required(values, 'ns'), host: required(values, 'ip'), port };
@@ -327,7 +348,7 @@ export async function createLab(spec: LabSpec): Promise<Lab> {
         server.auth = { ...s.auth, publicKeyPath, publicKeyPem: readFileSync(publicKeyPath, 'utf8') };
       }
       lab.servers[i] = server;
-      if (s.rateMbit !== undefined) await runScript(['set-rate', spec.name, s.id, String(s.rateMbit)]);
+      if (s.rateMbit !== undefined) await runScript(['set-rate', name, s.id, String(s.rateMbit)]);
     }),
   ]);
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
