@@ -1,0 +1,268 @@
+/**
+ * SSH access to devices with ssh2: host key verification (pinned or trust on first use),
+ * classified connection errors, and commands with a hard deadline that kills the remote process.
+ */
+import { createHash } from 'node:crypto';
+import { Client, type ClientChannel } from 'ssh2';
+import type { Logger } from 'pino';
+import {
+  ClassifiedError,
+  type DeviceConnector,
+  type DeviceSession,
+  type DeviceTarget,
+  type ExecOptions,
+  type ExecResult,
+  type HostKeyStore,
+} from '../model.js';
+import type { ErrorClass } from '../../src/shared/api.js';
+import { quoteArgv } from './quote.js';
+
+export interface SshConnectorOptions {
+  hostKeys: HostKeyStore;
+  /** TCP connect + SSH handshake + authentication */
+  connectTimeoutMs: number;
+  logger?: Pick<Logger, 'info' | 'warn'>;
+  /** after a deadline: how long the remote process gets between TERM and KILL (whole seconds on the device) */
+  killGraceMs?: number;
+  /** deadline of the short commands behind writeTempFile/removeFile */
+  fileCommandTimeoutMs?: number;
+}
+
+/** `SHA256:<base64 without padding>` of a raw public key blob, as `ssh-keygen -lf` prints it. */
+export function hostKeyFingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+/**
+ * The remote wrapper: prints its PID on stderr (so that a deadline can kill it through a second
+ * channel), then execs the command in place, keeping that PID. POSIX sh only.
+ */
+const PID_MARKER = 'ipl-ssh-pid:';
+const PID_WRAPPER = `echo "${PID_MARKER}$$" >&2; exec "$@"`;
+const PID_LINE = new RegExp(`${PID_MARKER}(\\d+)\\n`);
+
+/** TERM, then KILL after $2 seconds when the process is still there. */
+const KILL_SCRIPT =
+  'kill -TERM "$1" 2>/dev/null || exit 0; i=0; ' +
+  'while kill -0 "$1" 2>/dev/null; do ' +
+  'if [ "$i" -ge "$2" ]; then kill -KILL "$1" 2>/dev/null; exit 0; fi; sleep 1; i=$((i+1)); done';
+
+const WRITE_TEMP_SCRIPT = 'f=$(mktemp) || exit 1; if cat > "$f"; then echo "$f"; else rm -f "$f"; exit 1; fi';
+
+function describe(target: DeviceTarget): string {
+  return `device ${target.id} (${target.username}@${target.host}:${target.port})`;
+}
+
+/** Error texts come from ssh2 and the OS; make sure no credential can ride along. */
+function redact(message: string, target: DeviceTarget): string {
+  let text = message;
+  for (const secret of [target.password, target.passphrase]) {
+    if (secret) text = text.split(secret).join('***');
+  }
+  return text;
+}
+
+export class SshConnector implements DeviceConnector {
+  private readonly killGraceMs: number;
+  private readonly fileCommandTimeoutMs: number;
+
+  constructor(private readonly options: SshConnectorOptions) {
+    this.killGraceMs = options.killGraceMs ?? 2000;
+    this.fileCommandTimeoutMs = options.fileCommandTimeoutMs ?? 15_000;
+  }
+
+  connect(target: DeviceTarget): Promise<DeviceSession> {
+    const { hostKeys, logger } = this.options;
+    const client = new Client();
+    let mismatch: string | undefined;
+    let firstUse: string | undefined;
+
+    const hostVerifier = (key: Buffer): boolean => {
+      const presented = hostKeyFingerprint(key);
+      const pinned = target.hostKey?.replace(/=+$/, '');
+      const expected = pinned ?? hostKeys.getHostKey(target.id);
+      if (expected === undefined) {
+        firstUse = presented;
+        return true;
+      }
+      if (expected === presented) return true;
+      const fix = pinned
+        ? `If the device's key really changed, update its pinned hostKey to ${presented}`
+        : `If the device's key really changed, clear the host key recorded for device ${target.id} (it is then recorded again on the next connection) or pin the new one with hostKey: ${presented}`;
+      mismatch =
+        `host key mismatch for ${describe(target)}: expected ${expected} (${pinned ? 'pinned hostKey' : 'recorded on first use'}), ` +
+        `the device presented ${presented}. ${fix}; otherwise someone may be intercepting the connection.`;
+      logger?.warn({ device: target.id, expected, presented }, 'SSH host key mismatch');
+      return false;
+    };
+
+    return new Promise<DeviceSession>((resolve, reject) => {
+      let settled = false;
+      // The whole message is redacted (it quotes host names and ssh2 texts); ssh2's error is not
+      // attached as `cause` for the same reason.
+      const fail = (errorClass: ErrorClass, message: string) => {
+        if (settled) return;
+        settled = true;
+        client.end();
+        reject(new ClassifiedError(errorClass, redact(message, target)));
+      };
+      client.on('ready', () => {
+        settled = true;
+        if (firstUse !== undefined) {
+          // recorded only once the device has proven the key and accepted us
+          hostKeys.recordHostKey(target.id, firstUse);
+          logger?.info({ device: target.id, fingerprint: firstUse }, 'SSH host key recorded on first use');
+        }
+        resolve(new SshSession(client, target, this.killGraceMs, this.fileCommandTimeoutMs));
+      });
+      // stays attached after 'ready' (then a no-op): later errors surface through the channels
+      client.on('error', (error: Error & { level?: string }) => {
+        if (mismatch) return fail('host-key-mismatch', mismatch);
+        if (error.level === 'client-authentication') {
+          return fail('ssh-auth', `SSH authentication failed for ${describe(target)}: ${error.message}; check the username and the key or password`);
+        }
+        fail('unreachable', `cannot reach ${describe(target)} over SSH: ${error.message}`);
+      });
+      client.on('close', () => fail('unreachable', `${describe(target)} closed the connection before SSH was set up`));
+      try {
+        client.connect({
+          host: target.host,
+          port: target.port,
+          username: target.username,
+          privateKey: target.privateKey,
+          passphrase: target.passphrase,
+          password: target.password,
+          readyTimeout: this.options.connectTimeoutMs,
+          hostVerifier,
+        });
+      } catch (error) {
+        // ssh2 parses the private key synchronously: a bad key or passphrase lands here
+        fail('ssh-auth', `cannot use the private key of ${describe(target)}: ${(error as Error).message}`);
+      }
+    });
+  }
+}
+
+class SshSession implements DeviceSession {
+  constructor(
+    private readonly client: Client,
+    private readonly target: DeviceTarget,
+    private readonly killGraceMs: number,
+    private readonly fileCommandTimeoutMs: number,
+  ) {}
+
+  /** Opens an exec channel; ssh2's synchronous "Not connected" becomes a rejection too. */
+  private openChannel(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+    });
+  }
+
+  exec(argv: string[], options: ExecOptions): Promise<ExecResult> {
+    if (argv.length === 0) return Promise.reject(new Error('exec needs a command: argv is empty'));
+    const command = quoteArgv(['sh', '-c', PID_WRAPPER, 'sh', ...argv]);
+    return new Promise<ExecResult>((resolve, reject) => {
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      let head = ''; // stderr until the PID line has been seen
+      let pid: number | undefined;
+      let timedOut = false;
+      let exitCode: number | null | undefined;
+      let channel: ClientChannel | undefined;
+      let backstop: NodeJS.Timeout | undefined;
+      let settled = false;
+
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        clearTimeout(backstop);
+        const result = { stdout: Buffer.concat(stdout).toString(), stderr: head + Buffer.concat(stderr).toString() };
+        if (timedOut) return resolve({ ...result, exitCode: null, timedOut: true });
+        if (exitCode === undefined) {
+          return reject(
+            new ClassifiedError('unreachable', `lost the SSH connection to ${describe(this.target)} while running ${argv[0]}`),
+          );
+        }
+        resolve({ ...result, exitCode, timedOut: false });
+      };
+
+      const killRemote = () => {
+        if (!timedOut || pid === undefined) return;
+        const graceSeconds = String(Math.ceil(this.killGraceMs / 1000));
+        this.openChannel(quoteArgv(['sh', '-c', KILL_SCRIPT, 'sh', String(pid), graceSeconds])).then(
+          (killer) => {
+            killer.resume();
+            killer.stderr.resume();
+            killer.on('close', () => channel?.close());
+            killer.end();
+          },
+          // No second channel (session limit, dying connection): closing ours is all that is left;
+          // the backstop below ends the wait if the device keeps the channel open.
+          () => channel?.close(),
+        );
+      };
+
+      const deadline = setTimeout(() => {
+        timedOut = true;
+        killRemote();
+        // a stalled connection never confirms the kill: give up on it after the grace time
+        backstop = setTimeout(() => {
+          channel?.close();
+          settle();
+        }, 2 * this.killGraceMs + 3000);
+      }, options.timeoutMs);
+
+      this.openChannel(command).then((opened) => {
+        channel = opened;
+        opened.on('data', (chunk: Buffer) => stdout.push(chunk));
+        opened.stderr.on('data', (chunk: Buffer) => {
+          if (pid !== undefined) return stderr.push(chunk);
+          head += chunk.toString();
+          const match = PID_LINE.exec(head);
+          if (match) {
+            pid = Number(match[1]);
+            head = head.replace(match[0], '');
+            killRemote();
+          }
+        });
+        opened.on('exit', (code: number | null) => {
+          exitCode = typeof code === 'number' ? code : null;
+        });
+        opened.on('close', settle);
+        opened.end(options.stdin);
+      }, (error: Error) => {
+        settled = true;
+        clearTimeout(deadline);
+        clearTimeout(backstop);
+        reject(new ClassifiedError('unreachable', `cannot run a command on ${describe(this.target)}: ${error.message}`, { cause: error }));
+      });
+    });
+  }
+
+  async writeTempFile(content: string): Promise<string> {
+    const result = await this.exec(['sh', '-c', WRITE_TEMP_SCRIPT], { stdin: content, timeoutMs: this.fileCommandTimeoutMs });
+    if (result.exitCode !== 0) {
+      throw new ClassifiedError(
+        'internal',
+        `cannot write a temporary file on ${describe(this.target)} (exit ${result.exitCode}): ${result.stderr.trim()}`,
+      );
+    }
+    return result.stdout.trim();
+  }
+
+  async removeFile(path: string): Promise<void> {
+    if (!path.startsWith('/')) throw new Error(`removeFile needs an absolute path, got '${path}'`);
+    const result = await this.exec(['rm', '-f', '--', path], { timeoutMs: this.fileCommandTimeoutMs });
+    if (result.exitCode !== 0) {
+      throw new ClassifiedError(
+        'internal',
+        `cannot remove ${path} on ${describe(this.target)} (exit ${result.exitCode}): ${result.stderr.trim()}`,
+      );
+    }
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
