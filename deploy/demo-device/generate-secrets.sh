@@ -26,7 +26,8 @@ if [ ! -s "$dir/ssh_host_ed25519_key" ]; then
   echo "generated the demo device's SSH host key"
 fi
 # Grafana (uid 472) and the collector (uid 1000) read the token; only the collector reads its key;
-# sshd insists on a host key readable by root only.
+# sshd insists on a host key readable by root only. The folder itself must be traversable.
+chmod 0755 "$dir"
 chmod 0444 "$dir/api-token" "$dir/id_ed25519.pub" "$dir/ssh_host_ed25519_key.pub"
 chown "$collector_uid" "$dir/id_ed25519"
 chmod 0400 "$dir/id_ed25519"

@@ -104,6 +104,7 @@ describe('the demo containers\' commands, run on this machine', () => {
     const token = readFileSync(join(secrets, 'api-token'), 'utf8');
     expect(token).toMatch(/^[0-9a-f]{64}$/);
     expect(statSync(join(secrets, 'api-token')).mode & 0o777).toBe(0o444);
+    expect(statSync(secrets).mode & 0o777).toBe(0o755); // Grafana (uid 472) must reach the token
     const key = statSync(join(secrets, 'id_ed25519'));
     expect([key.uid, key.mode & 0o777]).toEqual([1000, 0o400]);
     expect(statSync(join(secrets, 'ssh_host_ed25519_key')).mode & 0o777).toBe(0o600);
