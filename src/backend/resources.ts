@@ -99,8 +99,8 @@ async function listRuns(client: CollectorClient, params: URLSearchParams): Promi
     return errorResponse(400, 'invalid-status', `unknown status ${badStatus.join(', ')}; use ${RUN_STATUSES.join(', ')}`);
   }
   const limit = Number(params.get('limit') ?? '100');
-  if (!Number.isInteger(limit) || limit < 1 || limit > 5000) {
-    return errorResponse(400, 'invalid-limit', 'limit must be a whole number from 1 to 5000');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+    return errorResponse(400, 'invalid-limit', 'limit must be a whole number from 1 to 1000');
   }
   const devices = expandDeviceEntries(params.getAll('device'));
   const runs = await client.runs({

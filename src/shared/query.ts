@@ -55,7 +55,8 @@ export const runsQuerySchema = z.object({
   ...baseQuery,
   queryType: z.literal('runs'),
   status: z.array(z.enum(RUN_STATUSES)).default([]),
-  limit: z.number().int().min(1).max(5000).default(500),
+  // the collector answers at most 1000 runs per request (docs/api.md)
+  limit: z.number().int().min(1).max(1000).default(500),
 });
 export const intervalsQuerySchema = z.object({
   ...baseQuery,
