@@ -156,7 +156,7 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
               data-testid={Components.QueryEditor.limit}
               type="number"
               min={1}
-              max={5000}
+              max={1000}
               width={12}
               placeholder="500"
               defaultValue={'limit' in query && query.limit !== undefined ? String(query.limit) : ''}
