@@ -28,19 +28,24 @@ const DEMO = join(REPO_ROOT, 'deploy/demo-device');
 describe('docker-compose.yml', () => {
   it('is valid against the Compose spec subset it uses, with every reference resolved', () => {
     const file = compose();
-    expect(Object.keys(file.services).sort()).toEqual(['collector', 'demo-device', 'grafana', 'iperf3-server', 'secrets-init']);
+    expect(Object.keys(file.services).sort()).toEqual(['collector', 'demo-device', 'grafana', 'iperf3-server', 'plugin-build', 'secrets-init']);
     const bad = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Record<string, unknown>> };
     bad.services.collector.depends_on = { nowhere: { condition: 'service_started' } };
     expect(composeFileSchema.safeParse(bad).success).toBe(false);
   });
 
-  it('runs a pinned glibc (Ubuntu) Grafana that loads our unsigned plugin only, from dist/, with provisioning mounted', () => {
+  it('runs a pinned glibc (Ubuntu) Grafana that loads our unsigned plugin only, built by plugin-build, with provisioning mounted', () => {
     const grafana = compose().services.grafana;
     // the Node single executable needs glibc: not the default Alpine (musl) image
     expect(grafana.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+-ubuntu$/);
     const env = grafana.environment as Record<string, string>;
     expect(env.GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS).toBe(PLUGIN_ID);
-    expect(grafana.volumes).toContain(`./dist:/var/lib/grafana/plugins/${PLUGIN_ID}:ro`);
+    expect(grafana.volumes).toContain(`plugin:/var/lib/grafana/plugins/${PLUGIN_ID}:ro`);
+    // the plugin is built from the read-only checkout into that volume before Grafana starts
+    const build = compose().services['plugin-build'];
+    expect(build.volumes).toEqual(['.:/src:ro', 'plugin:/plugin']);
+    expect((build.command as string[]).join('\n')).toMatch(/npm ci --ignore-scripts[\s\S]*build-backend\.mjs --arch "\$\$arch"[\s\S]*build-frontend\.mjs[\s\S]*cp -r dist\/\. \/plugin\//);
+    expect(grafana.depends_on).toMatchObject({ 'plugin-build': { condition: 'service_completed_successfully' } });
     expect(grafana.volumes).toContain('./provisioning:/etc/grafana/provisioning:ro');
     // the token the provisioned data source reads: exported from the generated file, then Grafana's own entrypoint
     const entrypoint = (grafana.entrypoint as string[]).join(' ');

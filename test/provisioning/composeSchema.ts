@@ -14,6 +14,7 @@ export const composeServiceSchema = z
     build: z.union([z.string().min(1), z.strictObject({ context: z.string().min(1), dockerfile: z.string().min(1).optional() })]).optional(),
     command: z.union([z.string().min(1), stringList]).optional(),
     entrypoint: z.union([z.string().min(1), stringList]).optional(),
+    working_dir: z.string().regex(/^\//, 'an absolute path in the container').optional(),
     environment: z.union([z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.union([z.string(), z.number(), z.boolean()])), z.array(z.string())]).optional(),
     volumes: z.array(z.string().regex(/^[^:]+:\/[^:]*(:(ro|rw))?$/, 'short syntax source:/target[:ro]')).optional(),
     ports: z.array(z.string()).optional(),
