@@ -13,14 +13,16 @@ export const BENCH_TOKEN = 'bench-token-0123456789abcdef0123';
 export const DORMANT_SCHEDULE = { cron: '0 2 1 1 *', timezone: 'UTC', runAtStart: false };
 
 /**
- * Documentation addresses (RFC 5737 TEST-NET-1/2/3), 762 of them: never routed, and the
- * benchmarks that use them never connect anyway (no schedule fires, no run is started).
+ * A distinct loopback address per device (127.1.0.1, 127.1.0.2, ...). The benchmarks that use
+ * them never start a run (no schedule fires), and if one did, it would stay on this machine.
  */
-export function testNetAddress(index: number): string {
-  const nets = ['192.0.2', '198.51.100', '203.0.113'];
-  const slot = index % (nets.length * 254);
-  return `${nets[Math.floor(slot / 254)]}.${(slot % 254) + 1}`;
+export function loopbackDeviceAddress(index: number): string {
+  const n = index + 1;
+  return `127.${1 + ((n >> 16) & 0x7f)}.${(n >> 8) & 0xff}.${n & 0xff}`;
 }
+
+/** Nothing listens on the discard port here: a connection attempt would be refused at once. */
+export const UNUSED_PORT = 9;
 
 export interface BenchDevice {
   id: string;

@@ -18,7 +18,7 @@ import { runTcpThenUdp } from '../collector/dispatch/deviceRun.js';
 import { ServerRegistry } from '../collector/dispatch/serverRegistry.js';
 import { serverKey } from '../collector/model.js';
 import { SqliteStore } from '../collector/store/sqlite-store.js';
-import { loadCollectorConfig, testNetAddress } from './collectorConfig.js';
+import { loadCollectorConfig, loopbackDeviceAddress } from './collectorConfig.js';
 import { table, verdict, type SectionResult } from './report.js';
 import { SimulatedConnector, type SimulatedTiming } from './simulatedDevices.js';
 import { fixed, ms, pct, sleep } from './stats.js';
@@ -68,8 +68,8 @@ export interface ScheduleMeasurement {
 
 function benchConfig(dir: string, o: SchedulingOptions): LoadedConfig {
   return loadCollectorConfig(dir, {
-    devices: Array.from({ length: o.devices }, (_, i) => ({ id: `dev-${String(i).padStart(3, '0')}`, host: testNetAddress(i) })),
-    servers: Array.from({ length: o.servers }, (_, i) => ({ host: `198.51.100.${200 + i}`, port: 5201, label: `s${i + 1}` })),
+    devices: Array.from({ length: o.devices }, (_, i) => ({ id: `dev-${String(i).padStart(3, '0')}`, host: loopbackDeviceAddress(i) })),
+    servers: Array.from({ length: o.servers }, (_, i) => ({ host: `127.0.2.${i + 1}`, port: 5201, label: `s${i + 1}` })),
     clientOptions: { time: 10, directions: ['upload'], udp: { enabled: true, bitrate: '30M' } },
   });
 }

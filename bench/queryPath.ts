@@ -1,0 +1,262 @@
+/**
+ * The query path: QueryData through the plugin executable (started as Grafana starts it) to a
+ * real collector API (startService over a seeded SQLite store) and back as Arrow frames,
+ * against reading the same metric rows straight from SQLite, measured side by side. Between
+ * the two: the store's own series() in-process and the API's GET /series, to show where the
+ * time goes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { startService } from '../collector/service.js';
+import { SqliteStore } from '../collector/store/sqlite-store.js';
+import { decodeFrame, PluginClient, type DataSourceSettingsInput } from '../src/backend/testing/pluginClient.js';
+import { BENCH_TOKEN, loadCollectorConfig, loopbackDeviceAddress, UNUSED_PORT } from './collectorConfig.js';
+import { launchPlugin } from './pluginProcess.js';
+import { processMemory } from './processMemory.js';
+import { table, verdict, type SectionResult } from './report.js';
+import { seedRuns, METRIC_ROWS_PER_RUN } from './seedStore.js';
+import { fixed, mib, ms, percentile } from './stats.js';
+
+export interface QueryPathOptions {
+  deviceCounts: number[];
+  nights: number;
+  hourlyDays: number;
+  repetitions: number;
+  warmups: number;
+  maxDataPoints: number;
+}
+
+export const DEFAULT_QUERY_PATH: QueryPathOptions = {
+  deviceCounts: [1, 50, 500],
+  nights: 365,
+  hourlyDays: 7,
+  repetitions: 8,
+  warmups: 1,
+  maxDataPoints: 1000,
+};
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const YEAR0 = Date.parse('2025-01-01T02:00:00.000Z');
+const WEEK0 = Date.parse('2026-01-01T00:00:00.000Z');
+const METRIC = 'tcp_received_bps';
+const silent = pino({ level: 'silent' });
+
+interface Scenario {
+  label: string;
+  devices: number;
+  fromMs: number;
+  toMs: number;
+}
+
+interface ScenarioResult extends Scenario {
+  rows: number;
+  frames: number;
+  raw: number[];
+  store: number[];
+  api: number[];
+  plugin: number[];
+}
+
+async function timed<T>(samples: number[], work: () => Promise<T> | T): Promise<T> {
+  const started = performance.now();
+  const result = await work();
+  samples.push(performance.now() - started);
+  return result;
+}
+
+export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, log: (line: string) => void = () => undefined): Promise<SectionResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-query-'));
+  const fleet = Math.max(...o.deviceCounts);
+  const ids = Array.from({ length: fleet }, (_, i) => `dev-${String(i).padStart(3, '0')}`);
+  const servers = [
+    { host: '127.0.2.1', port: 5201, label: 'a' },
+    { host: '127.0.2.2', port: 5201, label: 'b' },
+  ];
+  const databasePath = join(dir, 'collector.db');
+  const seedStarted = performance.now();
+  const seeded = seedRuns(databasePath, [
+    {
+      devices: ids,
+      servers: servers.map((s) => `${s.host}:${s.port}`),
+      times: Array.from({ length: o.nights }, (_, n) => YEAR0 + n * DAY),
+      deviceSpacingMs: 42_000,
+      trigger: 'schedule',
+    },
+    {
+      devices: ids,
+      servers: servers.map((s) => `${s.host}:${s.port}`),
+      times: Array.from({ length: o.hourlyDays * 24 }, (_, h) => WEEK0 + h * HOUR),
+      deviceSpacingMs: 5_000,
+      trigger: 'manual',
+    },
+  ]);
+  const seedMs = performance.now() - seedStarted;
+  log(`query path: seeded ${seeded.runs} runs, ${seeded.metricRows} metric rows in ${fixed(seedMs / 1000, 1)} s`);
+
+  const loaded = loadCollectorConfig(dir, {
+    devices: ids.map((id, i) => ({ id, host: loopbackDeviceAddress(i), port: UNUSED_PORT, labels: { site: `site-${i % 10}` } })),
+    servers,
+    database: databasePath,
+  });
+  const service = await startService(loaded, silent, { schedule: false });
+  const plugin = await launchPlugin();
+  const client = new PluginClient(plugin.address);
+  const store = SqliteStore.open(databasePath);
+  const raw = new Database(databasePath, { readonly: true });
+  const rawSelect = raw.prepare(
+    `SELECT device, direction, time_ms, value, failed FROM metrics
+     WHERE name = ? AND device IN (SELECT value FROM json_each(?)) AND time_ms BETWEEN ? AND ?
+     ORDER BY device, direction, time_ms`,
+  );
+  const settings: DataSourceSettingsInput = {
+    uid: 'bench',
+    jsonData: { collectorUrl: service.url, servers },
+    secure: { apiToken: BENCH_TOKEN },
+  };
+  const results: ScenarioResult[] = [];
+  // the plugin asks for the inventory (every device with its last run) before each query
+  const inventory: number[] = [];
+  let pluginMemory: ReturnType<typeof processMemory> | null = null;
+  try {
+    const scenarios: Scenario[] = [
+      ...o.deviceCounts.map((n) => ({ label: `${o.nights} nights`, devices: n, fromMs: YEAR0 - HOUR, toMs: YEAR0 + o.nights * DAY - HOUR })),
+      ...o.deviceCounts.map((n) => ({ label: `${o.hourlyDays} days hourly`, devices: n, fromMs: WEEK0, toMs: WEEK0 + o.hourlyDays * DAY - 1 })),
+    ];
+    for (let rep = 0; rep < o.warmups + o.repetitions; rep++) {
+      const samples: number[] = [];
+      await timed(samples, async () => {
+        const response = await fetch(`${service.url}/api/v1/devices`, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
+        if ((((await response.json()) as { devices: unknown[] }).devices.length) !== fleet) throw new Error('GET /devices: wrong device count');
+      });
+      if (rep >= o.warmups) inventory.push(samples[0]);
+    }
+    for (const scenario of scenarios) {
+      const devices = ids.slice(0, scenario.devices);
+      const devicesJson = JSON.stringify(devices);
+      const query = {
+        refId: 'A',
+        json: { refId: 'A', queryType: 'timeseries', devices: scenario.devices === fleet ? ['*'] : devices, metrics: [METRIC] },
+        fromMs: scenario.fromMs,
+        toMs: scenario.toMs,
+        maxDataPoints: o.maxDataPoints,
+      };
+      const apiUrl = `${service.url}/api/v1/series?${new URLSearchParams([
+        ['device', scenario.devices === fleet ? 'all' : devices.join(',')],
+        ['metric', METRIC],
+        ['from', String(scenario.fromMs)],
+        ['to', String(scenario.toMs)],
+        ['maxPoints', String(o.maxDataPoints)],
+      ])}`;
+      const result: ScenarioResult = { ...scenario, rows: 0, frames: 0, raw: [], store: [], api: [], plugin: [] };
+      const runRaw = () => rawSelect.raw().all(METRIC, devicesJson, scenario.fromMs, scenario.toMs);
+      const runStore = () => store.series({ devices, metrics: [METRIC], fromMs: scenario.fromMs, toMs: scenario.toMs, maxPoints: o.maxDataPoints });
+      const runApi = async () => {
+        const response = await fetch(apiUrl, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
+        if (!response.ok) throw new Error(`GET /series: ${response.status} ${await response.text()}`);
+        return (await response.json()) as { series: { points: unknown[] }[] };
+      };
+      const runPlugin = async () => {
+        const { A } = await client.queryData(settings, [query]);
+        if (A.status !== 200) throw new Error(`QueryData: status ${A.status}: ${A.error}`);
+        return A;
+      };
+      // warm-up rounds also check that every path returns the same rows
+      for (let w = 0; w < o.warmups; w++) {
+        result.rows = runRaw().length;
+        const storePoints = runStore().reduce((n, s) => n + s.points.length, 0);
+        const apiPoints = (await runApi()).series.reduce((n, s) => n + s.points.length, 0);
+        const response = await runPlugin();
+        const framePoints = response.frames.reduce((n, f) => n + decodeFrame(f).table.numRows, 0);
+        result.frames = response.frames.length;
+        if (new Set([result.rows, storePoints, apiPoints, framePoints]).size !== 1) {
+          throw new Error(`${scenario.label} x ${scenario.devices}: rows differ: SQLite ${result.rows}, store ${storePoints}, API ${apiPoints}, frames ${framePoints}`);
+        }
+      }
+      for (let rep = 0; rep < o.repetitions; rep++) {
+        await timed(result.raw, runRaw);
+        await timed(result.store, runStore);
+        await timed(result.api, runApi);
+        await timed(result.plugin, runPlugin);
+      }
+      log(`query path: ${scenario.label} x ${scenario.devices} devices: plugin p50 ${ms(percentile(result.plugin, 50))} ms, raw p50 ${ms(percentile(result.raw, 50))} ms`);
+      results.push(result);
+    }
+    pluginMemory = processMemory(plugin.pid);
+  } finally {
+    client.close();
+    await plugin.stop();
+    raw.close();
+    store.close();
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return report(o, results, seeded, seedMs, pluginMemory, inventory);
+}
+
+function report(
+  o: QueryPathOptions,
+  results: ScenarioResult[],
+  seeded: { runs: number; metricRows: number },
+  seedMs: number,
+  pluginMemory: ReturnType<typeof processMemory> | null,
+  inventory: number[],
+): SectionResult {
+  const p = (samples: number[]) => `${ms(percentile(samples, 50))} / ${ms(percentile(samples, 95))}`;
+  const rows = results.map((r) => [
+    r.label,
+    r.devices,
+    r.rows.toLocaleString('en-US'),
+    r.frames,
+    p(r.raw),
+    p(r.store),
+    p(r.api),
+    p(r.plugin),
+    `${fixed(percentile(r.plugin, 50) / percentile(r.raw, 50), 1)}x`,
+  ]);
+  const fleet = Math.max(...o.deviceCounts);
+  const largest = results.filter((r) => r.devices === fleet);
+  const ratios = largest.map((r) => percentile(r.plugin, 50) / percentile(r.raw, 50));
+  const met = ratios.every((x) => x <= 3);
+  const worst = largest[ratios.indexOf(Math.max(...ratios))];
+  const markdown = [
+    `Store: ${seeded.runs.toLocaleString('en-US')} runs, ${seeded.metricRows.toLocaleString('en-US')} metric rows (${fleet} devices x ${o.nights} nightly runs, then ${o.hourlyDays} days of`,
+    `hourly run-now results; ${METRIC_ROWS_PER_RUN} metric rows per run as a default TCP+UDP run stores), inserted into the store's schema in`,
+    `${fixed(seedMs / 1000, 1)} s. Query: \`timeseries\` of \`${METRIC}\` (upload and download: 2 series per device), maxDataPoints ${o.maxDataPoints},`,
+    `all devices as \`*\` at ${fleet}. The plugin executable is started as Grafana starts it and queried over gRPC`,
+    `(Data/QueryData) by a client using Grafana's protos; the collector is \`startService\` with no schedule over the seeded file.`,
+    `Times in ms, p50 / p95 of ${o.repetitions} repetitions after ${o.warmups} warm-ups (which also check that all four paths return the same number of points);`,
+    `the four paths run one after the other in each repetition.`,
+    '',
+    table(['range', 'devices', 'points', 'frames', 'raw SQLite SELECT', 'store.series()', 'API GET /series', 'plugin QueryData', 'plugin / raw (p50)'], rows),
+    '',
+    `- Target: plugin within 3x of the raw read at ${fleet} devices: ${verdict(met)} (${ratios.map((x) => `${fixed(x, 1)}x`).join(', ')}).`,
+  ];
+  markdown.push(
+    `- Fixed cost of every QueryData: the plugin first fetches the inventory, GET /api/v1/devices (${fleet} devices, each with its last run`,
+    `  and that run's tests): p50 / p95 ${p(inventory)} ms on its own here, ${fixed((percentile(inventory, 50) / percentile(results[0].plugin, 50)) * 100, 0)} % of the plugin's p50 for ${results[0].devices} device(s) over ${results[0].label}.`,
+  );
+  if (pluginMemory) markdown.push(`- Plugin executable after these queries: RSS ${mib(pluginMemory.rss)} MiB, peak ${mib(pluginMemory.hwm)} MiB.`);
+  if (!met) {
+    const storeShare = percentile(worst.store, 50) / percentile(worst.plugin, 50);
+    const apiShare = (percentile(worst.api, 50) - percentile(worst.store, 50)) / percentile(worst.plugin, 50);
+    const inventoryShare = percentile(inventory, 50) / percentile(worst.plugin, 50);
+    markdown.push(
+      `- Where the time goes in the worst case (${worst.label}, ${fleet} devices): the store (SQL, grouping, downsampling) is ${fixed(storeShare * 100, 0)} % of`,
+      `  the plugin's latency, JSON over HTTP another ${fixed(apiShare * 100, 0)} %, the inventory request ${fixed(inventoryShare * 100, 0)} %; the rest is the plugin:`,
+      `  ${fleet / 100} chunked /series requests (4 in flight), JSON parsing and one Arrow IPC file per series (${worst.frames} frames).`,
+      `  What would close it: a compact series encoding between collector and plugin (columnar arrays or Arrow instead of`,
+      `  [time, value, failed] JSON triples), skipping the lastRun join when the inventory is only needed for ids and labels,`,
+      `  and caching the inventory for a few seconds per data source.`,
+    );
+  }
+  return {
+    title: 'Query path',
+    markdown: markdown.join('\n'),
+    summary: [`query path: plugin / raw SQLite at ${fleet} devices: ${ratios.map((x) => `${fixed(x, 1)}x`).join(', ')} (target 3x: ${met ? 'met' : 'missed'}, worst ${fixed(Math.max(...ratios), 1)}x)`],
+  };
+}
