@@ -93,6 +93,21 @@ describe('QueryEditor', () => {
     expect(onRunQuery).toHaveBeenCalledTimes(1);
   });
 
+  it('offers the time since the last success (for the stale-data alert) in latest queries only', async () => {
+    const { last, user } = renderEditor({ queryType: 'latest', devices: ['*'], metrics: ['result'] });
+    await user.click(screen.getByLabelText('Metrics'));
+    const menu = await screen.findByLabelText('Select options menu');
+    await user.click(within(menu).getByText('Time since last successful run'));
+    expect((last() as { metrics?: string[] }).metrics).toEqual(['result', 'last_success_age_s']);
+  });
+
+  it('does not offer derived metrics in time series queries', async () => {
+    const { user } = renderEditor({ queryType: 'timeseries', devices: ['*'], metrics: ['result'] });
+    await user.click(screen.getByLabelText('Metrics'));
+    const menu = await screen.findByLabelText('Select options menu');
+    expect(within(menu).queryByText('Time since last successful run')).not.toBeInTheDocument();
+  });
+
   it('filters by direction and server, and splits by server', async () => {
     const { last, user } = renderEditor({ queryType: 'latest', devices: ['*'], metrics: ['udp_lost_percent'] });
     await user.click(screen.getByRole('radio', { name: 'Download' }));

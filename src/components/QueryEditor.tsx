@@ -101,7 +101,7 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
       {withMetrics && (
         <EditorRow>
           <EditorField label="Metrics" htmlFor="iperf3-query-metrics">
-            <MetricPicker value={query.metrics} onChange={(metrics: MetricName[]) => changeAndRun({ metrics })} />
+            <MetricPicker value={query.metrics} latest={query.queryType === 'latest'} onChange={(metrics: MetricName[]) => changeAndRun({ metrics })} />
           </EditorField>
           <EditorField label="Direction" optional>
             <RadioButtonGroup<Direction | ''>

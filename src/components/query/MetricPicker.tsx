@@ -11,18 +11,30 @@ export const METRIC_OPTIONS: Array<SelectableValue<MetricName>> = (Object.keys(G
   options: METRICS.filter((m) => m.group === group).map((m) => ({ label: m.displayName, value: m.name, description: `${m.name}: ${m.description}` })),
 }));
 
+/**
+ * Computed by the plugin backend for "latest" queries (src/backend/metricsCatalogue.ts): what
+ * the stale-data alert uses.
+ */
+export const LAST_SUCCESS_AGE_OPTION: SelectableValue<MetricName> = {
+  label: 'Time since last successful run',
+  value: 'last_success_age_s' as MetricName,
+  description: 'last_success_age_s: seconds since the last run in which every test succeeded (+Inf when none did)',
+};
+
 interface Props {
   value: MetricName[];
   onChange: (metrics: MetricName[]) => void;
+  /** "latest" queries also offer the metrics the backend derives */
+  latest?: boolean;
 }
 
-export function MetricPicker({ value, onChange }: Props) {
+export function MetricPicker({ value, onChange, latest = false }: Props) {
   return (
     <MultiSelect<MetricName>
       inputId="iperf3-query-metrics"
       data-testid={Components.QueryEditor.metrics}
       aria-label="Metrics"
-      options={METRIC_OPTIONS}
+      options={latest ? [...METRIC_OPTIONS, { label: 'Derived', options: [LAST_SUCCESS_AGE_OPTION] }] : METRIC_OPTIONS}
       value={value}
       width={50}
       placeholder="Choose metrics"
