@@ -27,6 +27,7 @@ export default defineConfig({
       ],
       reporter: ['text', 'json-summary', 'html'],
       reportsDirectory: 'coverage',
+      reportOnFailure: true,
     },
   },
 });
