@@ -95,11 +95,9 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
   try {
     loaded = loadConfigFile(configPath);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    // loadConfigFile throws ConfigError, naming the file and each invalid field
+    io.err(`${(err as ConfigError).message}\n`);
+    return 2;
   }
   for (const w of loaded.warnings) io.err(`warning: ${w}\n`);
 

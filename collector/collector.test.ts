@@ -170,6 +170,39 @@ describe('collector core behind the API', () => {
     expect(closed).toEqual({ reachable: false, error: 'ECONNREFUSED' });
   });
 
+  it('resumes an interrupted round at start-up with the devices it had not finished', async () => {
+    const store = SqliteStore.open(join(dir, 'db.sqlite'));
+    const now = new Date();
+    const round = store.startRound(new Date(now.getTime() - 60_000));
+    store.startRun({ device: 'a', trigger: 'schedule', roundId: round, startedAt: now }); // cut off by a crash
+    store.close();
+    // b is disabled: only a is resumed; the cron is far from now, so the window is open
+    const minute = (now.getUTCMinutes() + 30) % 60;
+    service = await startService(loaded(`schedule: { cron: "${minute} * * * *" }`), logger, { connector: unreachable });
+    for (let i = 0; i < 100 && service.store.lastRound()?.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(service.store.lastRound()).toMatchObject({ id: round, status: 'done' });
+    expect(connects).toEqual(['a']);
+    expect(service.store.listRuns({}).map((r) => [r.device, r.status]).sort()).toEqual([
+      ['a', 'interrupted'],
+      ['a', 'skipped'],
+    ]);
+  });
+
+  it('gives the port back and closes the database when it cannot listen, and serves on IPv6', async () => {
+    const v6 = loaded();
+    v6.config.listen = '[::1]:0';
+    service = await startService(v6, logger, { connector: unreachable, schedule: false });
+    expect(service.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+    const busy = { ...loaded(), config: { ...loaded().config, listen: service.url.replace('http://', '') } };
+    busy.databasePath = join(dir, 'other.sqlite');
+    await expect(startService(busy, logger, { connector: unreachable, schedule: false })).rejects.toThrow(/EADDRINUSE/);
+    // the second service's store was closed: the file can be opened and written again
+    const again = SqliteStore.open(join(dir, 'other.sqlite'));
+    again.startRound(new Date());
+    again.close();
+  });
+
   it('parses listen addresses, IPv6 included', () => {
     expect(parseListen('[::1]:8686')).toEqual({ host: '::1', port: 8686 });
     expect(parseListen('0.0.0.0:80')).toEqual({ host: '0.0.0.0', port: 80 });

@@ -28,7 +28,7 @@ export interface CollectorOptions {
   store: SqliteStore;
   connector: DeviceConnector;
   logger: Logger;
-  telemetry?: CollectorTelemetry;
+  telemetry: CollectorTelemetry;
   clock?: () => Date;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -58,14 +58,14 @@ export class Collector implements CollectorControl {
     const telemetry = opts.telemetry;
     this.registry = new ServerRegistry(() => this.clock().getTime(), {
       serverBusy: (key, busy, seconds) => {
-        telemetry?.setServerBusy(key, busy);
-        if (!busy) telemetry?.serverBusy(key, seconds);
+        telemetry.setServerBusy(key, busy);
+        if (!busy) telemetry.serverBusy(key, seconds);
       },
     });
     this.dispatcher = new Dispatcher({
       runDevice: (job) => this.runJob(job).then(() => undefined),
       poolSize: (pool) => this.poolServers(pool).length,
-      onQueueLength: (n) => telemetry?.setQueueLength(n),
+      onQueueLength: (n) => telemetry.setQueueLength(n),
       onError: (job, err) => this.log.error({ device: job.device, err }, 'run crashed'),
     });
     this.scheduler = new Scheduler({

@@ -90,8 +90,19 @@ describe('device run, fault injection', () => {
     const summary = await runTcpThenUdp(deps, plan);
     expect([summary.status, summary.errorClass]).toEqual(['failed', 'iperf3-error']);
     expect(summary.message).toMatch(/^udp upload: /);
-    const zeros = finished[0].metrics.filter((m) => m.value === 0 && m.failed).map((m) => `${m.name}/${m.direction}`);
+    const zeros = finished[0].metrics.filter((m) => m.value === 0 && m.failed && m.name !== 'duration_s').map((m) => `${m.name}/${m.direction}`);
     expect(zeros).toEqual(['result/null', 'udp_bps/upload']);
+  });
+
+  it('records a timeout with what iperf3 printed when it was killed at the deadline', async () => {
+    const killed = { ...fixture('error-client-interrupted.json'), exitCode: null, timedOut: true };
+    const session = new ScriptedSession([killed]);
+    const { deps, plan, finished } = harness({ connect: async () => session });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect([summary.status, summary.errorClass]).toEqual(['failed', 'timeout']);
+    expect(summary.message).toMatch(/deadline and was killed/);
+    const outcome = finished[0].tests[0].outcome;
+    expect(outcome.ok ? null : outcome.raw).toContain('interrupt - the client has terminated');
   });
 
   it('fails with server-unreachable and a fix when the device has no server at all', async () => {

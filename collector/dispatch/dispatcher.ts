@@ -110,6 +110,7 @@ export class Dispatcher {
       const next = this.stopped ? undefined : queue.shift();
       if (!next) break;
       this.deps.onQueueLength?.(this.queueLength);
+      // one mutex per device for the life of the process (a few bytes per device)
       const lock = this.deviceLocks.get(next.job.device) ?? new Mutex();
       this.deviceLocks.set(next.job.device, lock);
       try {
@@ -118,7 +119,6 @@ export class Dispatcher {
         this.deps.onError?.(next.job, err);
       } finally {
         this.pending.delete(next.job.device);
-        if (!lock.isLocked()) this.deviceLocks.delete(next.job.device);
         next.done();
       }
     }

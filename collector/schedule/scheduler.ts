@@ -47,7 +47,7 @@ export class Scheduler {
   start(schedule: Schedule): void {
     this.stop();
     this.schedule = schedule;
-    this.task = cron.schedule(schedule.cron, (ctx) => this.fire(ctx?.date ?? this.deps.clock()), {
+    this.task = cron.schedule(schedule.cron, (ctx) => this.fire(ctx.date), {
       timezone: schedule.timezone,
       name: 'iperf3-round',
     });
