@@ -32,7 +32,8 @@ export interface FidelityOptions {
 
 export const DEFAULT_FIDELITY: FidelityOptions = {
   ratesMbit: [5, 20, 50, 100],
-  lossPercents: [1, 5],
+  // 0 = control: what the path loses by itself at this rate
+  lossPercents: [0, 1, 5],
   timeS: 5,
   omitS: 1,
   udpLoad: 0.9,
@@ -189,7 +190,7 @@ function report(o: FidelityOptions, shaped: { rate: number; figures: Figures }[]
       const f = figures[direction];
       const error = f.udpLostPercent - percent;
       lossWorst = Math.max(lossWorst, Math.abs(error));
-      lossRows.push([`${percent} %`, direction, mbit(f.udpSent), mbit(f.udpReceived), `${fixed(f.udpLostPercent, 2)} %`, `${error >= 0 ? '+' : ''}${fixed(error, 2)}`, verdict(Math.abs(error) <= 1)]);
+      lossRows.push([percent === 0 ? '0 % (control)' : `${percent} %`, direction, mbit(f.udpSent), mbit(f.udpReceived), `${fixed(f.udpLostPercent, 2)} %`, `${error >= 0 ? '+' : ''}${fixed(error, 2)}`, verdict(Math.abs(error) <= 1)]);
     }
   }
   const tcpMet = tcpWorst >= 0.95;

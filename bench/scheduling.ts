@@ -18,6 +18,7 @@ import { runTcpThenUdp } from '../collector/dispatch/deviceRun.js';
 import { ServerRegistry } from '../collector/dispatch/serverRegistry.js';
 import { serverKey } from '../collector/model.js';
 import { SqliteStore } from '../collector/store/sqlite-store.js';
+import { Telemetry } from '../collector/telemetry.js';
 import { loadCollectorConfig, loopbackDeviceAddress } from './collectorConfig.js';
 import { table, verdict, type SectionResult } from './report.js';
 import { SimulatedConnector, type SimulatedTiming } from './simulatedDevices.js';
@@ -62,7 +63,7 @@ export interface ScheduleMeasurement {
   okRuns: number;
   tests: number;
   sshConnections: number;
-  /** time the servers waited idle while devices were still queued (summed over servers) */
+  /** time the servers spent without a test before their last one (summed over servers) */
   idleWhileQueuedMs: number;
 }
 
@@ -132,7 +133,7 @@ function measure(
     const tests = log.tests.filter((t) => t.server === key);
     const busy = tests.reduce((sum, t) => sum + (t.endedAt - t.startedAt), 0);
     utilisation.set(key, busy / makespanMs);
-    // idle gaps longer than a device's setup, before the server's last test
+    // time the server spent without a test, from the round's start to its last test
     for (let i = 1; i < tests.length; i++) idleWhileQueuedMs += Math.max(0, tests[i].startedAt - tests[i - 1].endedAt);
     if (tests.length > 0) idleWhileQueuedMs += tests[0].startedAt - log.firstStart;
   }
@@ -159,7 +160,7 @@ export async function runOurs(o: SchedulingOptions): Promise<ScheduleMeasurement
     const loaded = benchConfig(dir, o);
     const store = SqliteStore.open(loaded.databasePath);
     const connector = new SimulatedConnector(o.timing);
-    const collector = new Collector({ loaded, store, connector, logger: silent });
+    const collector = new Collector({ loaded, store, connector, logger: silent, telemetry: new Telemetry() });
     const ids = loaded.devices.map((d) => d.config.id);
     const started = performance.now();
     await collector.runDevices(ids);
@@ -268,7 +269,7 @@ export async function benchScheduling(o: SchedulingOptions = DEFAULT_SCHEDULING,
     `${o.timing.connectMs} ms. Ideal makespan = ceil(${o.devices}/${o.servers}) x ${TESTS_PER_DEVICE} x ${o.timing.testMs} ms = **${ideal} ms**.`,
     `Figures come from the stored run log (tests.started_at/ended_at/server in SQLite), ${o.repetitions} runs of each approach, alternating.`,
     '',
-    table(['#', 'approach', 'makespan', 'vs ideal', 'server utilisation: mean (per server)', 'idle per server while devices waited', 'ok runs', 'tests stored', 'max tests at once on one server'], rows),
+    table(['#', 'approach', 'makespan', 'vs ideal', 'server utilisation: mean (per server)', 'idle per server before and between its tests', 'ok runs', 'tests stored', 'max tests at once on one server'], rows),
     '',
     `- Target: makespan within 5 % of ideal: ${verdict(met)} (this collector: ${fixed(oursBest / ideal, 3)}x to ${fixed(oursWorst / ideal, 3)}x).`,
     `- Exclusivity, from the stored log: ${exclusive ? 'no server ever ran two tests at once (a sweep over every stored test start/end per server finds at most 1 running)' : '**a server ran two tests at once** (see the last column)'}.`,
