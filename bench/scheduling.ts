@@ -64,7 +64,7 @@ export interface ScheduleMeasurement {
   tests: number;
   sshConnections: number;
   /** time the servers spent without a test before their last one (summed over servers) */
-  idleWhileQueuedMs: number;
+  idleBeforeLastTestMs: number;
 }
 
 function benchConfig(dir: string, o: SchedulingOptions): LoadedConfig {
@@ -128,14 +128,14 @@ function measure(
   const log = readRunLog(databasePath);
   const makespanMs = Math.max(wallMs, log.lastEnd - log.firstStart);
   const utilisation = new Map<string, number>();
-  let idleWhileQueuedMs = 0;
+  let idleBeforeLastTestMs = 0;
   for (const key of serverKeys) {
     const tests = log.tests.filter((t) => t.server === key);
     const busy = tests.reduce((sum, t) => sum + (t.endedAt - t.startedAt), 0);
     utilisation.set(key, busy / makespanMs);
     // time the server spent without a test, from the round's start to its last test
-    for (let i = 1; i < tests.length; i++) idleWhileQueuedMs += Math.max(0, tests[i].startedAt - tests[i - 1].endedAt);
-    if (tests.length > 0) idleWhileQueuedMs += tests[0].startedAt - log.firstStart;
+    for (let i = 1; i < tests.length; i++) idleBeforeLastTestMs += Math.max(0, tests[i].startedAt - tests[i - 1].endedAt);
+    if (tests.length > 0) idleBeforeLastTestMs += tests[0].startedAt - log.firstStart;
   }
   const { max, overlaps } = maxConcurrency(log.tests);
   return {
@@ -149,7 +149,7 @@ function measure(
     okRuns: log.okRuns,
     tests: log.tests.length,
     sshConnections,
-    idleWhileQueuedMs,
+    idleBeforeLastTestMs,
   };
 }
 
@@ -254,7 +254,7 @@ export async function benchScheduling(o: SchedulingOptions = DEFAULT_SCHEDULING,
       `${ms(r.makespanMs)} ms`,
       `${fixed(r.makespanMs / r.idealMs, 3)}x`,
       `${pct(u.reduce((a, b) => a + b, 0) / u.length)} (${u.map((x) => pct(x, 0)).join(', ')})`,
-      `${fixed(r.idleWhileQueuedMs / u.length, 0)} ms`,
+      `${fixed(r.idleBeforeLastTestMs / u.length, 0)} ms`,
       `${r.okRuns}/${r.runs}`,
       r.tests,
       r.maxConcurrentPerServer,
