@@ -219,6 +219,20 @@ function report(o: FidelityOptions, shaped: { rate: number; figures: Figures }[]
     `- UDP received within 5 % of offered, loss under 1 point without injected loss: ${verdict(udpWorst >= 0.95 && udpLossWorst <= 1)} (worst ${pct(1 - udpWorst)} off, loss up to ${fixed(udpLossWorst, 2)} %).`,
     `- Target loss within 1 point: ${verdict(lossWorst <= 1)} (worst error ${fixed(lossWorst, 2)} points).`,
   ];
+  const injected = lossy.filter((l) => l.percent > 0);
+  const control = lossy.find((l) => l.percent === 0);
+  if (injected.length > 0) {
+    const bias = (direction: 'upload' | 'download') => injected.reduce((sum, l) => sum + l.figures[direction].udpLostPercent / l.percent, 0) / injected.length;
+    markdown.push(
+      `- Measured / injected loss, mean over the injected rows: upload ${fixed(bias('upload'), 2)}, download ${fixed(bias('download'), 2)}` +
+        (control
+          ? `; the control row (nothing injected) lost ${fixed(control.figures.upload.udpLostPercent, 2)} % / ${fixed(control.figures.download.udpLostPercent, 2)} % (upload / download)` +
+            (Math.max(control.figures.upload.udpLostPercent, control.figures.download.udpLostPercent) < 0.1
+              ? ', so the path drops nothing by itself at this rate: any bias is in the counting or the drop rule, not the link.'
+              : '.')
+          : '.'),
+    );
+  }
   if (!tcpMet) {
     markdown.push(
       `- Why TCP misses 5 % against the shaped rate: the headers. Against the ${pct(TCP_GOODPUT_CEILING)} payload ceiling the`,
