@@ -125,6 +125,23 @@ describe('collector CLI', () => {
     expect(t.err.join('')).toMatch(/cannot read configuration file/);
   });
 
+  it('reads ./collector.yaml when neither --config nor COLLECTOR_CONFIG is given', async () => {
+    const t = io();
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      writeFileSync(join(dir, 'collector.yaml'), 'apiTokenFile: token\n');
+      expect(await runCli(['check-config'], t.io, runtime([]))).toBe(0);
+      expect(t.out.join('')).toMatch(/^collector\.yaml: OK/);
+      // and an inventory without devices says so when a device is asked for
+      const r = io();
+      expect(await runCli(['run', 'ap-9'], r.io, runtime([]))).toBe(2);
+      expect(r.err.join('')).toMatch(/unknown device id\(s\): ap-9; known: \(none\)/);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it('run checks device ids, prints a summary and exits 1 when a run did not succeed', async () => {
     const cfg = ['--config', join(dir, 'good.yaml'), '--log-level', 'silent'];
     let t = io();

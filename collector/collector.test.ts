@@ -203,6 +203,23 @@ describe('collector core behind the API', () => {
     again.close();
   });
 
+  it('logs a run whose results could not be stored, and keeps serving', async () => {
+    const lines: string[] = [];
+    const capture = pino({ level: 'error' }, { write: (l: string) => lines.push(l) });
+    service = await startService(loaded(), capture, { connector: unreachable, schedule: false });
+    // fault injection: the disk fails when the run is written
+    service.store.finishRun = () => {
+      throw new Error('disk I/O error');
+    };
+    expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(202);
+    for (let i = 0; i < 50 && service.collector.status().running; i++) await new Promise((r) => setTimeout(r, 20));
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; device: string; err: { message: string } });
+    expect(logged).toContainEqual(expect.objectContaining({ msg: 'run crashed', device: 'a', err: expect.objectContaining({ message: 'disk I/O error' }) }));
+    // nothing half-written: the run stays `running` until the next start marks it interrupted
+    expect(service.store.listRuns({}).map((r) => r.status)).toEqual(['running']);
+    expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(202);
+  });
+
   it('parses listen addresses, IPv6 included', () => {
     expect(parseListen('[::1]:8686')).toEqual({ host: '::1', port: 8686 });
     expect(parseListen('0.0.0.0:80')).toEqual({ host: '0.0.0.0', port: 80 });

@@ -2,6 +2,7 @@
  * The composition root: builds the store, telemetry, SSH connector, collector core and HTTP
  * API from a loaded configuration, and tears them down in order.
  */
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApi } from './api/app.js';
@@ -57,8 +58,8 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
     store.close();
     throw err;
   }
-  const address = app.server.address();
-  const boundPort = typeof address === 'object' && address ? address.port : port;
+  // listening on TCP: the address is an object (port 0 in the config means any free port)
+  const boundPort = (app.server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
   logger.info({ url, devices: loaded.devices.length, version: COLLECTOR_VERSION }, 'collector API listening');
   if (options.schedule !== false) {

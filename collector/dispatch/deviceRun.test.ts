@@ -36,7 +36,12 @@ class ScriptedSession implements DeviceSession {
     if (this.failRemove) throw new Error('read-only file system');
     this.removed.push(path);
   }
-  close(): void {}
+  closed = 0;
+  close(): void {
+    this.closed++;
+    if (this.failClose) throw new Error('socket already destroyed');
+  }
+  failClose = false;
 }
 
 function harness(connector: DeviceConnector, planOverrides: Partial<RunPlan> = {}) {
@@ -103,6 +108,16 @@ describe('device run, fault injection', () => {
     expect(summary.message).toMatch(/deadline and was killed/);
     const outcome = finished[0].tests[0].outcome;
     expect(outcome.ok ? null : outcome.raw).toContain('interrupt - the client has terminated');
+  });
+
+  it('keeps the result when closing the SSH connection fails', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload.json'), fixture('udp-upload.json')]);
+    session.failClose = true;
+    const { deps, plan, logs } = harness({ connect: async () => session });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect(summary.status).toBe('ok');
+    expect(session.closed).toBe(1);
+    expect(logs.join('')).toContain('closing the SSH connection failed');
   });
 
   it('fails with server-unreachable and a fix when the device has no server at all', async () => {

@@ -200,7 +200,11 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
     if (session && keyPath) {
       await session.removeFile(keyPath).catch((err: unknown) => log.warn({ err: String(err) }, 'could not remove the temporary RSA key from the device'));
     }
-    session?.close();
+    try {
+      session?.close();
+    } catch (err) {
+      log.warn({ err: String(err) }, 'closing the SSH connection failed');
+    }
   }
 
   const endedAt = deps.clock();

@@ -128,7 +128,3 @@ export const METRICS = [
 
 export type MetricName = (typeof METRICS)[number]['name'];
 export const METRIC_NAMES = METRICS.map((m) => m.name) as MetricName[];
-
-export function metricDefinition(name: string): MetricDefinition | undefined {
-  return METRICS.find((m) => m.name === name);
-}
