@@ -62,6 +62,12 @@ describe('buildIperf3Argv', () => {
     expect(unset.slice(10)).toEqual(['-P', '1']);
   });
 
+  it('omits seconds from TCP tests only: with UDP, omit inflates the measured loss', () => {
+    const udp = buildIperf3Argv(spec({ protocol: 'udp' }, { omit: 2 }));
+    expect(udp).not.toContain('-O');
+    expect(udp).toContain('-u');
+  });
+
   it('adds the auth username and the copied key path, never the password', () => {
     const argv = buildIperf3Argv(spec({ remoteRsaPublicKeyPath: '/tmp/iperf3-key.abc' }, { auth: AUTH, tcp: { bitrate: '0', length: null } }));
     expect(argv.slice(10)).toEqual(['-P', '1', '--username', 'mario', '--rsa-public-key-path', '/tmp/iperf3-key.abc']);
