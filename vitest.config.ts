@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['collector/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'test/**/*.test.ts', 'tests/browser/**/*.test.ts'],
+    include: ['collector/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'tests/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // @grafana/* import CSS and CJS-only modules: let vite transform them for the jsdom editor tests.
     server: { deps: { inline: [/@grafana\//] } },

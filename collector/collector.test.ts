@@ -1,7 +1,7 @@
 /**
  * The collector core behind its real HTTP API and a real SQLite file: settings pushed the way
  * the Grafana data source pushes them, run-now validation, the server list and busy state.
- * (Runs against real devices are in test/integration/collector-lab.test.ts.)
+ * (Runs against real devices are in tests/integration/collector-lab.test.ts.)
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

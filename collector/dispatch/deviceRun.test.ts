@@ -2,7 +2,7 @@
  * Fault injection for the device run: a scripted session replays real iperf3 outputs captured
  * in collector/iperf3/fixtures, to reach failures that a lab cannot produce on demand (a lost
  * UDP set-up datagram, a device that cannot delete a file). The real paths run in
- * test/integration/collector-lab.test.ts.
+ * tests/integration/collector-lab.test.ts.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

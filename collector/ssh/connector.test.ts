@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLab, type Lab } from '../../test/lab/lab.js';
+import { createLab, type Lab } from '../../tests/lab/lab.js';
 import { ClassifiedError, type DeviceSession, type DeviceTarget, type HostKeyStore } from '../model.js';
 import { hostKeyFingerprint, SshConnector, type SshConnectorOptions } from './connector.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLab, type Lab } from '../../test/lab/lab.js';
+import { createLab, type Lab } from '../../tests/lab/lab.js';
 import type { DeviceSession } from '../model.js';
 import { SshConnector } from './connector.js';
 import { execWithSecretEnv } from './secret-env.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Network-namespace test lab: devices (OpenSSH or dropbear) and iperf3 servers, each in its own
 # namespace, joined by a bridge in the root namespace (10.203.N.1/24), with tc shaping and
-# nftables loss. test/lab/lab.ts drives this script; people can use it by hand too.
+# nftables loss. tests/lab/lab.ts drives this script; people can use it by hand too.
 #
 #   lab.sh create NAME N OWNER_PID          bridge, state dir, client key
 #   lab.sh add-device NAME ID HOST SSH [--rate MBIT] [--no-iperf3] [--env K=V]... [--sshd-option LINE]...
