@@ -28,6 +28,14 @@ export default defineConfig({
       reporter: ['text', 'json-summary', 'html'],
       reportsDirectory: 'coverage',
       reportOnFailure: true,
+      // The owner's bar is 99 % of lines for the collector and the plugin backend (measured:
+      // collector 100 % lines / 99.4 % branches, backend 99.8 % lines). These floors keep it from
+      // slipping; the branch floor leaves room for a few timing-dependent branches.
+      thresholds: {
+        'collector/**': { lines: 99, branches: 98 },
+        'src/backend/**': { lines: 99 },
+        'src/shared/**': { lines: 99 },
+      },
     },
   },
 });
