@@ -197,7 +197,7 @@ function report(o: FidelityOptions, shaped: { rate: number; figures: Figures }[]
   const markdown = [
     `Lab: OpenSSH devices in network namespaces behind tc tbf links shaped to ${o.ratesMbit.join(', ')} Mbit/s in both`,
     `directions, one unshaped iperf3 server, driven by \`runOnce\` (SSH, iperf3 -J, our parser, SQLite); figures read back`,
-    `from the store (UDP's sent rate from the raw JSON it keeps). iperf3 \`-t ${o.timeS} -O ${o.omitS}\`; one run per row.`,
+    `from the store (UDP's sent rate from the raw JSON it keeps). iperf3 \`-t ${o.timeS}\`, TCP with \`-O ${o.omitS}\` (the collector passes omit to TCP tests only: with UDP, iperf3 3.12 counts the datagrams in flight when the omitted seconds end as lost, +1 point at 5 % loss); one run per row.`,
     '',
     '**TCP** (received = `end.sum_received`, sent = `end.sum_sent`)',
     '',
