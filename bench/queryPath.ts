@@ -15,7 +15,7 @@ import { startService } from '../collector/service.js';
 import { SqliteStore } from '../collector/store/sqlite-store.js';
 import { decodeFrame, PluginClient, type DataSourceSettingsInput } from '../src/backend/testing/pluginClient.js';
 import { BENCH_TOKEN, loadCollectorConfig, loopbackDeviceAddress, UNUSED_PORT } from './collectorConfig.js';
-import { launchPlugin } from './pluginProcess.js';
+import { launchPlugin } from '../src/backend/testing/pluginProcess.js';
 import { processMemory } from './processMemory.js';
 import { table, verdict, type SectionResult } from './report.js';
 import { seedRuns, METRIC_ROWS_PER_RUN } from './seedStore.js';
@@ -186,7 +186,7 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
       log(`query path: ${scenario.label} x ${scenario.devices} devices: plugin p50 ${ms(percentile(result.plugin, 50))} ms, raw p50 ${ms(percentile(result.raw, 50))} ms`);
       results.push(result);
     }
-    pluginMemory = processMemory(plugin.pid);
+    pluginMemory = processMemory(plugin.child.pid as number);
     // Where the inventory's time goes: the store's lastRuns against the index-backed query
     // that would replace it (same answer checked), side by side.
     const lastRunByIndex = raw.prepare(

@@ -10,22 +10,25 @@
  * qemu is invoked explicitly because containers usually have no binfmt_misc registration;
  * with one, `exec` of the executable (what Grafana does) reaches the same qemu.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_CATALOGUE } from './metricsCatalogue.js';
 import { COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from './testing/collectorFixture.js';
 import { decodeFrame, fieldLabels, PluginClient, type DataSourceSettingsInput } from './testing/pluginClient.js';
+import {
+  GO_PLUGIN_MAX_PORT as MAX_PORT,
+  GO_PLUGIN_MIN_PORT as MIN_PORT,
+  launchPlugin,
+  PluginLaunchError,
+  REPO_ROOT as ROOT,
+  within,
+  type LaunchedPlugin,
+} from './testing/pluginProcess.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PLUGIN_JSON = JSON.parse(readFileSync(join(ROOT, 'src/plugin.json'), 'utf8')) as { executable: string };
-const HANDSHAKE = /^1\|2\|tcp\|127\.0\.0\.1:(\d+)\|grpc$/;
-/** go-plugin's defaults (ClientConfig.MinPort/MaxPort), which Grafana does not override */
-const MIN_PORT = 10000;
-const MAX_PORT = 25000;
 /** Emulation makes start-up slower than native (a few seconds here); leave ample room on CI. */
 const HANDSHAKE_TIMEOUT_MS = 90_000;
 
@@ -67,71 +70,17 @@ function requireEmulation(): string {
   return qemu;
 }
 
-interface Launched {
-  child: ChildProcessWithoutNullStreams;
-  port: number;
-  stdout: () => string;
-  stderrLines: () => Record<string, unknown>[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function launchEmulated(qemu: string, executable: string): Promise<Launched> {
-  const cwd = mkdtempSync(join(tmpdir(), 'grafana-plugin-cwd-'));
-  const child = spawn(qemu, [executable], {
-    cwd,
-    env: {
-      PATH: '/usr/bin:/bin',
-      grafana_plugin_type: 'datasource',
-      PLUGIN_PROTOCOL_VERSIONS: '2',
-      PLUGIN_MIN_PORT: String(MIN_PORT),
-      PLUGIN_MAX_PORT: String(MAX_PORT),
-      GF_VERSION: '12.1.0',
-      GF_EDITION: 'Open Source',
-    },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      rmSync(cwd, { recursive: true, force: true });
-      resolve({ code, signal });
-    }),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s under ${qemu}; stderr: ${stderr}`)),
-      HANDSHAKE_TIMEOUT_MS,
-    );
-    child.stdout.on('data', () => {
-      const newline = stdout.indexOf('\n');
-      if (newline < 0) return;
-      clearTimeout(timer);
-      const match = HANDSHAKE.exec(stdout.slice(0, newline));
-      if (match) resolve(Number(match[1]));
-      else reject(new Error(`bad handshake line ${JSON.stringify(stdout)}`));
-    });
-    void exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      // qemu's "Could not open '/lib/ld-linux-aarch64.so.1'" or ld.so's missing library lands here.
-      reject(new Error(`exited with ${code ?? signal} before the handshake (missing arm64 libraries? ${INSTALL_COMMAND}); stderr: ${stderr}`));
-    });
-  }).catch((error: unknown) => {
-    child.kill('SIGKILL'); // no process left behind when the handshake is missing or wrong
+/** Launched as Grafana launches it, with go-plugin's default port range, under qemu. */
+async function launchEmulated(qemu: string, executable: string): Promise<LaunchedPlugin> {
+  try {
+    return await launchPlugin({ executable, prefix: [qemu], handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS });
+  } catch (error) {
+    // qemu's "Could not open '/lib/ld-linux-aarch64.so.1'" or ld.so's missing library lands here.
+    if (error instanceof PluginLaunchError && error.reason === 'exited') {
+      throw new Error(`${error.message} (missing arm64 libraries? ${INSTALL_COMMAND})`, { cause: error });
+    }
     throw error;
-  });
-  return {
-    child,
-    port,
-    stdout: () => stdout,
-    stderrLines: () =>
-      stderr
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-    exited,
-  };
+  }
 }
 
 function elfMachine(path: string): number {
@@ -146,26 +95,16 @@ function elfMachine(path: string): number {
   return header.readUInt16LE(18);
 }
 
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Running {
   executable: string;
-  plugin: Launched;
+  plugin: LaunchedPlugin;
   client: PluginClient;
   settings: DataSourceSettingsInput;
 }
 
 let out: string | undefined;
 let collector: RunningCollector | undefined;
-let plugin: Launched | undefined;
+let plugin: LaunchedPlugin | undefined;
 let client: PluginClient | undefined;
 let running: Running | undefined;
 /** A failed setup fails every test with its message (vitest would report them as skipped). */
@@ -193,10 +132,9 @@ beforeAll(async () => {
       jsonData: { collectorUrl: collector.url, servers: [{ host: '10.0.0.1' }] },
       secure: { apiToken: collector.token },
     };
-    const startStart = performance.now();
     plugin = await launchEmulated(qemu, executable);
-    const startMs = performance.now() - startStart;
-    client = new PluginClient(`127.0.0.1:${plugin.port}`);
+    const startMs = plugin.handshakeMs;
+    client = new PluginClient(plugin.address);
     running = { executable, plugin, client, settings };
     // Reported, not asserted (speed belongs in benchmarks).
     console.error(`arm64 plugin: build ${(buildMs / 1000).toFixed(1)} s, start to handshake under ${qemu} ${(startMs / 1000).toFixed(1)} s`);

@@ -4,112 +4,30 @@
  * directory; the handshake line read from stdout, then every service called over gRPC.
  * Builds dist/ first when the executable is missing or older than the backend's sources.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from './testing/collectorFixture.js';
 import { decodeFrame, fieldLabels, PluginClient, timeNanos, type DataSourceSettingsInput } from './testing/pluginClient.js';
+import { ensurePluginBuilt, launchPlugin, REPO_ROOT as ROOT, within, type LaunchedPlugin } from './testing/pluginProcess.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PLUGIN_JSON = JSON.parse(readFileSync(join(ROOT, 'src/plugin.json'), 'utf8')) as { executable: string; id: string };
-const EXECUTABLE = join(ROOT, 'dist', `${PLUGIN_JSON.executable}_linux_amd64`);
-const HANDSHAKE = /^1\|2\|tcp\|127\.0\.0\.1:(\d+)\|grpc$/;
 /** go-plugin parses `@timestamp` with the layout 2006-01-02T15:04:05.000000Z07:00 */
 const HCLOG_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
-function newestSource(dir: string): number {
-  return Math.max(
-    ...readdirSync(dir, { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile() && !e.name.endsWith('.test.ts'))
-      .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs),
-  );
-}
-
-function ensureBuilt(): void {
-  const stale = !existsSync(EXECUTABLE) || statSync(EXECUTABLE).mtimeMs < newestSource(join(ROOT, 'src/backend'));
-  if (stale) execFileSync(process.execPath, [join(ROOT, 'scripts/build-backend.mjs')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-}
-
-interface Launched {
-  child: ChildProcessWithoutNullStreams;
-  port: number;
-  stdout: () => string;
-  stderrLines: () => Record<string, unknown>[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function launch(env: Record<string, string> = {}): Promise<Launched> {
-  const cwd = mkdtempSync(join(tmpdir(), 'grafana-plugin-cwd-'));
-  const child = spawn(EXECUTABLE, [], {
-    cwd,
-    env: {
-      PATH: '/usr/bin:/bin',
-      grafana_plugin_type: 'datasource',
-      PLUGIN_PROTOCOL_VERSIONS: '2',
-      GF_VERSION: '12.1.0',
-      GF_EDITION: 'Open Source',
-      ...env,
-    },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      rmSync(cwd, { recursive: true, force: true });
-      resolve({ code, signal });
-    }),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no handshake within 15 s; stderr: ${stderr}`)), 15_000);
-    const onData = (): void => {
-      const newline = stdout.indexOf('\n');
-      if (newline < 0) return;
-      clearTimeout(timer);
-      const match = HANDSHAKE.exec(stdout.slice(0, newline));
-      if (match) resolve(Number(match[1]));
-      else reject(new Error(`bad handshake line ${JSON.stringify(stdout)}`));
-    };
-    child.stdout.on('data', onData);
-    void exited.then(({ code }) => reject(new Error(`exited with ${code} before the handshake; stderr: ${stderr}`)));
-  });
-  return {
-    child,
-    port,
-    stdout: () => stdout,
-    stderrLines: () =>
-      stderr
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-    exited,
-  };
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
+let EXECUTABLE: string;
 let collector: RunningCollector;
-let plugin: Launched;
+let plugin: LaunchedPlugin;
 let client: PluginClient;
 let settings: DataSourceSettingsInput;
 let blocker: Server;
 let minPort: number;
 
 beforeAll(async () => {
-  ensureBuilt();
+  EXECUTABLE = ensurePluginBuilt();
   collector = await startCollector();
   settings = {
     uid: 'exe',
@@ -120,8 +38,8 @@ beforeAll(async () => {
   blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   minPort = (blocker.address() as { port: number }).port;
-  plugin = await launch({ PLUGIN_MIN_PORT: String(minPort), PLUGIN_MAX_PORT: String(minPort + 20) });
-  client = new PluginClient(`127.0.0.1:${plugin.port}`);
+  plugin = await launchPlugin({ executable: EXECUTABLE, env: { PLUGIN_MIN_PORT: String(minPort), PLUGIN_MAX_PORT: String(minPort + 20) } });
+  client = new PluginClient(plugin.address);
 }, 300_000);
 
 afterAll(async () => {
@@ -224,9 +142,9 @@ describe('the plugin executable', () => {
   });
 
   it('exits promptly on SIGTERM, and ignores SIGINT as go-plugin plugins do', async () => {
-    const other = await launch();
+    const other = await launchPlugin({ executable: EXECUTABLE });
     other.child.kill('SIGINT');
-    const c = new PluginClient(`127.0.0.1:${other.port}`);
+    const c = new PluginClient(other.address);
     try {
       await expect.poll(() => other.stderrLines().some((l) => String(l['@message']).startsWith('ignoring SIGINT'))).toBe(true);
       expect(await c.health()).toEqual({ status: 'SERVING' });

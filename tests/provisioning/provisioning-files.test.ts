@@ -20,7 +20,7 @@ import {
   dashboardSchema,
   datasourcesFileSchema,
 } from './grafanaSchemas.js';
-import { REPO_ROOT } from './pluginProcess.js';
+import { REPO_ROOT } from '../../src/backend/testing/pluginProcess.js';
 import {
   dashboardFiles,
   dashboardTargets,

@@ -14,12 +14,12 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../collector/config/load.js';
 import { startService, type Service } from '../../collector/service.js';
-import { decodeFrame, type DataSourceSettingsInput, type DecodedFrame } from '../../src/backend/testing/pluginClient.js';
+import { decodeFrame, PluginClient, type DataSourceSettingsInput, type DecodedFrame } from '../../src/backend/testing/pluginClient.js';
+import { ensurePluginBuilt, launchPlugin, type LaunchedPlugin } from '../../src/backend/testing/pluginProcess.js';
 import type { DeviceInfo } from '../../src/shared/api.js';
 import { createLab, type Lab } from '../lab/lab.js';
 import { alertItems, labelKey, reduceLastDropNN, threshold } from './grafanaAlerting.js';
 import { alertingFileSchema, datasourcesFileSchema } from './grafanaSchemas.js';
-import { ensurePluginBuilt, startPlugin, type RunningPlugin } from './pluginProcess.js';
 import {
   dashboardFiles,
   dashboardTargets,
@@ -37,7 +37,8 @@ const DEVICES = ['fast', 'slow', 'broken'];
 let lab: Lab;
 let dir: string;
 let service: Service;
-let plugin: RunningPlugin;
+let plugin: LaunchedPlugin;
+let client: PluginClient;
 let settings: DataSourceSettingsInput;
 
 /** The provisioned data source as Grafana hands it to the plugin: env expanded, collector URL pointed at the lab. */
@@ -110,11 +111,13 @@ beforeAll(async () => {
   service = await startService(loadConfigFile(join(dir, 'collector.yaml')), logger, { schedule: false });
   const results = await service.collector.runDevices(DEVICES);
   expect(results.map((r) => `${r.device}:${r.status}`).sort()).toEqual(['broken:failed', 'fast:ok', 'slow:ok']);
-  plugin = await startPlugin(executable);
+  plugin = await launchPlugin({ executable, env: { GF_VERSION: '13.2.2', GF_EDITION: 'oss' }, handshakeTimeoutMs: 30_000 });
+  client = new PluginClient(plugin.address);
   settings = provisionedSettings(service.url);
 }, 600_000);
 
 afterAll(async () => {
+  client?.close();
   await plugin?.stop();
   await service?.close();
   await lab?.destroy();
@@ -125,7 +128,7 @@ describe('the built plugin, launched as Grafana does', () => {
   it('printed the go-plugin handshake and lists the lab devices for the $device variable', async () => {
     expect(plugin.handshake).toMatch(/^1\|2\|tcp\|127\.0\.0\.1:\d+\|grpc$/);
     // DeviceVariableSupport lists `{kind: 'devices'}` from the `devices` resource
-    const { code, json } = await plugin.client.callResource(settings, 'devices');
+    const { code, json } = await client.callResource(settings, 'devices');
     expect(code).toBe(200);
     expect((json as DeviceInfo[]).map((d) => d.id).sort()).toEqual([...DEVICES].sort());
   });
@@ -135,7 +138,7 @@ describe('every dashboard panel', () => {
   for (const file of dashboardFiles()) {
     it(`${file.name}: every target returns well-formed frames with data`, async () => {
       const variables = templateVariables(file);
-      const devices = ((await plugin.client.callResource(settings, 'devices')).json as DeviceInfo[]).map((d) => d.id);
+      const devices = ((await client.callResource(settings, 'devices')).json as DeviceInfo[]).map((d) => d.id);
       // every device the variable offers, one at a time, as a viewer would pick them
       const assignments: Record<string, string[]>[] = variables.length === 0 ? [{}] : devices.map((d) => Object.fromEntries(variables.map((v) => [v.name, [d]])));
       const now = Date.now();
@@ -148,7 +151,7 @@ describe('every dashboard panel', () => {
         let rows = 0;
         for (const values of assignments) {
           const query = interpolateTarget(target, values);
-          const responses = await plugin.client.queryData(settings, [{ refId: target.refId, json: query, fromMs, toMs, maxDataPoints: 1000 }]);
+          const responses = await client.queryData(settings, [{ refId: target.refId, json: query, fromMs, toMs, maxDataPoints: 1000 }]);
           const r = responses[target.refId];
           if (!r || r.status !== 200 || r.error) {
             failures.push(`${label} ${JSON.stringify(values)}: status ${r?.status} ${r?.error}`);
@@ -176,7 +179,7 @@ describe('every alert rule', () => {
     const expressions = rule.data.filter((d) => d.datasourceUid === '__expr__');
     const now = Date.now();
     const range = query.relativeTimeRange ?? { from: 600, to: 0 };
-    const responses = await plugin.client.queryData(
+    const responses = await client.queryData(
       settings,
       [{ refId: query.refId, json: query.model, fromMs: now - range.from * 1000, toMs: now - range.to * 1000, maxDataPoints: Number(query.model.maxDataPoints ?? 43200) }],
       { fromAlert: true },
