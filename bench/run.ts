@@ -7,11 +7,11 @@
  *   npm run bench -- --out /tmp/bench.md
  *
  * Needs root for the lab (network namespaces, tc, nftables), iperf3 and OpenSSH, as the
- * integration tests do. Builds the collector bundle; builds the plugin executable only when
- * dist/ has none (say --build-plugin to rebuild it).
+ * integration tests do. Builds the collector bundle, and the plugin executable when it is
+ * missing or older than its sources (say --build-plugin to rebuild it anyway).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { benchFidelity } from './fidelity.js';
 import { benchFootprint } from './footprint.js';
 import { describeMachine } from './machine.js';
-import { pluginExecutablePath } from '../src/backend/testing/pluginProcess.js';
+import { ensurePluginBuilt } from '../src/backend/testing/pluginProcess.js';
 import { benchQueryPath } from './queryPath.js';
 import { table, type SectionResult } from './report.js';
 import { benchScheduling } from './scheduling.js';
@@ -56,12 +56,13 @@ const log = (line: string): void => {
 function build(): string {
   log('building the collector bundle (collector/dist/main.js)');
   execFileSync(process.execPath, ['scripts/build-collector.mjs'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  const plugin = pluginExecutablePath();
-  if (args['build-plugin'] || !existsSync(plugin)) {
+  if (args['build-plugin']) {
     log('building the plugin executable (npm run build:backend)');
     execFileSync(process.execPath, ['scripts/build-backend.mjs'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  return existsSync(plugin) ? `${plugin.slice(ROOT.length)}, built ${statSync(plugin).mtime.toISOString()}` : 'missing';
+  // never measure a stale executable: rebuilt when older than the backend's sources
+  const plugin = ensurePluginBuilt();
+  return `${plugin.slice(ROOT.length)}, built ${statSync(plugin).mtime.toISOString()}`;
 }
 
 const started = performance.now();
