@@ -9,10 +9,12 @@ import type { Direction, MetricName } from '../../src/shared/metrics.js';
 import type {
   ErrorClass,
   IntervalPoint,
+  LatestParams,
   LatestValue,
   RunRecord,
   RunStatus,
   Series,
+  SeriesParams,
   SeriesPoint,
   TestProtocol,
   TestRecord,
@@ -51,28 +53,13 @@ export interface RunQuery {
   limit?: number;
 }
 
-export interface SeriesQuery {
-  devices: string[] | 'all';
-  metrics: MetricName[];
-  fromMs: number;
-  toMs: number;
-  maxPoints: number;
-  /** only points measured against this server (`host:port`) */
-  server?: string;
-  /** only this direction; per-run metrics (direction null) are always included */
-  direction?: Direction;
-  /** one series per server instead of one per device+metric+direction */
-  splitByServer?: boolean;
-}
+export type SeriesQuery = Omit<SeriesParams, 'devices'> & { devices: string[] | 'all' };
 
-export interface LatestQuery {
+export type LatestQuery = Omit<LatestParams, 'devices'> & {
   devices: string[] | 'all';
-  metrics: MetricName[];
-  server?: string;
-  direction?: Direction;
   /** the latest point at or before this time (default: no bound) */
   beforeMs?: number;
-}
+};
 
 export interface RunCount {
   /** start of the bucket (epoch ms) */

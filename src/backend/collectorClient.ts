@@ -9,16 +9,17 @@ import {
   type DeviceInfo,
   type HealthResponse,
   type IntervalsResponse,
+  type LatestParams,
   type LatestResponse,
   type RunNowResponse,
   type RunRecord,
   type RunsResponse,
   type RunStatus,
+  type SeriesParams,
   type SeriesResponse,
   type ServerInfo,
   type SettingsResponse,
 } from '../shared/api.js';
-import type { Direction, MetricName } from '../shared/metrics.js';
 import type { Settings } from '../shared/settings.js';
 
 export const DEFAULT_COLLECTOR_TIMEOUT_MS = 15_000;
@@ -75,23 +76,8 @@ export interface CollectorClientOptions {
   timeoutMs?: number;
 }
 
-export interface SeriesRequest {
-  devices: string[];
-  metrics: MetricName[];
-  fromMs: number;
-  toMs: number;
-  maxPoints: number;
-  server?: string;
-  direction?: Direction;
-  splitByServer?: boolean;
-}
-
-export interface LatestRequest {
-  devices: string[];
-  metrics: MetricName[];
-  server?: string;
-  direction?: Direction;
-}
+export type SeriesRequest = SeriesParams;
+export type LatestRequest = LatestParams;
 
 export interface RunsRequest {
   devices?: string[];

@@ -103,6 +103,29 @@ export interface Series {
   points: SeriesPoint[];
 }
 
+/** GET /api/v1/series: which points, for which devices (the store also takes 'all'). */
+export interface SeriesParams {
+  devices: string[];
+  metrics: MetricName[];
+  fromMs: number;
+  toMs: number;
+  maxPoints: number;
+  /** only points measured against this server (`host:port`) */
+  server?: string;
+  /** only this direction; per-run metrics (direction null) are always included */
+  direction?: Direction;
+  /** one series per server instead of one per device+metric+direction */
+  splitByServer?: boolean;
+}
+
+/** GET /api/v1/latest */
+export interface LatestParams {
+  devices: string[];
+  metrics: MetricName[];
+  server?: string;
+  direction?: Direction;
+}
+
 export interface SeriesResponse {
   fromMs: number;
   toMs: number;
