@@ -170,11 +170,13 @@ describe('every dashboard panel', () => {
 describe('every alert rule', () => {
   const groups = provisioningFiles('alerting').flatMap((path) => alertingFileSchema.parse(readYaml(path)).groups ?? []);
   const rules = groups.flatMap((g) => g.rules);
+  const evaluated = new Set<string>();
 
   /** Evaluates a rule as Grafana would: its query from alerting, Reduce, Threshold; returns the firing instances. */
   async function evaluate(uid: string) {
     const rule = rules.find((r) => r.uid === uid);
     if (!rule) throw new Error(`no rule ${uid}`);
+    evaluated.add(uid);
     const [query] = rule.data.filter((d) => d.datasourceUid !== '__expr__');
     const expressions = rule.data.filter((d) => d.datasourceUid === '__expr__');
     const now = Date.now();
@@ -238,14 +240,7 @@ describe('every alert rule', () => {
     expect(instances.find((i) => i.labels.device === 'fast')?.value).toBeLessThan(600);
   });
 
-  it('every rule was evaluated above', () => {
-    expect(rules.map((r) => r.uid).sort()).toEqual([
-      'iperf3-no-recent-success',
-      'iperf3-tcp-download-low',
-      'iperf3-tcp-upload-low',
-      'iperf3-tests-failing',
-      'iperf3-udp-jitter-high',
-      'iperf3-udp-loss-high',
-    ]);
+  it('every provisioned rule was evaluated above (a new rule needs its own evaluation test)', () => {
+    expect([...evaluated].sort()).toEqual(rules.map((r) => r.uid).sort());
   });
 });
