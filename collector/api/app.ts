@@ -7,6 +7,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { z } from 'zod';
 import {
   API_PREFIX,
+  MAX_RUNS_PER_REQUEST,
   type ApiErrorBody,
   type HealthResponse,
   type IntervalsResponse,
@@ -27,7 +28,7 @@ import type { ApiDeps, ApiLimits, DevicesResponse, ServersResponse, ServerCheck 
 export const DEFAULT_LIMITS: ApiLimits = {
   maxDevices: 1000,
   maxRangeMs: 5 * 366 * 86_400_000,
-  maxRuns: 1000,
+  maxRuns: MAX_RUNS_PER_REQUEST,
   maxPoints: 10_000,
   bodyLimit: 1024 * 1024,
   healthCheckTimeoutMs: 2000,

@@ -8,7 +8,7 @@
  *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
  */
 import { z } from 'zod';
-import { RUN_STATUSES, type RunsResponse, type RunStatus } from '../shared/api.js';
+import { MAX_RUNS_PER_REQUEST, RUN_STATUSES, type RunsResponse, type RunStatus } from '../shared/api.js';
 import { fieldErrors, formatFieldErrors } from '../shared/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
@@ -99,8 +99,8 @@ async function listRuns(client: CollectorClient, params: URLSearchParams): Promi
     return errorResponse(400, 'invalid-status', `unknown status ${badStatus.join(', ')}; use ${RUN_STATUSES.join(', ')}`);
   }
   const limit = Number(params.get('limit') ?? '100');
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    return errorResponse(400, 'invalid-limit', 'limit must be a whole number from 1 to 1000');
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RUNS_PER_REQUEST) {
+    return errorResponse(400, 'invalid-limit', `limit must be a whole number from 1 to ${MAX_RUNS_PER_REQUEST}`);
   }
   const devices = expandDeviceEntries(params.getAll('device'));
   const runs = await client.runs({

@@ -9,7 +9,7 @@ import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
 import { Alert, InlineSwitch, Input, MultiSelect, RadioButtonGroup, Select } from '@grafana/ui';
 import { useEffect, useState } from 'react';
 import type { DeviceInfo, RunStatus, ServerInfo } from '../shared/api.js';
-import { RUN_STATUSES } from '../shared/api.js';
+import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from '../shared/api.js';
 import type { Direction, MetricName } from '../shared/metrics.js';
 import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../shared/query.js';
 import type { DataSource } from '../datasource.js';
@@ -156,7 +156,7 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
               data-testid={Components.QueryEditor.limit}
               type="number"
               min={1}
-              max={1000}
+              max={MAX_RUNS_PER_REQUEST}
               width={12}
               placeholder="500"
               defaultValue={'limit' in query && query.limit !== undefined ? String(query.limit) : ''}

@@ -8,6 +8,9 @@ import type { Settings } from './settings.js';
 
 export const API_PREFIX = '/api/v1';
 
+/** Most runs one GET /api/v1/runs returns; the query model and the editors use the same bound. */
+export const MAX_RUNS_PER_REQUEST = 1000;
+
 export const RUN_STATUSES = ['running', 'ok', 'failed', 'skipped', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 

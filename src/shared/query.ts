@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DIRECTIONS, METRIC_NAMES, type MetricName } from './metrics.js';
-import { RUN_STATUSES } from './api.js';
+import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
 
 export const QUERY_TYPES = ['timeseries', 'latest', 'runs', 'intervals'] as const;
 export type QueryType = (typeof QUERY_TYPES)[number];
@@ -55,8 +55,7 @@ export const runsQuerySchema = z.object({
   ...baseQuery,
   queryType: z.literal('runs'),
   status: z.array(z.enum(RUN_STATUSES)).default([]),
-  // the collector answers at most 1000 runs per request (docs/api.md)
-  limit: z.number().int().min(1).max(1000).default(500),
+  limit: z.number().int().min(1).max(MAX_RUNS_PER_REQUEST, `at most ${MAX_RUNS_PER_REQUEST} runs per query`).default(500),
 });
 export const intervalsQuerySchema = z.object({
   ...baseQuery,
