@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, REDACT_PATHS } from './logging.js';
 
@@ -16,10 +17,21 @@ describe('collector logger', () => {
     expect(createLogger({ pretty: false, level: 'warn' }).level).toBe('warn');
   });
 
-  it('writes readable lines through pino-pretty on a terminal', () => {
-    const logger = createLogger({ pretty: true, level: 'silent' });
-    expect(logger.level).toBe('silent');
-    expect(() => logger.info('not written')).not.toThrow();
+  it('writes readable lines, secrets redacted, when asked for a terminal', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logger = createLogger({ pretty: true, destination: sink });
+    logger.info({ device: 'ap-1', password: 'p1' }, 'run ok');
+    const text = lines.join('');
+    expect(text).toMatch(/^\[\d{2}:\d{2}:\d{2}\] INFO: run ok\n/);
+    expect(text).toContain('device: "ap-1"');
+    expect(text).toContain('password: "[redacted]"');
+    expect(() => JSON.parse(text)).toThrow();
   });
 
   it('redacts secrets by key, as JSON lines', () => {
