@@ -61,12 +61,6 @@ export type LatestQuery = Omit<LatestParams, 'devices'> & {
   beforeMs?: number;
 };
 
-export interface RunCount {
-  /** start of the bucket (epoch ms) */
-  timeMs: number;
-  status: RunStatus;
-  count: number;
-}
 
 export interface StoredSettings {
   settings: Settings;
@@ -330,26 +324,7 @@ export class SqliteStore implements HostKeyStore {
     return new Map(this.withTests(rows).map((r) => [r.device, r]));
   }
 
-  /** Start time (epoch ms) of the last `ok` run of each device that has one. */
-  lastSuccess(devices: string[]): Map<string, number> {
-    const rows = this.stmt(
-      `SELECT device, max(started_at) FROM runs
-       WHERE status = 'ok' AND device IN (SELECT value FROM json_each(?)) GROUP BY device`,
-    )
-      .raw()
-      .all(JSON.stringify(devices)) as [string, number][];
-    return new Map(rows);
-  }
 
-  /** Number of runs per status in buckets of `bucketMs` from `fromMs` (runs started in [fromMs, toMs]). */
-  runCountsByStatus(fromMs: number, toMs: number, bucketMs: number): RunCount[] {
-    if (!(bucketMs > 0)) throw new Error(`bucketMs must be positive, got ${bucketMs}`);
-    const rows = this.stmt(
-      `SELECT ? + CAST((started_at - ?) / ? AS INTEGER) * ? AS time_ms, status, count(*) AS count FROM runs
-       WHERE started_at BETWEEN ? AND ? GROUP BY time_ms, status ORDER BY time_ms, status`,
-    ).all(fromMs, fromMs, Math.trunc(bucketMs), Math.trunc(bucketMs), fromMs, toMs) as { time_ms: number; status: RunStatus; count: number }[];
-    return rows.map((r) => ({ timeMs: r.time_ms, status: r.status, count: r.count }));
-  }
 
   /** Per-second data of a run's tests, in test order. */
   intervals(runId: number): IntervalPoint[] {
