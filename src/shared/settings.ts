@@ -63,20 +63,6 @@ export const authSchema = z.strictObject({
 });
 export type Iperf3Auth = z.infer<typeof authSchema>;
 
-export const DEFAULT_CLIENT_OPTIONS = {
-  time: 10,
-  connectTimeout: 1000,
-  parallel: 1,
-  window: null,
-  bytes: null,
-  blockcount: null,
-  omit: 0,
-  directions: ['upload', 'download'],
-  tcp: { bitrate: '0', length: '128K' },
-  udp: { enabled: true, bitrate: '30M', length: null },
-  auth: null,
-} as const;
-
 export const clientOptionsSchema = z.strictObject({
   time: z.number().int('must be whole seconds').min(1, 'must be at least 1 s').max(1800, 'must be at most 1800 s').default(10),
   connectTimeout: z
@@ -108,6 +94,9 @@ export const clientOptionsSchema = z.strictObject({
   auth: authSchema.nullable().default(null),
 });
 export type ClientOptions = z.infer<typeof clientOptionsSchema>;
+
+/** The defaults, derived from the schema (one definition). */
+export const DEFAULT_CLIENT_OPTIONS: ClientOptions = clientOptionsSchema.parse({});
 
 export function isValidTimezone(tz: string): boolean {
   try {
@@ -157,7 +146,7 @@ export type Schedule = z.infer<typeof scheduleSchema>;
 export const settingsSchema = z.strictObject({
   servers: z.array(serverSchema).min(1, 'add at least one iperf3 server'),
   pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -'), z.array(serverSchema).min(1)).default({}),
-  clientOptions: clientOptionsSchema.default(clientOptionsSchema.parse({})),
+  clientOptions: clientOptionsSchema.default(DEFAULT_CLIENT_OPTIONS),
   schedule: scheduleSchema.default(scheduleSchema.parse({})),
 });
 export type Settings = z.infer<typeof settingsSchema>;
