@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['collector/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'tests/**/*.test.ts'],
+    include: ['collector/**/*.test.ts', 'contract/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'tests/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // @grafana/* import CSS and CJS-only modules: let vite transform them for the jsdom editor tests.
     server: { deps: { inline: [/@grafana\//] } },
@@ -14,12 +14,10 @@ export default defineConfig({
     outputFile: { junit: 'test-output/junit.xml' },
     coverage: {
       provider: 'v8',
-      include: ['collector/**/*.ts', 'src/**/*.{ts,tsx}'],
+      include: ['collector/**/*.ts', 'contract/**/*.ts', 'src/**/*.{ts,tsx}'],
       exclude: [
         '**/*.test.{ts,tsx}',
-        '**/*.test-helpers.ts',
         '**/*.bench.ts',
-        '**/testing/**',
         'collector/dist/**',
         // entry points: three lines each, run as real processes by the CLI and executable tests
         'collector/main.ts',
@@ -34,7 +32,7 @@ export default defineConfig({
       thresholds: {
         'collector/**': { lines: 99, branches: 98 },
         'src/backend/**': { lines: 99 },
-        'src/shared/**': { lines: 99 },
+        'contract/**': { lines: 99 },
       },
     },
   },

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import type { LoadedConfig } from '../collector/config/load.js';
 import { runOnce } from '../collector/service.js';
 import { SqliteStore } from '../collector/store/sqlite-store.js';
-import type { MetricName } from '../src/shared/metrics.js';
+import type { MetricName } from '../contract/metrics.js';
 import { createLab, subnetNumberFor, type Lab } from '../tests/lab/lab.js';
 import { loadCollectorConfig } from './collectorConfig.js';
 import { table, verdict, type SectionResult } from './report.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { BENCH_TOKEN, DORMANT_SCHEDULE, loopbackDeviceAddress, UNUSED_PORT, writeCollectorConfig } from './collectorConfig.js';
-import { launchPlugin } from '../src/backend/testing/pluginProcess.js';
+import { launchPlugin } from '../tests/support/pluginProcess.js';
 import { processMemory, type ProcessMemory } from './processMemory.js';
 import { table, type SectionResult } from './report.js';
 import { fixed, mean, mib, ms, percentile, sleep } from './stats.js';

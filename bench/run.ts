@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { benchFidelity } from './fidelity.js';
 import { benchFootprint } from './footprint.js';
 import { describeMachine } from './machine.js';
-import { ensurePluginBuilt } from '../src/backend/testing/pluginProcess.js';
+import { ensurePluginBuilt } from '../tests/support/pluginProcess.js';
 import { benchQueryPath } from './queryPath.js';
 import { table, type SectionResult } from './report.js';
 import { benchScheduling } from './scheduling.js';

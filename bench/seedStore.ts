@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../collector/store/sqlite-store.js';
-import type { MetricName } from '../src/shared/metrics.js';
+import type { MetricName } from '../contract/metrics.js';
 
 export interface SeedPlan {
   devices: string[];

@@ -5,8 +5,8 @@
  */
 import { connect as tcpConnect } from 'node:net';
 import type { Logger } from 'pino';
-import type { ServerInfo } from '../src/shared/api.js';
-import type { FieldError, Settings } from '../src/shared/settings.js';
+import type { ServerInfo } from '../contract/api.js';
+import type { FieldError, Settings } from '../contract/settings.js';
 import { DevicesBusyError, SettingsRejectedError, UnknownDevicesError } from './api/errors.js';
 import type { CollectorControl, DeviceSummary } from './api/types.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';

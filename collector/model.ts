@@ -2,9 +2,9 @@
  * Contracts between the collector's parts: the iperf3 command builder and parser, the SSH
  * runner, the store and the dispatcher. Each part implements its side in its own folder.
  */
-import type { Direction, MetricName } from '../src/shared/metrics.js';
-import type { ErrorClass, IntervalPoint, RunStatus, TestProtocol, Trigger } from '../src/shared/api.js';
-import type { ClientOptions } from '../src/shared/settings.js';
+import type { Direction, MetricName } from '../contract/metrics.js';
+import type { ErrorClass, IntervalPoint, RunStatus, TestProtocol, Trigger } from '../contract/api.js';
+import type { ClientOptions } from '../contract/settings.js';
 
 export interface ServerAddress {
   host: string;

@@ -3,8 +3,8 @@
  * tests and several collectors in one process never share counters.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Direction } from '../src/shared/metrics.js';
-import type { ErrorClass, RunStatus, TestProtocol } from '../src/shared/api.js';
+import type { Direction } from '../contract/metrics.js';
+import type { ErrorClass, RunStatus, TestProtocol } from '../contract/api.js';
 
 const PREFIX = 'iperf3_collector_';
 

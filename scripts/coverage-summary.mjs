@@ -1,4 +1,4 @@
-// Prints line and branch coverage per area (collector, plugin backend, shared, frontend) from
+// Prints line and branch coverage per area (collector, plugin backend, contract, frontend) from
 // coverage/coverage-summary.json, which `npm test` writes.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -6,7 +6,7 @@ import { relative } from 'node:path';
 const AREAS = [
   ['collector', 'collector/'],
   ['plugin backend', 'src/backend/'],
-  ['shared', 'src/shared/'],
+  ['contract', 'contract/'],
   ['plugin frontend', 'src/'],
 ];
 

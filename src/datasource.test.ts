@@ -4,7 +4,7 @@ import { type DataQueryRequest, type DataSourceInstanceSettings, type ScopedVars
 import { setBackendSrv, setTemplateSrv, type BackendSrv, type TemplateSrv } from '@grafana/runtime';
 import { lastValueFrom } from 'rxjs';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { resourceFetch } from '../tests/fixtures/collector.js';
+import { resourceFetch } from '../tests/support/collectorConfig.js';
 import { DataSource } from './datasource.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
 import { DeviceVariableSupport, listVariableValues } from './variables/DeviceVariableSupport.js';

@@ -10,9 +10,9 @@ import {
   type TypedVariableModel,
 } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv, type TemplateSrv } from '@grafana/runtime';
-import type { DeviceInfo, RunNowResponse, RunsResponse, ServerInfo } from './shared/api.js';
-import type { MetricDefinition } from './shared/metrics.js';
-import { ALL_DEVICES, DEFAULT_QUERY, type LabelMatcher } from './shared/query.js';
+import type { DeviceInfo, RunNowResponse, RunsResponse, ServerInfo } from '../contract/api.js';
+import type { MetricDefinition } from '../contract/metrics.js';
+import { ALL_DEVICES, DEFAULT_QUERY, type LabelMatcher } from '../contract/query.js';
 import { PLUGIN_VERSION } from './queryDefaults.js';
 import type { Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
 import { DeviceVariableSupport } from './variables/DeviceVariableSupport.js';

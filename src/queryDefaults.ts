@@ -2,8 +2,8 @@
  * Defaults and normalisation of saved queries. Saved queries may predate a field (or come from
  * a provisioned dashboard written by hand); the editors work on the normalised form.
  */
-import { ALL_DEVICES, DEFAULT_QUERY, QUERY_TYPES, type QueryType } from './shared/query.js';
-import type { MetricName } from './shared/metrics.js';
+import { ALL_DEVICES, DEFAULT_QUERY, QUERY_TYPES, type QueryType } from '../contract/query.js';
+import type { MetricName } from '../contract/metrics.js';
 import type { Iperf3DataQuery } from './types.js';
 import packageJson from '../package.json' with { type: 'json' };
 

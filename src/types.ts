@@ -4,8 +4,8 @@
  * frontend, plugin backend and collector agree.
  */
 import type { DataQuery, DataSourceJsonData } from '@grafana/data';
-import type { Iperf3QueryInput, VariableQuery } from './shared/query.js';
-import type { SettingsInput } from './shared/settings.js';
+import type { Iperf3QueryInput, VariableQuery } from '../contract/query.js';
+import type { SettingsInput } from '../contract/settings.js';
 
 /** jsonData: everything except secrets; the backend pushes servers/clientOptions/schedule to the collector. */
 export interface Iperf3DataSourceOptions extends DataSourceJsonData {

@@ -5,15 +5,15 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ApiErrorBody, RunRecord } from '../../src/shared/api.js';
-import { settingsSchema, type SettingsInput } from '../../src/shared/settings.js';
+import type { ApiErrorBody, RunRecord } from '../../contract/api.js';
+import { settingsSchema, type SettingsInput } from '../../contract/settings.js';
 import { SqliteStore } from '../store/sqlite-store.js';
-import { SERVER_A, SERVER_B } from '../store/fixtures.test-helpers.js';
+import { SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 import { Telemetry } from '../telemetry.js';
 import { buildApi } from './app.js';
 import { SettingsRejectedError } from './errors.js';
 import type { ApiDeps } from './types.js';
-import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from './control.test-helpers.js';
+import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from '../../tests/support/fakeControl.js';
 
 const TOKEN = 's3cret-token-0123456789abcdef';
 

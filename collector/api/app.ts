@@ -18,8 +18,8 @@ import {
   type SeriesResponse,
   type ServerHealth,
   type SettingsResponse,
-} from '../../src/shared/api.js';
-import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../../src/shared/settings.js';
+} from '../../contract/api.js';
+import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../../contract/settings.js';
 import { bearerTokenHook } from './auth.js';
 import { DevicesBusyError, SettingsRejectedError, UnknownDevicesError } from './errors.js';
 import { apiSchemas, paramErrors } from './params.js';

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ApiErrorBody } from '../../src/shared/api.js';
+import type { ApiErrorBody } from '../../contract/api.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 

@@ -2,7 +2,7 @@
  * Errors a CollectorControl throws that the API turns into HTTP answers. The composition root
  * throws these (import them from here) so that the API never depends on the collector's core.
  */
-import { formatFieldErrors, type FieldError } from '../../src/shared/settings.js';
+import { formatFieldErrors, type FieldError } from '../../contract/settings.js';
 
 /** 404: some of the requested devices are not in the inventory. */
 export class UnknownDevicesError extends Error {

@@ -3,9 +3,9 @@
  * of strings when a parameter is repeated; list parameters also accept comma-separated values.
  */
 import { z } from 'zod';
-import { RUN_STATUSES } from '../../src/shared/api.js';
-import { DIRECTIONS, METRIC_NAMES } from '../../src/shared/metrics.js';
-import type { FieldError } from '../../src/shared/settings.js';
+import { RUN_STATUSES } from '../../contract/api.js';
+import { DIRECTIONS, METRIC_NAMES } from '../../contract/metrics.js';
+import type { FieldError } from '../../contract/settings.js';
 import type { ApiLimits } from './types.js';
 
 const TIME_HELP = 'use epoch milliseconds (e.g. 1735689600000) or an ISO-8601 time (e.g. 2025-01-01T00:00:00Z)';

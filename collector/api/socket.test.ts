@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { Telemetry } from '../telemetry.js';
 import { buildApi, SERVER_TIMEOUTS } from './app.js';
-import { seedRuns, TestControl } from './control.test-helpers.js';
+import { seedRuns, TestControl } from '../../tests/support/fakeControl.js';
 
 const TOKEN = 'socket-test-token-0123456789';
 let dir: string;

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { DeviceInfo, ServerInfo } from '../../src/shared/api.js';
-import type { Settings } from '../../src/shared/settings.js';
+import type { DeviceInfo, ServerInfo } from '../../contract/api.js';
+import type { Settings } from '../../contract/settings.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import type { Telemetry } from '../telemetry.js';
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { fieldErrors, type FieldError } from '../../src/shared/settings.js';
+import { fieldErrors, type FieldError } from '../../contract/settings.js';
 import type { DeviceTarget } from '../model.js';
 import { collectorConfigSchema, type CollectorConfig, type DeviceConfig } from './schema.js';
 

@@ -4,7 +4,7 @@
  * data source can push the same keys over the API.
  */
 import { z } from 'zod';
-import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, hostSchema, portSchema, scheduleSchema, serverSchema } from '../../src/shared/settings.js';
+import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, hostSchema, portSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;

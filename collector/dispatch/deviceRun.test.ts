@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { clientOptionsSchema } from '../../src/shared/settings.js';
+import { clientOptionsSchema } from '../../contract/settings.js';
 import type { DeviceConnector, DeviceSession, ExecResult, RunOutcome } from '../model.js';
 import { planTests, runTcpThenUdp, type RunDeps, type RunPlan } from './deviceRun.js';
 import { ServerRegistry } from './serverRegistry.js';

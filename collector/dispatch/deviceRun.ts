@@ -5,10 +5,10 @@
  * whatever happens.
  */
 import type { Logger } from 'pino';
-import type { Direction, MetricName } from '../../src/shared/metrics.js';
-import { METRICS } from '../../src/shared/metrics.js';
-import type { ErrorClass, TestProtocol, Trigger } from '../../src/shared/api.js';
-import type { ClientOptions } from '../../src/shared/settings.js';
+import type { Direction, MetricName } from '../../contract/metrics.js';
+import { METRICS } from '../../contract/metrics.js';
+import type { ErrorClass, TestProtocol, Trigger } from '../../contract/api.js';
+import type { ClientOptions } from '../../contract/settings.js';
 import { buildIperf3Argv, computeTestDeadlineMs } from '../iperf3/command.js';
 import { parseIperf3Result } from '../iperf3/parse.js';
 import {

@@ -6,7 +6,7 @@
  * under its own async-mutex, so two tests never run on one device.
  */
 import { Mutex } from 'async-mutex';
-import type { Trigger } from '../../src/shared/api.js';
+import type { Trigger } from '../../contract/api.js';
 
 export interface DispatchJob {
   device: string;

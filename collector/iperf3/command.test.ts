@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientOptionsSchema, type ClientOptions } from '../../src/shared/settings.js';
+import { clientOptionsSchema, type ClientOptions } from '../../contract/settings.js';
 import { ClassifiedError, type Iperf3TestSpec } from '../model.js';
 import { buildIperf3Argv, computeTestDeadlineMs, parseIperf3Size } from './command.js';
 

@@ -2,7 +2,7 @@
  * Builds the iperf3 client command a device runs, as an argument vector (the SSH session quotes
  * each element), and the hard deadline the runner gives it.
  */
-import type { ClientOptions } from '../../src/shared/settings.js';
+import type { ClientOptions } from '../../contract/settings.js';
 import { ClassifiedError, type Iperf3TestSpec } from '../model.js';
 
 /** iperf3's default TCP block length (`-l`), used when estimating `-k` transfers. */

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientOptionsSchema } from '../../src/shared/settings.js';
+import { clientOptionsSchema } from '../../contract/settings.js';
 import type { Iperf3TestSpec, TestOutcome } from '../model.js';
 import { buildIperf3Argv, computeTestDeadlineMs } from './command.js';
 import { parseIperf3Result } from './parse.js';

@@ -4,8 +4,8 @@
  * Built on real iperf3 output (fixtures/README.md); see shared iperf3 facts for the rules.
  */
 import { z } from 'zod';
-import type { ErrorClass, TestProtocol } from '../../src/shared/api.js';
-import type { Direction } from '../../src/shared/metrics.js';
+import type { ErrorClass, TestProtocol } from '../../contract/api.js';
+import type { Direction } from '../../contract/metrics.js';
 import type { MetricValue, TestOutcome } from '../model.js';
 
 export interface Iperf3RunOutput {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../store/sqlite-store.js';
-import { okOutcome } from '../store/fixtures.test-helpers.js';
+import { okOutcome } from '../../tests/support/storeFixtures.js';
 import { RESUME_WINDOW_MS, Scheduler, type SchedulerDeps } from './scheduler.js';
 
 const logger = pino({ level: 'silent' });

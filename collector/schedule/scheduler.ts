@@ -6,7 +6,7 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { nextRuns, type Schedule } from '../../src/shared/settings.js';
+import { nextRuns, type Schedule } from '../../contract/settings.js';
 
 /** How long after its planned time an interrupted round may still be resumed. */
 export const RESUME_WINDOW_MS = 6 * 60 * 60 * 1000;

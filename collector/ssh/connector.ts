@@ -14,7 +14,7 @@ import {
   type ExecResult,
   type HostKeyStore,
 } from '../model.js';
-import type { ErrorClass } from '../../src/shared/api.js';
+import type { ErrorClass } from '../../contract/api.js';
 import { quoteArgv } from './quote.js';
 
 export interface SshConnectorOptions {

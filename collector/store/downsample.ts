@@ -1,4 +1,4 @@
-import type { SeriesPoint } from '../../src/shared/api.js';
+import type { SeriesPoint } from '../../contract/api.js';
 
 /**
  * Reduces time-sorted points to at most `maxPoints` by averaging over equal time buckets.

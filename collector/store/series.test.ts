@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SeriesPoint } from '../../src/shared/api.js';
+import type { SeriesPoint } from '../../contract/api.js';
 import { downsample } from './downsample.js';
 import { SqliteStore } from './sqlite-store.js';
-import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './fixtures.test-helpers.js';
+import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 
 const DAY = 86_400_000;
 const D0 = Date.parse('2025-02-01T02:00:00.000Z');

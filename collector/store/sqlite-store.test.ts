@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Direction } from '../../src/shared/metrics.js';
-import { settingsSchema } from '../../src/shared/settings.js';
+import type { Direction } from '../../contract/metrics.js';
+import { settingsSchema } from '../../contract/settings.js';
 import { SqliteStore, StoredSettingsError } from './sqlite-store.js';
-import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, skippedOutcome } from './fixtures.test-helpers.js';
+import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, skippedOutcome } from '../../tests/support/storeFixtures.js';
 
 let dir: string;
 let path: string;

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Direction, MetricName } from '../../src/shared/metrics.js';
+import type { Direction, MetricName } from '../../contract/metrics.js';
 import type {
   ErrorClass,
   IntervalPoint,
@@ -19,8 +19,8 @@ import type {
   TestProtocol,
   TestRecord,
   Trigger,
-} from '../../src/shared/api.js';
-import { fieldErrors, formatFieldErrors, settingsSchema, type Settings } from '../../src/shared/settings.js';
+} from '../../contract/api.js';
+import { fieldErrors, formatFieldErrors, settingsSchema, type Settings } from '../../contract/settings.js';
 import type { HostKeyStore, RunOutcome, RunStart } from '../model.js';
 import { applyMigrations, MIGRATIONS } from './migrations.js';
 import { downsample } from './downsample.js';

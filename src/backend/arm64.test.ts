@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS_CATALOGUE } from './metricsCatalogue.js';
-import { COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from './testing/collectorFixture.js';
-import { decodeFrame, fieldLabels, PluginClient, type DataSourceSettingsInput } from './testing/pluginClient.js';
+import { COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
+import { decodeFrame, fieldLabels, PluginClient, type DataSourceSettingsInput } from '../../tests/support/pluginClient.js';
 import {
   GO_PLUGIN_MAX_PORT as MAX_PORT,
   GO_PLUGIN_MIN_PORT as MIN_PORT,
@@ -26,7 +26,7 @@ import {
   REPO_ROOT as ROOT,
   within,
   type LaunchedPlugin,
-} from './testing/pluginProcess.js';
+} from '../../tests/support/pluginProcess.js';
 
 const PLUGIN_JSON = JSON.parse(readFileSync(join(ROOT, 'src/plugin.json'), 'utf8')) as { executable: string };
 /** Emulation makes start-up slower than native (a few seconds here); leave ample room on CI. */

@@ -3,8 +3,8 @@
  * servers, client options and schedule to it, and report in one message what a user needs.
  * Every failure names what to fix.
  */
-import type { HealthResponse, ServerHealth } from '../shared/api.js';
-import { formatFieldErrors } from '../shared/settings.js';
+import type { HealthResponse, ServerHealth } from '../../contract/api.js';
+import { formatFieldErrors } from '../../contract/settings.js';
 import { CollectorAuthError, CollectorRequestError, CollectorUnreachableError } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
 import { describeError } from './queryErrors.js';

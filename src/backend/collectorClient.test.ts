@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CollectorAuthError, CollectorClient, CollectorRequestError, CollectorUnreachableError, isCollectorError } from './collectorClient.js';
-import { closedPort, COLLECTOR_VERSION, NIGHT0, NOW, startCollector, type RunningCollector } from './testing/collectorFixture.js';
+import { closedPort, COLLECTOR_VERSION, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
 
 let collector: RunningCollector;
 let faulty: Server;

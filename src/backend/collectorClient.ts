@@ -19,8 +19,8 @@ import {
   type SeriesResponse,
   type ServerInfo,
   type SettingsResponse,
-} from '../shared/api.js';
-import type { Settings } from '../shared/settings.js';
+} from '../../contract/api.js';
+import type { Settings } from '../../contract/settings.js';
 
 export const DEFAULT_COLLECTOR_TIMEOUT_MS = 15_000;
 

@@ -2,8 +2,8 @@
  * Which devices a query means: ids (template variables already interpolated, possibly as
  * `a,b` or `{a,b}` inside one entry), `*` for all, narrowed by label matchers.
  */
-import type { DeviceInfo } from '../shared/api.js';
-import { ALL_DEVICES, matchesLabels, type LabelMatcher } from '../shared/query.js';
+import type { DeviceInfo } from '../../contract/api.js';
+import { ALL_DEVICES, matchesLabels, type LabelMatcher } from '../../contract/query.js';
 import { QueryError } from './queryErrors.js';
 
 /** At most this many devices per query: bounds the work of one request. */

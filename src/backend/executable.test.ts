@@ -10,9 +10,9 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from './testing/collectorFixture.js';
-import { decodeFrame, fieldLabels, PluginClient, timeNanos, type DataSourceSettingsInput } from './testing/pluginClient.js';
-import { ensurePluginBuilt, launchPlugin, REPO_ROOT as ROOT, within, type LaunchedPlugin } from './testing/pluginProcess.js';
+import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
+import { decodeFrame, fieldLabels, PluginClient, timeNanos, type DataSourceSettingsInput } from '../../tests/support/pluginClient.js';
+import { ensurePluginBuilt, launchPlugin, REPO_ROOT as ROOT, within, type LaunchedPlugin } from '../../tests/support/pluginProcess.js';
 
 const PLUGIN_JSON = JSON.parse(readFileSync(join(ROOT, 'src/plugin.json'), 'utf8')) as { executable: string; id: string };
 /** go-plugin parses `@timestamp` with the layout 2006-01-02T15:04:05.000000Z07:00 */

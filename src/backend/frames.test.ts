@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { tableFromIPC, Type, type Field } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, epochMsToNanoseconds, type DataFrame } from './frames.js';
-import { decodeFrame, timeNanos } from './testing/pluginClient.js';
+import { decodeFrame, timeNanos } from '../../tests/support/pluginClient.js';
 
 const GOLDEN = fileURLToPath(new URL('./testdata/grafana-golden/all_types.golden.arrow', import.meta.url));
 

@@ -4,7 +4,7 @@
  * version (`lastUpdatedMS`); the parsed instance, with its collector client, is cached.
  */
 import { z } from 'zod';
-import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../shared/settings.js';
+import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../../contract/settings.js';
 import { CollectorClient } from './collectorClient.js';
 
 /** What Grafana sends as `pluginContext.dataSourceInstanceSettings` (proto field names). */

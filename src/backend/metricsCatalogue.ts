@@ -2,8 +2,8 @@
  * The metrics the plugin offers: the collector's stored metrics (src/shared/metrics.ts) plus
  * metrics the backend derives. `last_success_age_s` feeds the "stale data" alert.
  */
-import { METRICS, type MetricDefinition } from '../shared/metrics.js';
-import type { QueryType } from '../shared/query.js';
+import { METRICS, type MetricDefinition } from '../../contract/metrics.js';
+import type { QueryType } from '../../contract/query.js';
 
 export const LAST_SUCCESS_AGE = 'last_success_age_s';
 

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createPluginLogger, hclogTimestamp } from './logger.js';
 import { runPlugin, type PluginProcess } from './pluginMain.js';
-import { PluginClient } from './testing/pluginClient.js';
+import { PluginClient } from '../../tests/support/pluginClient.js';
 
 function recorder() {
   const lines: Record<string, unknown>[] = [];

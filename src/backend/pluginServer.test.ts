@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPluginLogger } from './logger.js';
 import { MAX_DEVICES_PER_QUERY } from './deviceSelection.js';
 import { PluginServer } from './pluginServer.js';
-import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from './testing/collectorFixture.js';
-import { decodeFrame, fieldConfig, fieldLabels, PluginClient, timeNanos, type DataSourceSettingsInput } from './testing/pluginClient.js';
+import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
+import { decodeFrame, fieldConfig, fieldLabels, PluginClient, timeNanos, type DataSourceSettingsInput } from '../../tests/support/pluginClient.js';
 
 let collector: RunningCollector;
 let server: PluginServer;

@@ -12,7 +12,7 @@ import { loadPluginProtos } from './protoDefinitions.js';
 import { runQuery, type DataQueryMessage, type DataResponseMessage } from './queryData.js';
 import { describeError } from './queryErrors.js';
 import { handleResource, jsonResponse, staticResource, type ResourceResponse } from './resources.js';
-import { formatFieldErrors } from '../shared/settings.js';
+import { formatFieldErrors } from '../../contract/settings.js';
 
 /** go-plugin's core protocol version and Grafana's plugin protocol version. */
 export const CORE_PROTOCOL_VERSION = 1;

@@ -4,7 +4,7 @@
  * fetched from the collector and turned into frames Grafana's panels and its alerting
  * expressions (Reduce, Threshold) accept: one series per frame with unique labels.
  */
-import type { DeviceInfo, RunRecord, Series } from '../shared/api.js';
+import type { DeviceInfo, RunRecord, Series } from '../../contract/api.js';
 import {
   querySchema,
   type IntervalsQuery,
@@ -12,8 +12,8 @@ import {
   type LatestQuery,
   type RunsQuery,
   type TimeSeriesQuery,
-} from '../shared/query.js';
-import { fieldErrors, formatFieldErrors } from '../shared/settings.js';
+} from '../../contract/query.js';
+import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import { selectDevices, type DeviceSelection } from './deviceSelection.js';
 import { encodeFrame, type DataFrame, type FieldConfig, type FrameMeta } from './frames.js';

@@ -8,8 +8,8 @@
  *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
  */
 import { z } from 'zod';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES, type RunsResponse, type RunStatus } from '../shared/api.js';
-import { fieldErrors, formatFieldErrors } from '../shared/settings.js';
+import { MAX_RUNS_PER_REQUEST, RUN_STATUSES, type RunsResponse, type RunStatus } from '../../contract/api.js';
+import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
 import { METRICS_CATALOGUE } from './metricsCatalogue.js';

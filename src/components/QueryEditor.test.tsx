@@ -6,7 +6,7 @@ import { render, screen, waitFor, within } from '@testing-library/react';
 import { userEvent } from '@testing-library/user-event';
 import { useState } from 'react';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { resourceFetch } from '../../tests/fixtures/collector.js';
+import { resourceFetch } from '../../tests/support/collectorConfig.js';
 import { DataSource } from '../datasource.js';
 import { PLUGIN_VERSION } from '../queryDefaults.js';
 import { Components } from '../selectors.js';

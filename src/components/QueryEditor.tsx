@@ -8,10 +8,10 @@ import { CoreApp, type QueryEditorProps, type SelectableValue } from '@grafana/d
 import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
 import { Alert, InlineSwitch, Input, MultiSelect, RadioButtonGroup, Select } from '@grafana/ui';
 import { useEffect, useState } from 'react';
-import type { DeviceInfo, RunStatus, ServerInfo } from '../shared/api.js';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from '../shared/api.js';
-import type { Direction, MetricName } from '../shared/metrics.js';
-import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../shared/query.js';
+import type { DeviceInfo, RunStatus, ServerInfo } from '../../contract/api.js';
+import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from '../../contract/api.js';
+import type { Direction, MetricName } from '../../contract/metrics.js';
+import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
 import { normalizeQuery, PLUGIN_VERSION } from '../queryDefaults.js';
 import { Components } from '../selectors.js';

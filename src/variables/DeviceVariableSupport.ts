@@ -14,7 +14,7 @@ import {
 } from '@grafana/data';
 import { getTemplateSrv } from '@grafana/runtime';
 import { from, map, type Observable } from 'rxjs';
-import { matchesLabels, variableQuerySchema, type VariableQuery } from '../shared/query.js';
+import { matchesLabels, variableQuerySchema, type VariableQuery } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
 import { interpolateMatchers } from '../datasource.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from '../types.js';

@@ -1,7 +1,7 @@
 import { type QueryEditorProps, type SelectableValue } from '@grafana/data';
 import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
 import { Button, Input, RadioButtonGroup, Select, Stack } from '@grafana/ui';
-import type { LabelMatcher, VariableQuery } from '../shared/query.js';
+import type { LabelMatcher, VariableQuery } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
 import { Components } from '../selectors.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from '../types.js';

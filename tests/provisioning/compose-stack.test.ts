@@ -18,7 +18,7 @@ import { loadConfigFile } from '../../collector/config/load.js';
 import { runOnce } from '../../collector/service.js';
 import { createLab, type Lab } from '../lab/lab.js';
 import { composeFileSchema, dockerfileInstructions, type ComposeFile } from './composeSchema.js';
-import { REPO_ROOT } from '../../src/backend/testing/pluginProcess.js';
+import { REPO_ROOT } from '../support/pluginProcess.js';
 
 const PLUGIN_ID = (JSON.parse(readFileSync(join(REPO_ROOT, 'src/plugin.json'), 'utf8')) as { id: string }).id;
 const compose = (): ComposeFile => composeFileSchema.parse(parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')));

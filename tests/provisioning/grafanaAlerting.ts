@@ -6,7 +6,7 @@
  * mode dropNN takes the last value that is not NaN, ±Inf or null. Only what the provisioned rules use.
  */
 import { Type } from 'apache-arrow';
-import { fieldLabels, type DecodedFrame } from '../../src/backend/testing/pluginClient.js';
+import { fieldLabels, type DecodedFrame } from '../support/pluginClient.js';
 
 export interface AlertItem {
   labels: Record<string, string>;

@@ -12,15 +12,15 @@ import { describe, expect, it } from 'vitest';
 import { collectorConfigSchema } from '../../collector/config/schema.js';
 import { parseDataSourceConfig } from '../../src/backend/instanceSettings.js';
 import { parseQuery } from '../../src/backend/queryData.js';
-import { QUERY_TYPE_LABELS, variableQuerySchema } from '../../src/shared/query.js';
-import { settingsSchema } from '../../src/shared/settings.js';
+import { QUERY_TYPE_LABELS, variableQuerySchema } from '../../contract/query.js';
+import { settingsSchema } from '../../contract/settings.js';
 import {
   alertingFileSchema,
   dashboardProvidersFileSchema,
   dashboardSchema,
   datasourcesFileSchema,
 } from './grafanaSchemas.js';
-import { REPO_ROOT } from '../../src/backend/testing/pluginProcess.js';
+import { REPO_ROOT } from '../support/pluginProcess.js';
 import {
   dashboardFiles,
   dashboardTargets,

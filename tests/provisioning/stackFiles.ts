@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../../src/backend/testing/pluginProcess.js';
+import { REPO_ROOT } from '../support/pluginProcess.js';
 
 export const PROVISIONING_DIR = join(REPO_ROOT, 'provisioning');
 export const DASHBOARDS_DIR = join(REPO_ROOT, 'dashboards');

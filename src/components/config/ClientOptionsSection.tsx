@@ -1,6 +1,6 @@
 import { ConfigSection, ConfigSubSection } from '@grafana/plugin-ui';
 import { Checkbox, Field, Input, InlineSwitch, SecretInput, Stack, TextArea } from '@grafana/ui';
-import { DEFAULT_CLIENT_OPTIONS, type SettingsInput } from '../../shared/settings.js';
+import { DEFAULT_CLIENT_OPTIONS, type SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import { parseNumberInput, type FieldErrorMap } from './settingsValidation.js';
 

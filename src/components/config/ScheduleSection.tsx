@@ -1,6 +1,6 @@
 import { ConfigSection } from '@grafana/plugin-ui';
 import { Field, InlineSwitch, Input, Stack, Text } from '@grafana/ui';
-import { isValidCron, isValidTimezone, nextRuns, scheduleSchema, type SettingsInput } from '../../shared/settings.js';
+import { isValidCron, isValidTimezone, nextRuns, scheduleSchema, type SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import type { FieldErrorMap } from './settingsValidation.js';
 

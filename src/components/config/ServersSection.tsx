@@ -1,6 +1,6 @@
 import { ConfigSection } from '@grafana/plugin-ui';
 import { Alert, Button, Field, Input, Stack } from '@grafana/ui';
-import type { SettingsInput } from '../../shared/settings.js';
+import type { SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import { parseNumberInput, type FieldErrorMap } from './settingsValidation.js';
 

@@ -3,7 +3,7 @@
  * for the editor, the plugin backend and the collector).
  */
 import { z } from 'zod';
-import { fieldErrors, settingsSchema } from '../../shared/settings.js';
+import { fieldErrors, settingsSchema } from '../../../contract/settings.js';
 import type { Iperf3DataSourceOptions } from '../../types.js';
 
 /** dotted field path (`servers.0.host`, `clientOptions.time`, `collectorUrl`) -> message */

@@ -1,7 +1,7 @@
 import type { SelectableValue } from '@grafana/data';
 import { MultiSelect, Stack, Text } from '@grafana/ui';
-import type { DeviceInfo } from '../../shared/api.js';
-import { ALL_DEVICES } from '../../shared/query.js';
+import type { DeviceInfo } from '../../../contract/api.js';
+import { ALL_DEVICES } from '../../../contract/query.js';
 import { Components } from '../../selectors.js';
 
 interface Props {

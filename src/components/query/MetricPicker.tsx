@@ -1,6 +1,6 @@
 import type { SelectableValue } from '@grafana/data';
 import { MultiSelect } from '@grafana/ui';
-import { METRICS, type MetricGroup, type MetricName } from '../../shared/metrics.js';
+import { METRICS, type MetricGroup, type MetricName } from '../../../contract/metrics.js';
 import { Components } from '../../selectors.js';
 
 const GROUP_LABELS: Record<MetricGroup, string> = { tcp: 'TCP', udp: 'UDP (jitter, loss)', run: 'Run (result, duration)' };

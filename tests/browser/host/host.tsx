@@ -18,7 +18,7 @@ import { useState } from 'react';
 import * as ReactDOM from 'react-dom';
 import { createRoot } from 'react-dom/client';
 import * as rxjs from 'rxjs';
-import { resourceFetch } from '../../fixtures/collector.js';
+import { resourceFetch } from '../../support/collectorConfig.js';
 
 type Factory = (...deps: unknown[]) => unknown;
 interface Pending {

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { tableFromIPC, type Table } from 'apache-arrow';
-import { loadPluginProtos } from '../protoDefinitions.js';
+import { loadPluginProtos } from '../../src/backend/protoDefinitions.js';
 
 export interface DataSourceSettingsInput {
   uid?: string;

@@ -1,7 +1,7 @@
 /** Builders of run outcomes for the store and API tests. */
-import type { Direction } from '../../src/shared/metrics.js';
-import type { ErrorClass } from '../../src/shared/api.js';
-import type { RunOutcome, TestResultRecord } from '../model.js';
+import type { Direction } from '../../contract/metrics.js';
+import type { ErrorClass } from '../../contract/api.js';
+import type { RunOutcome, TestResultRecord } from '../../collector/model.js';
 
 export const SERVER_A = '10.0.0.1:5201';
 export const SERVER_B = '10.0.0.2:5201';

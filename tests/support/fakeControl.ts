@@ -1,10 +1,10 @@
 /** A small CollectorControl for the API tests, and a store seeded with known runs. */
-import type { ServerInfo } from '../../src/shared/api.js';
-import { settingsSchema, type Settings } from '../../src/shared/settings.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
-import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from '../store/fixtures.test-helpers.js';
-import { DevicesBusyError, UnknownDevicesError } from './errors.js';
-import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from './types.js';
+import type { ServerInfo } from '../../contract/api.js';
+import { settingsSchema, type Settings } from '../../contract/settings.js';
+import type { SqliteStore } from '../../collector/store/sqlite-store.js';
+import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
+import { DevicesBusyError, UnknownDevicesError } from '../../collector/api/errors.js';
+import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from '../../collector/api/types.js';
 
 export const FILE_SETTINGS: Settings = settingsSchema.parse({ servers: [{ host: '10.0.0.1' }, { host: '10.0.0.2' }] });
 
