@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import type { LoadedConfig } from '../collector/config/load.js';
 import { runOnce } from '../collector/service.js';
-import { SqliteStore } from '../collector/store/sqlite-store.js';
+import { SqliteStore } from '../collector/store/sqlite/sqliteStore.js';
 import type { MetricName } from '../contract/metrics.js';
 import { createLab, subnetNumberFor, type Lab } from '../tests/lab/lab.js';
 import { loadCollectorConfig } from './collectorConfig.js';
@@ -104,8 +104,8 @@ async function measureDevice(loaded: LoadedConfig, device: string): Promise<Figu
   if (summary.status !== 'ok') throw new Error(`run of ${device} ${summary.status}: ${summary.errorClass} ${summary.message}`);
   const store = SqliteStore.open(loaded.databasePath);
   const metrics: MetricName[] = ['tcp_received_bps', 'tcp_sent_bps', 'udp_bps', 'udp_lost_percent', 'udp_jitter_ms'];
-  const latest = store.latest({ devices: [device], metrics });
-  store.close();
+  const latest = await store.metrics.latest({ devices: [device], metrics });
+  await store.close();
   const value = (name: MetricName, direction: 'upload' | 'download'): number => {
     const v = latest.find((x) => x.metric === name && x.direction === direction);
     if (!v) throw new Error(`no stored ${name} ${direction} for ${device}`);

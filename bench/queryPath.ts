@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { startService } from '../collector/service.js';
-import { SqliteStore } from '../collector/store/sqlite-store.js';
+import { SqliteStore } from '../collector/store/sqlite/sqliteStore.js';
 import { decodeFrame, PluginClient, type DataSourceSettingsInput } from '../tests/support/pluginClient.js';
 import { BENCH_TOKEN, loadCollectorConfig, loopbackDeviceAddress, UNUSED_PORT } from './collectorConfig.js';
 import { launchPlugin } from '../tests/support/pluginProcess.js';
@@ -152,7 +152,7 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
       ])}`;
       const result: ScenarioResult = { ...scenario, rows: 0, frames: 0, raw: [], store: [], api: [], inventory: [], plugin: [] };
       const runRaw = () => rawSelect.raw().all(METRIC, devicesJson, scenario.fromMs, scenario.toMs);
-      const runStore = () => store.series({ devices, metrics: [METRIC], fromMs: scenario.fromMs, toMs: scenario.toMs, maxPoints: o.maxDataPoints });
+      const runStore = () => store.metrics.series({ devices, metrics: [METRIC], fromMs: scenario.fromMs, toMs: scenario.toMs, maxPoints: o.maxDataPoints });
       const runApi = async () => {
         const response = await fetch(apiUrl, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
         if (!response.ok) throw new Error(`GET /series: ${response.status} ${await response.text()}`);
@@ -167,7 +167,7 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
       for (let w = 0; w < o.warmups; w++) {
         await runInventory();
         result.rows = runRaw().length;
-        const storePoints = runStore().reduce((n, s) => n + s.points.length, 0);
+        const storePoints = (await runStore()).reduce((n, s) => n + s.points.length, 0);
         const apiPoints = (await runApi()).series.reduce((n, s) => n + s.points.length, 0);
         const response = await runPlugin();
         const framePoints = response.frames.reduce((n, f) => n + decodeFrame(f).table.numRows, 0);
@@ -194,7 +194,7 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
        JOIN runs r ON r.id = (SELECT id FROM runs WHERE device = d.value ORDER BY started_at DESC, id DESC LIMIT 1)`,
     );
     for (let rep = 0; rep < o.warmups + o.repetitions; rep++) {
-      const windowed = await timed(lastRuns.windowMs, () => store.lastRuns(ids));
+      const windowed = await timed(lastRuns.windowMs, () => store.runs.lastOf(ids));
       const indexed = await timed(lastRuns.indexMs, () => lastRunByIndex.all(JSON.stringify(ids)) as { id: number; device: string }[]);
       if (indexed.length !== windowed.size || indexed.some((r) => windowed.get(r.device)?.id !== r.id)) {
         throw new Error('the index-backed last-run query disagrees with SqliteStore.lastRuns');
@@ -208,7 +208,7 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
     client.close();
     await plugin.stop();
     raw.close();
-    store.close();
+    await store.close();
     await service.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -251,7 +251,7 @@ function report(
     `the paths run one after the other in each repetition. GET /devices is the inventory (every device with its last run`,
     `and that run's tests), which the plugin fetches before every query to resolve device ids and label matchers.`,
     '',
-    table(['range', 'devices', 'points', 'frames', 'raw SQLite SELECT', 'store.series()', 'API GET /series', 'API GET /devices', 'plugin QueryData', 'plugin / raw (p50)'], rows),
+    table(['range', 'devices', 'points', 'frames', 'raw SQLite SELECT', 'store.metrics.series()', 'API GET /series', 'API GET /devices', 'plugin QueryData', 'plugin / raw (p50)'], rows),
     '',
     `- Target: plugin within 3x of the raw read at ${fleet} devices: ${verdict(met)} (${ratios.map((x) => `${fixed(x, 1)}x`).join(', ')}).`,
   ];

@@ -17,7 +17,7 @@ import type { LoadedConfig } from '../collector/config/load.js';
 import { runTcpThenUdp } from '../collector/dispatch/deviceRun.js';
 import { ServerRegistry } from '../collector/dispatch/serverRegistry.js';
 import { serverKey } from '../collector/model.js';
-import { SqliteStore } from '../collector/store/sqlite-store.js';
+import { SqliteStore } from '../collector/store/sqlite/sqliteStore.js';
 import { Telemetry } from '../collector/telemetry.js';
 import { loadCollectorConfig, loopbackDeviceAddress } from './collectorConfig.js';
 import { table, verdict, type SectionResult } from './report.js';
@@ -160,13 +160,13 @@ export async function runOurs(o: SchedulingOptions): Promise<ScheduleMeasurement
     const loaded = benchConfig(dir, o);
     const store = SqliteStore.open(loaded.databasePath);
     const connector = new SimulatedConnector(o.timing);
-    const collector = new Collector({ loaded, store, connector, logger: silent, telemetry: new Telemetry() });
+    const collector = await Collector.open({ loaded, store, connector, logger: silent, telemetry: new Telemetry() });
     const ids = loaded.devices.map((d) => d.config.id);
     const started = performance.now();
     await collector.runDevices(ids);
     const wallMs = performance.now() - started;
     await collector.shutdown();
-    store.close();
+    await store.close();
     return measure('this collector (work-conserving registry)', o, loaded.databasePath, wallMs, connector.connections, loaded.config.servers.map(serverKey));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -221,7 +221,7 @@ export async function runOpenWisp(o: SchedulingOptions): Promise<ScheduleMeasure
     const started = performance.now();
     await Promise.all(loaded.devices.map(check));
     const wallMs = performance.now() - started;
-    store.close();
+    await store.close();
     return measure(`OpenWISP approach (re-queue after 2 x time = ${requeueMs} ms)`, o, loaded.databasePath, wallMs, connector.connections, servers.map(serverKey));
   } finally {
     rmSync(dir, { recursive: true, force: true });

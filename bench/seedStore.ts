@@ -6,7 +6,7 @@
  * collector writes for it.
  */
 import Database from 'better-sqlite3';
-import { SqliteStore } from '../collector/store/sqlite-store.js';
+import { SqliteStore } from '../collector/store/sqlite/sqliteStore.js';
 import type { MetricName } from '../contract/metrics.js';
 
 export interface SeedPlan {

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from './config/load.js';
 import { ClassifiedError, type DeviceConnector } from './model.js';
 import { parseListen, startService, type Service } from './service.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { SqliteStore } from './store/sqlite/sqliteStore.js';
 
 const TOKEN = 'core-token-0123456789abcdef';
 const logger = pino({ level: 'silent' });
@@ -80,7 +80,7 @@ describe('collector core behind the API', () => {
   it('takes settings pushed by Grafana, persists them, masks the password and restarts the schedule', async () => {
     service = await startService(loaded(), logger, { connector: unreachable });
     expect((await api('/api/v1/settings')).body.source).toBe('file');
-    const before = service.collector.status().nextRun;
+    const before = (await service.collector.status()).nextRun;
     const pushed = {
       servers: [{ host: '2001:db8::5', port: 5201 }],
       pools: { 'org-a': [{ host: 'iperf.org-a.example', port: 5201 }] },
@@ -93,8 +93,8 @@ describe('collector core behind the API', () => {
     const got = await api('/api/v1/settings');
     expect(got.body.source).toBe('api');
     expect(JSON.stringify(got.body)).not.toContain('grafana-secret');
-    expect(service.collector.status().nextRun?.toISOString()).toMatch(/T03:30:00/);
-    expect(service.collector.status().nextRun).not.toEqual(before);
+    expect((await service.collector.status()).nextRun?.toISOString()).toMatch(/T03:30:00/);
+    expect((await service.collector.status()).nextRun).not.toEqual(before);
     expect(service.collector.servers().map((s) => s.key)).toEqual(['[2001:db8::5]:5201', 'iperf.org-a.example:5201']);
 
     // a restart keeps what Grafana pushed, secrets included (they stay inside the collector)
@@ -116,7 +116,7 @@ describe('collector core behind the API', () => {
     expect(noSecret.status).toBe(400);
     expect((noSecret.body.fields as { field: string }[]).map((f) => f.field)).toEqual(['clientOptions.auth.password', 'clientOptions.auth.rsaPublicKey']);
     expect((await api('/api/v1/settings')).body.source).toBe('file');
-    expect(service.store.getSettings()).toBeNull();
+    expect(await service.store.settings.get()).toBeNull();
   });
 
   it('falls back to the secrets of the YAML file for auth pushed without them', async () => {
@@ -142,9 +142,9 @@ describe('collector core behind the API', () => {
     const queued = await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a', 'b', 'a'] }) });
     expect(queued).toEqual({ status: 202, body: { queued: ['a', 'b'] } });
     expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(409);
-    expect(service.collector.status()).toMatchObject({ running: true, settingsSource: 'file' });
+    expect(await service.collector.status()).toMatchObject({ running: true, settingsSource: 'file' });
     open();
-    for (let i = 0; i < 50 && service.collector.status().running; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && (await service.collector.status()).running; i++) await new Promise((r) => setTimeout(r, 20));
     const runs = (await api('/api/v1/runs')).body.runs as { device: string; status: string; errorClass: string; trigger: string }[];
     expect(runs.map((r) => [r.device, r.status, r.errorClass, r.trigger]).sort()).toEqual([
       ['a', 'skipped', 'unreachable', 'manual'],
@@ -155,15 +155,15 @@ describe('collector core behind the API', () => {
 
   it('runs a round at start when asked, applies retention, and checks servers over TCP', async () => {
     const store = SqliteStore.open(join(dir, 'db.sqlite'));
-    const old = store.startRun({ device: 'a', trigger: 'schedule', roundId: null, startedAt: new Date('2020-01-01T00:00:00Z') });
-    store.finishRun(old, { status: 'skipped', errorClass: 'unreachable', message: 'x', server: null, endedAt: new Date('2020-01-01T00:00:01Z'), tests: [], metrics: [] });
-    store.close();
+    const old = await store.runs.start({ device: 'a', trigger: 'schedule', roundId: null, startedAt: new Date('2020-01-01T00:00:00Z') });
+    await store.runs.finish(old, { status: 'skipped', errorClass: 'unreachable', message: 'x', server: null, endedAt: new Date('2020-01-01T00:00:01Z'), tests: [], metrics: [] });
+    await store.close();
     service = await startService(loaded('schedule: { cron: "0 2 * * *", runAtStart: true }'), logger, { connector: unreachable });
-    for (let i = 0; i < 100 && service.store.lastRound()?.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(service.store.lastRound()?.status).toBe('done');
+    for (let i = 0; i < 100 && (await service.store.rounds.last())?.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await service.store.rounds.last())?.status).toBe('done');
     expect(connects).toEqual(['a']); // b is disabled
     // the 2020 run is past retention (400 days) and was deleted after the round
-    expect(service.store.listRuns({}).map((r) => r.startedAt.slice(0, 4))).toEqual([String(new Date().getFullYear())]);
+    expect((await service.store.runs.list({})).map((r) => r.startedAt.slice(0, 4))).toEqual([String(new Date().getFullYear())]);
     const { port } = parseListen(service.url.replace('http://', ''));
     expect(await service.collector.checkServer('127.0.0.1', port)).toEqual({ reachable: true });
     const closed = await service.collector.checkServer('127.0.0.1', 1);
@@ -173,16 +173,16 @@ describe('collector core behind the API', () => {
   it('resumes an interrupted round at start-up with the devices it had not finished', async () => {
     const store = SqliteStore.open(join(dir, 'db.sqlite'));
     const now = new Date();
-    const round = store.startRound(new Date(now.getTime() - 60_000));
-    store.startRun({ device: 'a', trigger: 'schedule', roundId: round, startedAt: now }); // cut off by a crash
-    store.close();
+    const round = await store.rounds.start(new Date(now.getTime() - 60_000));
+    await store.runs.start({ device: 'a', trigger: 'schedule', roundId: round, startedAt: now }); // cut off by a crash
+    await store.close();
     // b is disabled: only a is resumed; the cron is far from now, so the window is open
     const minute = (now.getUTCMinutes() + 30) % 60;
     service = await startService(loaded(`schedule: { cron: "${minute} * * * *" }`), logger, { connector: unreachable });
-    for (let i = 0; i < 100 && service.store.lastRound()?.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
-    expect(service.store.lastRound()).toMatchObject({ id: round, status: 'done' });
+    for (let i = 0; i < 100 && (await service.store.rounds.last())?.status !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await service.store.rounds.last()).toMatchObject({ id: round, status: 'done' });
     expect(connects).toEqual(['a']);
-    expect(service.store.listRuns({}).map((r) => [r.device, r.status]).sort()).toEqual([
+    expect((await service.store.runs.list({})).map((r) => [r.device, r.status]).sort()).toEqual([
       ['a', 'interrupted'],
       ['a', 'skipped'],
     ]);
@@ -199,8 +199,8 @@ describe('collector core behind the API', () => {
     await expect(startService(busy, logger, { connector: unreachable, schedule: false })).rejects.toThrow(/EADDRINUSE/);
     // the second service's store was closed: the file can be opened and written again
     const again = SqliteStore.open(join(dir, 'other.sqlite'));
-    again.startRound(new Date());
-    again.close();
+    await again.rounds.start(new Date());
+    await again.close();
   });
 
   it('logs a run whose results could not be stored, and keeps serving', async () => {
@@ -208,15 +208,15 @@ describe('collector core behind the API', () => {
     const capture = pino({ level: 'error' }, { write: (l: string) => lines.push(l) });
     service = await startService(loaded(), capture, { connector: unreachable, schedule: false });
     // fault injection: the disk fails when the run is written
-    service.store.finishRun = () => {
+    service.store.runs.finish = async () => {
       throw new Error('disk I/O error');
     };
     expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(202);
-    for (let i = 0; i < 50 && service.collector.status().running; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && (await service.collector.status()).running; i++) await new Promise((r) => setTimeout(r, 20));
     const logged = lines.map((l) => JSON.parse(l) as { msg: string; device: string; err: { message: string } });
     expect(logged).toContainEqual(expect.objectContaining({ msg: 'run crashed', device: 'a', err: expect.objectContaining({ message: 'disk I/O error' }) }));
     // nothing half-written: the run stays `running` until the next start marks it interrupted
-    expect(service.store.listRuns({}).map((r) => r.status)).toEqual(['running']);
+    expect((await service.store.runs.list({})).map((r) => r.status)).toEqual(['running']);
     expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(202);
   });
 

@@ -72,9 +72,12 @@ export interface DeviceTarget {
   hostKey?: string;
 }
 
+/** SSH host keys recorded on first use, per device. */
 export interface HostKeyStore {
-  getHostKey(deviceId: string): string | undefined;
-  recordHostKey(deviceId: string, fingerprint: string): void;
+  get(deviceId: string): Promise<string | undefined>;
+  record(deviceId: string, fingerprint: string): Promise<void>;
+  /** Forgets a device's key (after an operator re-keyed it); true when one was recorded. */
+  forget(deviceId: string): Promise<boolean>;
 }
 
 export interface ExecOptions {

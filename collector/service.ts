@@ -11,7 +11,8 @@ import type { LoadedConfig } from './config/load.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import type { DeviceConnector } from './model.js';
 import { SshConnector } from './ssh/connector.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { SqliteStore } from './store/sqlite/sqliteStore.js';
+import type { Store } from './store/store.js';
 import { Telemetry } from './telemetry.js';
 import { COLLECTOR_VERSION } from './version.js';
 
@@ -26,7 +27,7 @@ export interface ServiceOptions {
 export interface Service {
   app: FastifyInstance;
   collector: Collector;
-  store: SqliteStore;
+  store: Store;
   /** `http://host:port` the API listens on */
   url: string;
   /** idempotent: schedule off, queue dropped, running tests finish, API closed, store closed */
@@ -38,24 +39,29 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)) };
 }
 
-function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
+async function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
   const store = SqliteStore.open(loaded.databasePath, { clock: options.clock });
-  const interrupted = store.markInterrupted();
+  const interrupted = await store.markInterrupted();
   if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
   const telemetry = new Telemetry();
-  const connector = options.connector ?? new SshConnector({ hostKeys: store, connectTimeoutMs: loaded.config.ssh.connectTimeoutMs, logger });
-  const collector = new Collector({ loaded, store, connector, logger, telemetry, clock: options.clock });
-  return { store, telemetry, collector };
+  const connector = options.connector ?? new SshConnector({ hostKeys: store.hostKeys, connectTimeoutMs: loaded.config.ssh.connectTimeoutMs, logger });
+  try {
+    const collector = await Collector.open({ loaded, store, connector, logger, telemetry, clock: options.clock });
+    return { store, telemetry, collector };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 }
 
 export async function startService(loaded: LoadedConfig, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const { store, telemetry, collector } = openCore(loaded, logger, options);
+  const { store, telemetry, collector } = await openCore(loaded, logger, options);
   const app = buildApi({ store, telemetry, token: loaded.apiToken, version: COLLECTOR_VERSION, control: collector, logger });
   const { host, port } = parseListen(loaded.config.listen);
   try {
     await app.listen({ host, port });
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
   // listening on TCP: the address is an object (port 0 in the config means any free port)
@@ -70,7 +76,7 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
     (closing ??= (async () => {
       await collector.shutdown();
       await app.close();
-      store.close();
+      await store.close();
       logger.info('collector stopped');
     })());
   return { app, collector, store, url, close };
@@ -78,11 +84,11 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
 
 /** The `run` command: test devices now, store the runs, return their summaries. */
 export async function runOnce(loaded: LoadedConfig, logger: Logger, devices: string[], options: ServiceOptions = {}): Promise<RunSummary[]> {
-  const { store, collector } = openCore(loaded, logger, options);
+  const { store, collector } = await openCore(loaded, logger, options);
   try {
     return await collector.runDevices(devices);
   } finally {
     await collector.shutdown();
-    store.close();
+    await store.close();
   }
 }

@@ -26,8 +26,8 @@ describe('Telemetry', () => {
   it('reports the queue length, busy seconds and busy state per server', async () => {
     const t = new Telemetry();
     t.setQueueLength(42);
-    t.serverBusy('10.0.0.1:5201', 10);
-    t.serverBusy('10.0.0.1:5201', 2.5);
+    t.addServerBusySeconds('10.0.0.1:5201', 10);
+    t.addServerBusySeconds('10.0.0.1:5201', 2.5);
     t.setServerBusy('10.0.0.1:5201', true);
     t.setServerBusy('[2001:db8::1]:5201', true);
     t.setServerBusy('[2001:db8::1]:5201', false);

@@ -65,7 +65,7 @@ export class Telemetry {
     this.queueLength.set(n);
   }
 
-  serverBusy(serverKey: string, seconds: number): void {
+  addServerBusySeconds(serverKey: string, seconds: number): void {
     this.busySeconds.inc({ server: serverKey }, seconds);
   }
 

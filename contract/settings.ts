@@ -4,7 +4,7 @@
  * validated at every boundary; `fieldErrors` turns a failure into field-level messages.
  */
 import { z } from 'zod';
-import { CronExpressionParser } from 'cron-parser';
+import { Cron } from 'croner';
 
 const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -107,30 +107,33 @@ export function isValidTimezone(tz: string): boolean {
   }
 }
 
+/**
+ * The one cron engine of every runtime (croner): the collector fires the schedule with it, and
+ * the config editor and the API show the next runs it computes, so they cannot disagree.
+ * Five fields (minute precision) or a nickname such as @daily; seconds are not accepted: a
+ * round of tests lasts minutes.
+ */
 export function isValidCron(expr: string): boolean {
+  const text = expr.trim();
+  if (!text.startsWith('@') && text.split(/\s+/).length !== 5) return false;
   try {
-    // five or six fields; cron-parser also accepts aliases like @daily
-    if (expr.trim().split(/\s+/).length < 5 && !expr.trim().startsWith('@')) return false;
-    CronExpressionParser.parse(expr);
+    new Cron(text, { paused: true });
     return true;
   } catch {
     return false;
   }
 }
 
-/** The next `count` fire times of a cron expression in a time zone. */
+/** The next `count` fire times of a cron expression in a time zone, after `from`. */
 export function nextRuns(cron: string, timezone: string, count: number, from: Date = new Date()): Date[] {
-  const it = CronExpressionParser.parse(cron, { tz: timezone, currentDate: from });
-  const out: Date[] = [];
-  for (let i = 0; i < count; i++) out.push(it.next().toDate());
-  return out;
+  return new Cron(cron.trim(), { timezone, paused: true }).nextRuns(count, from);
 }
 
 export const scheduleSchema = z.strictObject({
   cron: z
     .string()
     .trim()
-    .refine(isValidCron, { message: 'not a valid cron expression, e.g. "0 2 * * *" (02:00 every night)' })
+    .refine(isValidCron, { message: 'not a valid cron expression: use five fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *" (02:00 every night)' })
     .default('0 2 * * *'),
   timezone: z
     .string()

@@ -7,11 +7,11 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiErrorBody, RunRecord } from '../../contract/api.js';
 import { settingsSchema, type SettingsInput } from '../../contract/settings.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 import { Telemetry } from '../telemetry.js';
 import { buildApi } from './app.js';
-import { SettingsRejectedError } from './errors.js';
+import { SettingsRejectedError } from '../errors.js';
 import type { ApiDeps } from './types.js';
 import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from '../../tests/support/fakeControl.js';
 
@@ -36,17 +36,17 @@ function build(extra: Partial<ApiDeps> = {}): FastifyInstance {
   });
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'api-'));
   store = SqliteStore.open(join(dir, 'c.db'), { clock: () => new Date('2025-03-01T12:00:00.000Z') });
-  ids = seedRuns(store);
+  ids = await seedRuns(store);
   control = new TestControl();
   telemetry = new Telemetry();
   app = build();
 });
 afterEach(async () => {
   await app.close();
-  store.close();
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -198,7 +198,7 @@ describe('GET /api/v1/devices and /api/v1/servers', () => {
       labels: { site: 'rome' },
       pool: null,
       enabled: true,
-      lastRun: store.getRun(ids.a2),
+      lastRun: await store.runs.get(ids.a2),
     });
   });
 
@@ -226,7 +226,7 @@ describe('settings', () => {
     expect(put.status).toBe(200);
     expect(put.body).not.toContain('hunter2');
     // the collector itself keeps the real password to run the tests
-    expect(store.getSettings()!.settings.clientOptions.auth!.password).toBe('hunter2');
+    expect((await store.settings.get())!.settings.clientOptions.auth!.password).toBe('hunter2');
     // auth without a password is returned as it is
     const noPassword = settingsSchema.parse({ ...input, clientOptions: { auth: { username: 'u', passwordFile: '/run/secrets/p' } } });
     const put2 = await call({ method: 'PUT', url: '/api/v1/settings', payload: noPassword });
@@ -238,7 +238,7 @@ describe('settings', () => {
     expect(res.status).toBe(200);
     const expected = settingsSchema.parse(input);
     expect(res.json()).toEqual({ settings: expected, source: 'api', updatedAt: '2025-03-01T12:00:00.000Z' });
-    expect(store.getSettings()).toEqual({ settings: expected, updatedAt: '2025-03-01T12:00:00.000Z' });
+    expect(await store.settings.get()).toEqual({ settings: expected, updatedAt: '2025-03-01T12:00:00.000Z' });
     expect(control.current).toEqual({ settings: expected, source: 'api', updatedAt: '2025-03-01T12:00:00.000Z' });
     expect((await get('/api/v1/settings')).json().source).toBe('api');
   });
@@ -256,16 +256,16 @@ describe('settings', () => {
       fields: [
         { field: 'servers.0.host', message: 'must be an IPv4 address, an IPv6 address or a DNS name' },
         { field: 'clientOptions.time', message: 'must be at least 1 s' },
-        { field: 'schedule.cron', message: 'not a valid cron expression, e.g. "0 2 * * *" (02:00 every night)' },
+        { field: 'schedule.cron', message: 'not a valid cron expression: use five fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *" (02:00 every night)' },
       ],
     });
-    expect(store.getSettings()).toBeNull();
+    expect(await store.settings.get()).toBeNull();
     expect(control.current.source).toBe('file');
   });
 
   it('PUT keeps the previous settings stored when the collector rejects the new ones', async () => {
     await call({ method: 'PUT', url: '/api/v1/settings', payload: input });
-    const before = store.getSettings();
+    const before = await store.settings.get();
     control.applyError = new SettingsRejectedError([{ field: 'pools', message: 'device b uses pool "edge", which is missing' }]);
     const res = await call({ method: 'PUT', url: '/api/v1/settings', payload: { servers: [{ host: '192.0.2.99' }] } });
     expect(res.status).toBe(400);
@@ -274,7 +274,7 @@ describe('settings', () => {
       message: 'settings rejected: pools: device b uses pool "edge", which is missing',
       fields: [{ field: 'pools', message: 'device b uses pool "edge", which is missing' }],
     });
-    expect(store.getSettings()).toEqual(before);
+    expect(await store.settings.get()).toEqual(before);
   });
 
   it('PUT answers 500 without details when applying fails unexpectedly, and logs the error without the token', async () => {
@@ -293,7 +293,7 @@ describe('settings', () => {
     const res = await call({ method: 'PUT', url: '/api/v1/settings', payload: input });
     expect(res.status).toBe(500);
     expect(res.json()).toEqual({ error: 'internal', message: 'internal error; the collector log has the details' });
-    expect(store.getSettings()).toBeNull();
+    expect(await store.settings.get()).toBeNull();
     const log = lines.join('');
     expect(log).toContain('scheduler state corrupt');
     expect(log).not.toContain(TOKEN);
@@ -318,7 +318,7 @@ describe('settings', () => {
       error: 'payload-too-large',
       message: 'Request body is too large; the body is larger than the collector accepts',
     });
-    expect(store.getSettings()).toBeNull();
+    expect(await store.settings.get()).toBeNull();
   });
 });
 
@@ -371,7 +371,7 @@ describe('GET /api/v1/runs', () => {
   it('lists runs newest first with their tests', async () => {
     const res = await get('/api/v1/runs');
     expect(res.status).toBe(200);
-    expect(res.json()).toEqual({ runs: store.listRuns() });
+    expect(res.json()).toEqual({ runs: await store.runs.list() });
     expect(res.json().runs.map((r: RunRecord) => r.id)).toEqual([ids.a2, ids.b1, ids.a1]);
   });
 
@@ -419,14 +419,14 @@ describe('GET /api/v1/runs/:id and /intervals', () => {
   it('gives one run with its tests', async () => {
     const res = await get(`/api/v1/runs/${ids.a1}`);
     expect(res.status).toBe(200);
-    expect(res.json()).toEqual(store.getRun(ids.a1));
+    expect(res.json()).toEqual(await store.runs.get(ids.a1));
     expect(res.json().tests).toHaveLength(2);
   });
 
   it('gives the per-second data of a run with the run', async () => {
     const res = await get(`/api/v1/runs/${ids.a1}/intervals`);
     expect(res.status).toBe(200);
-    expect(res.json()).toEqual({ run: store.getRun(ids.a1), intervals: store.intervals(ids.a1) });
+    expect(res.json()).toEqual({ run: await store.runs.get(ids.a1), intervals: await store.runs.intervals(ids.a1) });
     expect(res.json().intervals[0]).toEqual({
       protocol: 'tcp',
       direction: 'upload',

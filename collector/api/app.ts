@@ -21,7 +21,7 @@ import {
 } from '../../contract/api.js';
 import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../../contract/settings.js';
 import { bearerTokenHook } from './auth.js';
-import { DevicesBusyError, SettingsRejectedError, UnknownDevicesError } from './errors.js';
+import { DevicesBusyError, SettingsRejectedError, UnknownDevicesError } from '../errors.js';
 import { apiSchemas, paramErrors } from './params.js';
 import type { ApiDeps, ApiLimits, DevicesResponse, ServersResponse, ServerCheck } from './types.js';
 
@@ -131,7 +131,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get(`${API_PREFIX}/health`, async (): Promise<HealthResponse> => {
-    const status = control.status();
+    const status = await control.status();
     const devices = control.devices();
     const servers = await Promise.all(
       control.servers().map(async (s): Promise<ServerHealth> => {
@@ -156,7 +156,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get(`${API_PREFIX}/devices`, async (): Promise<DevicesResponse> => {
     const devices = control.devices();
-    const last = store.lastRuns(devices.map((d) => d.id));
+    const last = await store.runs.lastOf(devices.map((d) => d.id));
     return { devices: devices.map((d) => ({ ...d, lastRun: last.get(d.id) ?? null })) };
   });
 
@@ -171,7 +171,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const parsed = settingsSchema.safeParse(request.body);
     if (!parsed.success) return invalid(reply, fieldErrors(parsed.error));
     // saved and applied in one transaction: when applying throws, nothing is stored
-    const updatedAt = store.saveSettings(parsed.data, (at) => control.applySettings(parsed.data, at));
+    const updatedAt = await store.settings.save(parsed.data, (at) => control.applySettings(parsed.data, at));
     const body: SettingsResponse = { settings: withoutSecrets(parsed.data), source: 'api', updatedAt };
     return body;
   });
@@ -187,25 +187,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const q = parseOr400(reply, schemas.runsQuery, request.query, Object.keys(schemas.runsQuery.shape));
     if (!q) return reply;
     const body: RunsResponse = {
-      runs: store.listRuns({ devices: q.device, status: q.status, fromMs: q.from, toMs: q.to, limit: q.limit }),
+      runs: await store.runs.list({ devices: q.device, status: q.status, fromMs: q.from, toMs: q.to, limit: q.limit }),
     };
     return body;
   });
 
-  const findRun = (params: unknown, reply: FastifyReply): RunRecord | undefined => {
+  const findRun = async (params: unknown, reply: FastifyReply): Promise<RunRecord | undefined> => {
     const p = parseOr400(reply, schemas.runId, params, ['id']);
     if (!p) return undefined;
-    const run = store.getRun(p.id);
+    const run = await store.runs.get(p.id);
     if (!run) sendError(reply, 404, { error: 'not-found', message: `no run with id ${p.id}; GET /api/v1/runs lists the runs` });
     return run ?? undefined;
   };
 
-  app.get(`${API_PREFIX}/runs/:id`, async (request, reply) => findRun(request.params, reply) ?? reply);
+  app.get(`${API_PREFIX}/runs/:id`, async (request, reply) => (await findRun(request.params, reply)) ?? reply);
 
   app.get(`${API_PREFIX}/runs/:id/intervals`, async (request, reply) => {
-    const run = findRun(request.params, reply);
+    const run = await findRun(request.params, reply);
     if (!run) return reply;
-    const body: IntervalsResponse = { run, intervals: store.intervals(run.id) };
+    const body: IntervalsResponse = { run, intervals: await store.runs.intervals(run.id) };
     return body;
   });
 
@@ -216,7 +216,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       fromMs: q.from,
       toMs: q.to,
       maxPoints: q.maxPoints,
-      series: store.series({
+      series: await store.metrics.series({
         devices: q.device,
         metrics: q.metric,
         fromMs: q.from,
@@ -234,7 +234,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const q = parseOr400(reply, schemas.latestQuery, request.query, Object.keys(schemas.latestQuery.shape));
     if (!q) return reply;
     const body: LatestResponse = {
-      values: store.latest({ devices: q.device, metrics: q.metric, server: q.server, direction: q.direction, beforeMs: q.to }),
+      values: await store.metrics.latest({ devices: q.device, metrics: q.metric, server: q.server, direction: q.direction, beforeMs: q.to }),
     };
     return body;
   });

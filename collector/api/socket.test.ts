@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { Telemetry } from '../telemetry.js';
 import { buildApi, SERVER_TIMEOUTS } from './app.js';
 import { seedRuns, TestControl } from '../../tests/support/fakeControl.js';
@@ -14,19 +14,19 @@ let dir: string;
 let store: SqliteStore;
 let app: FastifyInstance;
 let base: string;
-let ids: ReturnType<typeof seedRuns>;
+let ids: Awaited<ReturnType<typeof seedRuns>>;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'api-socket-'));
   store = SqliteStore.open(join(dir, 'c.db'));
-  ids = seedRuns(store);
+  ids = await seedRuns(store);
   app = buildApi({ store, telemetry: new Telemetry(), token: TOKEN, version: '0.0.1', control: new TestControl() });
   await app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
   await app.close();
-  store.close();
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1,36 +1,22 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { DeviceInfo, ServerInfo } from '../../contract/api.js';
 import type { Settings } from '../../contract/settings.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { CollectorStatus } from '../collector.js';
+import type { ServerCheck } from '../dispatch/serverProbe.js';
+import type { DeviceSummary } from '../inventory/inventory.js';
+import type { Store } from '../store/store.js';
 import type { Telemetry } from '../telemetry.js';
 
-/** A device as the API lists it: no credentials; `lastRun` is added from the store. */
-export type DeviceSummary = Omit<DeviceInfo, 'lastRun'>;
+export type { CollectorStatus, DeviceSummary, ServerCheck };
 
-export interface CollectorStatus {
-  /** a test is running right now */
-  running: boolean;
-  /** devices waiting for a free server */
-  queueLength: number;
-  /** null when the schedule is off */
-  nextRun: Date | null;
-  lastScheduledRun: Date | null;
-  settingsSource: 'file' | 'api';
-}
-
-export interface ServerCheck {
-  reachable: boolean;
-  error?: string;
-}
-
-/** What the composition root gives the API to control the collector. */
+/** What the composition root gives the API to control the collector (the Collector implements it). */
 export interface CollectorControl {
   devices(): DeviceSummary[];
   servers(): ServerInfo[];
-  status(): CollectorStatus;
+  status(): Promise<CollectorStatus>;
   /**
    * Queues manual runs ahead of the schedule and returns at once.
-   * Throws UnknownDevicesError (404) or DevicesBusyError (409) from ./errors.js, queuing nothing.
+   * Throws UnknownDevicesError (404) or DevicesBusyError (409) from ../errors.js, queuing nothing.
    */
   runNow(devices: string[]): { queued: string[] };
   /**
@@ -60,7 +46,7 @@ export interface ApiLimits {
 }
 
 export interface ApiDeps {
-  store: SqliteStore;
+  store: Store;
   telemetry: Telemetry;
   /** the bearer token every route but /healthz requires */
   token: string;

@@ -49,7 +49,7 @@ function harness(connector: DeviceConnector, planOverrides: Partial<RunPlan> = {
   const logs: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
   const deps: RunDeps = {
-    store: { startRun: () => 1, finishRun: (_id, outcome) => finished.push(outcome) },
+    store: { runs: { start: async () => 1, finish: async (_id, outcome) => void finished.push(outcome) } },
     connector,
     registry: new ServerRegistry(),
     logger,

@@ -18,17 +18,12 @@ import {
   type DeviceSession,
   type DeviceTarget,
   type RunOutcome,
-  type RunStart,
   type ServerAddress,
   type TestOutcome,
   type TestResultRecord,
 } from '../model.js';
+import type { RunStore } from '../store/store.js';
 import { NoServerError, type ServerLease, type ServerRegistry } from './serverRegistry.js';
-
-export interface RunStore {
-  startRun(start: RunStart): number;
-  finishRun(runId: number, outcome: RunOutcome): void;
-}
 
 export interface RunTelemetry {
   testFinished(protocol: TestProtocol, direction: Direction, seconds: number, ok: boolean): void;
@@ -36,7 +31,7 @@ export interface RunTelemetry {
 }
 
 export interface RunDeps {
-  store: RunStore;
+  store: { runs: Pick<RunStore, 'start' | 'finish'> };
   connector: DeviceConnector;
   registry: ServerRegistry;
   logger: Logger;
@@ -169,7 +164,7 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
   const { device } = plan;
   const log = deps.logger.child({ device: device.id });
   const startedAt = deps.clock();
-  const runId = deps.store.startRun({ device: device.id, trigger: plan.trigger, roundId: plan.roundId, startedAt });
+  const runId = await deps.store.runs.start({ device: device.id, trigger: plan.trigger, roundId: plan.roundId, startedAt });
   const planned = planTests(plan.options);
   const tests: TestResultRecord[] = [];
   let failure: { errorClass: ErrorClass; message: string } | null = null;
@@ -229,7 +224,7 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
     tests,
     metrics,
   };
-  deps.store.finishRun(runId, outcome);
+  await deps.store.runs.finish(runId, outcome);
   deps.telemetry?.runFinished(status, outcome.errorClass);
   if (status === 'ok') log.info({ runId, server }, 'run ok');
   else if (status === 'skipped') log.warn({ runId, errorClass: outcome.errorClass, reason: outcome.message }, 'device unreachable: run skipped');

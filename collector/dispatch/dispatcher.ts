@@ -2,10 +2,10 @@
  * Queues device runs per server pool and runs them with a bounded number of workers per pool.
  * Workers are started on demand and end when their queue is empty (no polling loop). A pool
  * with N servers gets 2N workers: N run tests while N more connect over SSH, so that a server
- * freed by one device is taken at once by the next. A device is never queued twice and runs
- * under its own async-mutex, so two tests never run on one device.
+ * freed by one device is taken at once by the next. The set of pending devices is the single
+ * guard against two runs of one device: a device is never queued while it is queued or running.
+ * One dispatcher serves the schedule, "run now" and the `run` command.
  */
-import { Mutex } from 'async-mutex';
 import type { Trigger } from '../../contract/api.js';
 
 export interface DispatchJob {
@@ -16,18 +16,19 @@ export interface DispatchJob {
   roundId: number | null;
 }
 
-export interface DispatcherDeps {
+export interface DispatcherDeps<R> {
   /** runs one device; must not throw for device faults (they are stored as runs) */
-  runDevice(job: DispatchJob): Promise<void>;
+  runDevice(job: DispatchJob): Promise<R>;
   /** how many servers a pool has right now */
   poolSize(pool: string | null): number;
   onQueueLength?(length: number): void;
   onError?(job: DispatchJob, err: unknown): void;
 }
 
-interface QueuedJob {
+interface QueuedJob<R> {
   job: DispatchJob;
-  done: () => void;
+  /** undefined: the job did not run (dropped by stop, or its run threw) */
+  done: (result?: R) => void;
 }
 
 export class AlreadyQueuedError extends Error {
@@ -37,15 +38,14 @@ export class AlreadyQueuedError extends Error {
   }
 }
 
-export class Dispatcher {
-  private readonly queues = new Map<string, QueuedJob[]>();
+export class Dispatcher<R> {
+  private readonly queues = new Map<string, QueuedJob<R>[]>();
   private readonly workers = new Map<string, number>();
   private readonly pending = new Set<string>();
-  private readonly deviceLocks = new Map<string, Mutex>();
   private readonly inflight = new Set<Promise<void>>();
   private stopped = false;
 
-  constructor(private readonly deps: DispatcherDeps) {}
+  constructor(private readonly deps: DispatcherDeps<R>) {}
 
   /** Devices queued or running. */
   isPending(device: string): boolean {
@@ -63,18 +63,19 @@ export class Dispatcher {
   }
 
   /**
-   * Queues jobs and resolves when all of them have run. Manual runs go to the front, so a
-   * "run now" does not wait for a whole night's round. Throws AlreadyQueuedError (and queues
-   * nothing) when one of the devices is already queued or running.
+   * Queues jobs and resolves, in the order of `jobs`, with their results once all of them have
+   * run (undefined for a job dropped by `stop` or whose run threw). Manual runs go to the front,
+   * so a "run now" does not wait for a whole night's round. Throws AlreadyQueuedError (and
+   * queues nothing) when one of the devices is already queued or running.
    */
-  enqueue(jobs: DispatchJob[], options: { front?: boolean } = {}): Promise<void> {
+  enqueue(jobs: DispatchJob[], options: { front?: boolean } = {}): Promise<(R | undefined)[]> {
     const dupes = jobs.filter((j) => this.pending.has(j.device)).map((j) => j.device);
     if (dupes.length > 0) throw new AlreadyQueuedError(dupes);
-    if (this.stopped) return Promise.resolve();
-    const byPool = new Map<string, QueuedJob[]>();
+    if (this.stopped) return Promise.resolve(jobs.map(() => undefined));
+    const byPool = new Map<string, QueuedJob<R>[]>();
     const promises = jobs.map(
       (job) =>
-        new Promise<void>((done) => {
+        new Promise<R | undefined>((done) => {
           this.pending.add(job.device);
           const key = job.pool ?? '';
           byPool.set(key, [...(byPool.get(key) ?? []), { job, done }]);
@@ -88,11 +89,11 @@ export class Dispatcher {
     }
     this.deps.onQueueLength?.(this.queueLength);
     for (const key of new Set(jobs.map((j) => j.pool ?? ''))) this.spawnWorkers(key);
-    return Promise.all(promises).then(() => undefined);
+    return Promise.all(promises);
   }
 
   private spawnWorkers(key: string): void {
-    const queue = this.queues.get(key) as QueuedJob[];
+    const queue = this.queues.get(key) as QueuedJob<R>[];
     const limit = Math.max(1, 2 * this.deps.poolSize(key === '' ? null : key));
     const active = this.workers.get(key) ?? 0;
     const spawn = Math.min(limit - active, queue.length);
@@ -105,21 +106,19 @@ export class Dispatcher {
   }
 
   private async work(key: string): Promise<void> {
-    const queue = this.queues.get(key) as QueuedJob[];
+    const queue = this.queues.get(key) as QueuedJob<R>[];
     for (;;) {
       const next = this.stopped ? undefined : queue.shift();
       if (!next) break;
       this.deps.onQueueLength?.(this.queueLength);
-      // one mutex per device for the life of the process (a few bytes per device)
-      const lock = this.deviceLocks.get(next.job.device) ?? new Mutex();
-      this.deviceLocks.set(next.job.device, lock);
+      let result: R | undefined;
       try {
-        await lock.runExclusive(() => this.deps.runDevice(next.job));
+        result = await this.deps.runDevice(next.job);
       } catch (err) {
         this.deps.onError?.(next.job, err);
       } finally {
         this.pending.delete(next.job.device);
-        next.done();
+        next.done(result);
       }
     }
     this.workers.set(key, (this.workers.get(key) as number) - 1);

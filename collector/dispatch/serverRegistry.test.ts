@@ -8,7 +8,7 @@ describe('ServerRegistry', () => {
   it('hands out each free server once and makes the next caller wait for a release', async () => {
     let now = 0;
     const events: string[] = [];
-    const reg = new ServerRegistry(() => now, { serverBusy: (k, busy, s) => events.push(`${k} ${busy} ${s}`) });
+    const reg = new ServerRegistry(() => now, { serverUsage: (k, busy, s) => events.push(`${k} ${busy} ${s}`) });
     const l1 = await reg.acquireFree([A, B]);
     const l2 = await reg.acquireFree([A, B]);
     expect([l1.key, l2.key]).toEqual(['10.0.0.1:5201', '[2001:db8::1]:5202']);

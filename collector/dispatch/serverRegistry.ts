@@ -16,7 +16,7 @@ export interface ServerLease {
 
 export interface ServerUsageListener {
   /** `seconds`: on release, how long this lease held the server; 0 on take */
-  serverBusy(key: string, busy: boolean, seconds: number): void;
+  serverUsage(key: string, busy: boolean, seconds: number): void;
 }
 
 interface ServerState {
@@ -87,7 +87,7 @@ export class ServerRegistry {
     // An unlocked async-mutex is taken synchronously by acquire(): no other caller can slip in.
     const unlock = await st.mutex.acquire();
     st.busySinceMs = this.nowMs();
-    this.listener?.serverBusy(key, true, 0);
+    this.listener?.serverUsage(key, true, 0);
     let released = false;
     return {
       key,
@@ -99,7 +99,7 @@ export class ServerRegistry {
         st.busyMs += leaseMs;
         st.busySinceMs = null;
         unlock();
-        this.listener?.serverBusy(key, false, leaseMs / 1000);
+        this.listener?.serverUsage(key, false, leaseMs / 1000);
         const waiting = this.waiters;
         this.waiters = [];
         for (const wake of waiting) wake();

@@ -2,8 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { okOutcome } from '../../tests/support/storeFixtures.js';
 import { RESUME_WINDOW_MS, Scheduler, type SchedulerDeps } from './scheduler.js';
 
@@ -17,13 +17,7 @@ let calls: { roundId: number; devices: string[] | undefined }[];
 
 function scheduler(overrides: Partial<SchedulerDeps> = {}): Scheduler {
   return new Scheduler({
-    rounds: {
-      start: (p) => store.startRound(p),
-      finish: (id) => store.finishRound(id),
-      reopen: (id) => store.reopenRound(id),
-      last: () => store.lastRound(),
-      doneDevices: (id) => store.devicesDoneInRound(id),
-    },
+    rounds: store.rounds,
     runRound: async (roundId, devices) => {
       calls.push({ roundId, devices });
       return true;
@@ -36,15 +30,15 @@ function scheduler(overrides: Partial<SchedulerDeps> = {}): Scheduler {
 }
 
 /** A round planned at 02:00 Rome (01:00Z) in which a and b finished and c was cut off by a crash. */
-function crashedRound(): number {
+async function crashedRound(): Promise<number> {
   const planned = new Date('2026-11-20T01:00:00Z');
-  const id = store.startRound(planned);
+  const id = await store.rounds.start(planned);
   for (const device of ['a', 'b']) {
-    const runId = store.startRun({ device, trigger: 'schedule', roundId: id, startedAt: planned });
-    store.finishRun(runId, okOutcome(planned.getTime(), 1e7, 2e7));
+    const runId = await store.runs.start({ device, trigger: 'schedule', roundId: id, startedAt: planned });
+    await store.runs.finish(runId, okOutcome(planned.getTime(), 1e7, 2e7));
   }
-  store.startRun({ device: 'c', trigger: 'schedule', roundId: id, startedAt: planned });
-  expect(store.markInterrupted()).toBe(1); // what serve does at start-up
+  await store.runs.start({ device: 'c', trigger: 'schedule', roundId: id, startedAt: planned });
+  expect(await store.markInterrupted()).toBe(1); // what serve does at start-up
   return id;
 }
 
@@ -67,50 +61,53 @@ describe('Scheduler', () => {
 
   it('stores a round per fire, runs every enabled device, and remembers the last run', async () => {
     const s = scheduler();
-    expect(s.lastRun()).toBeNull();
+    expect(await s.lastRun()).toBeNull();
     await s.fire(new Date('2026-11-20T01:00:00Z'));
     expect(calls).toEqual([{ roundId: 1, devices: undefined }]);
-    expect(store.lastRound()).toMatchObject({ id: 1, status: 'done' });
-    expect(s.lastRun()?.toISOString()).toBe('2026-11-20T01:00:00.000Z');
+    expect(await store.rounds.last()).toMatchObject({ id: 1, status: 'done' });
+    expect((await s.lastRun())?.toISOString()).toBe('2026-11-20T01:00:00.000Z');
   });
 
   it('skips a fire while the previous round still runs', async () => {
-    let release!: () => void;
+    let release: () => void = () => undefined;
     const s = scheduler({
       runRound: (roundId) => {
         calls.push({ roundId, devices: undefined });
-        return new Promise((r) => (release = () => r(true)));
+        return calls.length === 1 ? new Promise((r) => (release = () => r(true))) : Promise.resolve(true);
       },
     });
     const first = s.fire(new Date('2026-11-20T01:00:00Z'));
-    expect(s.busy).toBe(true);
     const second = s.fire(new Date('2026-11-21T01:00:00Z'));
+    expect(second).toBe(first); // the second fire waits for the running round instead of starting one
+    await vi.waitFor(() => expect(calls).toHaveLength(1));
     release();
     await Promise.all([first, second, s.idle()]);
     expect(calls).toHaveLength(1);
-    expect(s.busy).toBe(false);
+    expect((await store.rounds.last())?.plannedAt.toISOString()).toBe('2026-11-20T01:00:00.000Z');
+    await s.fire(new Date('2026-11-22T01:00:00Z')); // free again
+    expect(calls).toHaveLength(2);
   });
 
   it('leaves a round cut short by shutdown open, and logs a failed round without finishing it', async () => {
     const s = scheduler({ runRound: async () => false });
     await s.fire(new Date('2026-11-20T01:00:00Z'));
-    expect(store.lastRound()?.status).toBe('running');
+    expect((await store.rounds.last())?.status).toBe('running');
     const t = scheduler({ runRound: async () => Promise.reject(new Error('disk full')) });
     await t.fire(new Date('2026-11-21T01:00:00Z'));
-    expect(store.lastRound()?.status).toBe('running');
+    expect((await store.rounds.last())?.status).toBe('running');
   });
 
   it('resumes an interrupted round inside its window with the devices it had not finished', async () => {
-    const id = crashedRound();
+    const id = await crashedRound();
     now = new Date('2026-11-20T03:00:00Z');
     const resumed = await scheduler().resumeInterrupted(NIGHTLY);
     expect(resumed).toBe(id);
     expect(calls).toEqual([{ roundId: id, devices: ['c', 'd'] }]);
-    expect(store.lastRound()?.status).toBe('done');
+    expect((await store.rounds.last())?.status).toBe('done');
   });
 
   it('does not resume once the window has passed, nor when the last round finished', async () => {
-    crashedRound();
+    await crashedRound();
     now = new Date(new Date('2026-11-20T01:00:00Z').getTime() + RESUME_WINDOW_MS + 1);
     expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull();
     // a schedule tighter than the window: the next fire closes it
@@ -119,12 +116,12 @@ describe('Scheduler', () => {
     expect(calls).toEqual([]);
     expect(await scheduler().resumeInterrupted(NIGHTLY)).not.toBeNull();
     expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull(); // done now
-    store.close();
+    await store.close();
     store = SqliteStore.open(join(mkdtempSync(join(tmpdir(), 'sched-')), 'db.sqlite'));
     expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull(); // no round at all
   });
 
-  it('fires from node-cron on the real clock', async () => {
+  it('fires from croner on the real clock', async () => {
     let fired!: () => void;
     const firedOnce = new Promise<void>((r) => (fired = r));
     const s = scheduler({
@@ -140,6 +137,6 @@ describe('Scheduler', () => {
     s.stop();
     await s.idle();
     expect(calls.length).toBeGreaterThanOrEqual(1);
-    expect(store.lastRound()?.status).toBe('done');
+    expect((await store.rounds.last())?.status).toBe('done');
   });
 });

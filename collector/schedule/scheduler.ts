@@ -1,32 +1,20 @@
 /**
- * The nightly schedule (node-cron, in the configured time zone). Each fire is a stored
- * "round"; on start-up an interrupted round that is still inside its window is resumed for
- * the devices it had not finished, so a restart at 03:00 does not test devices twice nor skip
- * the rest of the night.
+ * The nightly schedule, fired by croner in the configured time zone (the same engine computes
+ * the next run that the API and the config editor show). Each fire is a stored "round"; on
+ * start-up an interrupted round that is still inside its window is resumed for the devices it
+ * had not finished, so a restart at 03:00 does not test devices twice nor skip the rest of the
+ * night.
  */
-import cron, { type ScheduledTask } from 'node-cron';
+import { Cron } from 'croner';
 import type { Logger } from 'pino';
 import { nextRuns, type Schedule } from '../../contract/settings.js';
+import type { RoundStore } from '../store/store.js';
 
 /** How long after its planned time an interrupted round may still be resumed. */
 export const RESUME_WINDOW_MS = 6 * 60 * 60 * 1000;
 
-export interface RoundInfo {
-  id: number;
-  plannedAt: Date;
-  status: 'running' | 'done' | 'interrupted';
-}
-
-export interface RoundPort {
-  start(plannedAt: Date): number;
-  finish(id: number): void;
-  reopen(id: number): void;
-  last(): RoundInfo | null;
-  doneDevices(id: number): string[];
-}
-
 export interface SchedulerDeps {
-  rounds: RoundPort;
+  rounds: RoundStore;
   /**
    * Runs the devices (all enabled ones when `devices` is undefined) as part of round `roundId`;
    * resolves false when shutdown cut the round short (it stays open, to be resumed).
@@ -38,7 +26,7 @@ export interface SchedulerDeps {
 }
 
 export class Scheduler {
-  private task: ScheduledTask | null = null;
+  private job: Cron | null = null;
   private schedule: Schedule | null = null;
   private current: Promise<void> | null = null;
 
@@ -47,24 +35,20 @@ export class Scheduler {
   start(schedule: Schedule): void {
     this.stop();
     this.schedule = schedule;
-    this.task = cron.schedule(schedule.cron, (ctx) => this.fire(ctx.date), {
-      timezone: schedule.timezone,
-      name: 'iperf3-round',
+    this.job = new Cron(schedule.cron, { timezone: schedule.timezone, name: 'iperf3-round' }, (self: Cron) => {
+      // the planned time, not the moment the timer woke up
+      void this.fire(self.currentRun() ?? this.deps.clock());
     });
     this.deps.logger.info({ cron: schedule.cron, timezone: schedule.timezone, nextRun: this.nextRun()?.toISOString() }, 'schedule started');
   }
 
   nextRun(): Date | null {
     if (!this.schedule) return null;
-    return nextRuns(this.schedule.cron, this.schedule.timezone, 1, this.deps.clock())[0];
+    return nextRuns(this.schedule.cron, this.schedule.timezone, 1, this.deps.clock())[0] ?? null;
   }
 
-  lastRun(): Date | null {
-    return this.deps.rounds.last()?.plannedAt ?? null;
-  }
-
-  get busy(): boolean {
-    return this.current !== null;
+  async lastRun(): Promise<Date | null> {
+    return (await this.deps.rounds.last())?.plannedAt ?? null;
   }
 
   /** Starts a round now (a cron fire, or `runAtStart`). A fire during a running round is skipped. */
@@ -73,9 +57,11 @@ export class Scheduler {
       this.deps.logger.warn({ plannedAt: plannedAt.toISOString() }, 'previous round still running: this fire is skipped (the schedule is tighter than a round)');
       return this.current;
     }
-    const id = this.deps.rounds.start(plannedAt);
-    this.deps.logger.info({ round: id, plannedAt: plannedAt.toISOString() }, 'round started');
-    return this.track(id, this.deps.runRound(id));
+    return this.track(async () => {
+      const id = await this.deps.rounds.start(plannedAt);
+      this.deps.logger.info({ round: id, plannedAt: plannedAt.toISOString() }, 'round started');
+      return { id, complete: await this.deps.runRound(id) };
+    });
   }
 
   /**
@@ -83,34 +69,37 @@ export class Scheduler {
    * open (before the next fire and within RESUME_WINDOW_MS). Returns the resumed round's id.
    */
   async resumeInterrupted(schedule: Schedule): Promise<number | null> {
-    const last = this.deps.rounds.last();
+    const last = await this.deps.rounds.last();
     if (!last || last.status === 'done') return null;
     const now = this.deps.clock();
     const nextAfterPlanned = nextRuns(schedule.cron, schedule.timezone, 1, last.plannedAt)[0];
-    const windowEnd = Math.min(nextAfterPlanned.getTime(), last.plannedAt.getTime() + RESUME_WINDOW_MS);
+    const windowEnd = Math.min(nextAfterPlanned?.getTime() ?? Infinity, last.plannedAt.getTime() + RESUME_WINDOW_MS);
     if (now.getTime() >= windowEnd) {
       this.deps.logger.info({ round: last.id }, 'last round was interrupted and its window has passed: not resumed');
       return null;
     }
-    const done = new Set(this.deps.rounds.doneDevices(last.id));
-    const remaining = this.deps.enabledDevices().filter((d) => !done.has(d));
-    this.deps.rounds.reopen(last.id);
-    this.deps.logger.info({ round: last.id, remaining: remaining.length, done: done.size }, 'resuming the interrupted round');
-    await this.track(last.id, this.deps.runRound(last.id, remaining));
+    await this.track(async () => {
+      const done = new Set(await this.deps.rounds.devicesDone(last.id));
+      const remaining = this.deps.enabledDevices().filter((d) => !done.has(d));
+      await this.deps.rounds.reopen(last.id);
+      this.deps.logger.info({ round: last.id, remaining: remaining.length, done: done.size }, 'resuming the interrupted round');
+      return { id: last.id, complete: await this.deps.runRound(last.id, remaining) };
+    });
     return last.id;
   }
 
-  private track(id: number, run: Promise<boolean>): Promise<void> {
-    this.current = run
-      .then((complete) => {
+  /** Runs one round at a time; `current` is set before the first await, so fires cannot overlap. */
+  private track(round: () => Promise<{ id: number; complete: boolean }>): Promise<void> {
+    this.current = round()
+      .then(async ({ id, complete }) => {
         if (!complete) {
           this.deps.logger.warn({ round: id }, 'round cut short by shutdown: it will be resumed at the next start if still in its window');
           return;
         }
-        this.deps.rounds.finish(id);
+        await this.deps.rounds.finish(id);
         this.deps.logger.info({ round: id }, 'round finished');
       })
-      .catch((err: unknown) => this.deps.logger.error({ round: id, err }, 'round failed'))
+      .catch((err: unknown) => this.deps.logger.error({ err }, 'round failed'))
       .finally(() => {
         this.current = null;
       });
@@ -123,9 +112,7 @@ export class Scheduler {
   }
 
   stop(): void {
-    if (this.task) {
-      void this.task.destroy();
-      this.task = null;
-    }
+    this.job?.stop();
+    this.job = null;
   }
 }

@@ -11,11 +11,14 @@ import { hostKeyFingerprint, SshConnector, type SshConnectorOptions } from './co
 /** The store contract in memory (the SQLite store implements the same interface). */
 class MemoryHostKeys implements HostKeyStore {
   readonly keys = new Map<string, string>();
-  getHostKey(deviceId: string): string | undefined {
+  async get(deviceId: string): Promise<string | undefined> {
     return this.keys.get(deviceId);
   }
-  recordHostKey(deviceId: string, fingerprint: string): void {
+  async record(deviceId: string, fingerprint: string): Promise<void> {
     this.keys.set(deviceId, fingerprint);
+  }
+  async forget(deviceId: string): Promise<boolean> {
+    return this.keys.delete(deviceId);
   }
 }
 
@@ -180,13 +183,13 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
     const hostKeys = new MemoryHostKeys();
     const logger = { info: vi.fn(), warn: vi.fn() };
     await open(lab.sshTarget(kind), { hostKeys, logger });
-    expect(hostKeys.getHostKey(kind)).toBe(lab.device(kind).hostKeyFingerprint);
+    expect(await hostKeys.get(kind)).toBe(lab.device(kind).hostKeyFingerprint);
     expect(logger.info).toHaveBeenCalledWith({ device: kind, fingerprint: lab.device(kind).hostKeyFingerprint }, expect.any(String));
-    const record = vi.spyOn(hostKeys, 'recordHostKey');
+    const record = vi.spyOn(hostKeys, 'record');
     await open(lab.sshTarget(kind), { hostKeys });
     expect(record).not.toHaveBeenCalled();
 
-    hostKeys.recordHostKey(kind, 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    await hostKeys.record(kind, 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
     const error = await connectError(lab.sshTarget(kind), { hostKeys, logger });
     expect(error.errorClass).toBe('host-key-mismatch');
     expect(error.message).toContain(`device ${kind}`);
@@ -195,16 +198,16 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
     expect(error.message).toContain(`clear the host key recorded for device ${kind}`);
     expect(logger.warn).toHaveBeenCalled();
     // a mismatch never overwrites what was recorded
-    expect(hostKeys.getHostKey(kind)).toBe('SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
+    expect(await hostKeys.get(kind)).toBe('SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
   });
 
   it('checks a pinned fingerprint, padded or not, ahead of the recorded one', async () => {
     const hostKeys = new MemoryHostKeys();
-    hostKeys.recordHostKey(kind, 'SHA256:stale');
+    await hostKeys.record(kind, 'SHA256:stale');
     const fingerprint = lab.device(kind).hostKeyFingerprint;
     await open({ ...lab.sshTarget(kind), hostKey: fingerprint }, { hostKeys });
     await open({ ...lab.sshTarget(kind), hostKey: `${fingerprint}=` }, { hostKeys });
-    expect(hostKeys.getHostKey(kind)).toBe('SHA256:stale');
+    expect(await hostKeys.get(kind)).toBe('SHA256:stale');
     const error = await connectError({ ...lab.sshTarget(kind), hostKey: 'SHA256:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB' });
     expect(error.errorClass).toBe('host-key-mismatch');
     expect(error.message).toContain('(pinned hostKey)');
@@ -214,7 +217,7 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
   it('detects a changed host key after the device restarts with a new one', async () => {
     const hostKeys = new MemoryHostKeys();
     await open(lab.sshTarget(kind), { hostKeys });
-    const old = hostKeys.getHostKey(kind);
+    const old = await hostKeys.get(kind);
     const rotated = await lab.rotateHostKey(kind);
     const error = await connectError(lab.sshTarget(kind), { hostKeys });
     expect(error.errorClass).toBe('host-key-mismatch');

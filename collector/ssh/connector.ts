@@ -76,11 +76,12 @@ export class SshConnector implements DeviceConnector {
     const client = new Client();
     let mismatch: string | undefined;
     let firstUse: string | undefined;
+    let storeFailure: string | undefined;
 
-    const hostVerifier = (key: Buffer): boolean => {
+    const verify = async (key: Buffer): Promise<boolean> => {
       const presented = hostKeyFingerprint(key);
       const pinned = target.hostKey?.replace(/=+$/, '');
-      const expected = pinned ?? hostKeys.getHostKey(target.id);
+      const expected = pinned ?? (await hostKeys.get(target.id));
       if (expected === undefined) {
         firstUse = presented;
         return true;
@@ -107,16 +108,21 @@ export class SshConnector implements DeviceConnector {
         reject(new ClassifiedError(errorClass, redact(message, target)));
       };
       client.on('ready', () => {
-        settled = true;
-        if (firstUse !== undefined) {
-          // recorded only once the device has proven the key and accepted us
-          hostKeys.recordHostKey(target.id, firstUse);
-          logger?.info({ device: target.id, fingerprint: firstUse }, 'SSH host key recorded on first use');
-        }
-        resolve(new SshSession(client, target, this.killGraceMs, this.fileCommandTimeoutMs));
+        // recorded only once the device has proven the key and accepted us
+        const recorded = firstUse === undefined ? Promise.resolve() : hostKeys.record(target.id, firstUse);
+        recorded.then(
+          () => {
+            if (settled) return;
+            settled = true;
+            if (firstUse !== undefined) logger?.info({ device: target.id, fingerprint: firstUse }, 'SSH host key recorded on first use');
+            resolve(new SshSession(client, target, this.killGraceMs, this.fileCommandTimeoutMs));
+          },
+          (err: unknown) => fail('internal', `cannot record the host key of ${describe(target)}: ${err instanceof Error ? err.message : String(err)}`),
+        );
       });
       // stays attached after 'ready' (then a no-op): later errors surface through the channels
       client.on('error', (error: Error & { level?: string }) => {
+        if (storeFailure) return fail('internal', storeFailure);
         if (mismatch) return fail('host-key-mismatch', mismatch);
         if (error.level === 'client-authentication') {
           return fail('ssh-auth', `SSH authentication failed for ${describe(target)}: ${error.message}; check the username and the key or password`);
@@ -133,7 +139,12 @@ export class SshConnector implements DeviceConnector {
           passphrase: target.passphrase,
           password: target.password,
           readyTimeout: this.options.connectTimeoutMs,
-          hostVerifier,
+          hostVerifier: (key: Buffer, callback: (valid: boolean) => void) => {
+            verify(key).then(callback, (err: unknown) => {
+              storeFailure = `cannot read the host key recorded for ${describe(target)}: ${err instanceof Error ? err.message : String(err)}`;
+              callback(false);
+            });
+          },
         });
       } catch (error) {
         // ssh2 parses the private key synchronously: a bad key or passphrase lands here

@@ -12,7 +12,7 @@ describe.each(['openssh', 'dropbear'] as const)('execWithSecretEnv against %s', 
 
   beforeAll(async () => {
     lab = await createLab({ name: `env${kind[0]}`, devices: [{ id: 'dev', ssh: kind }] });
-    session = await new SshConnector({ hostKeys: { getHostKey: () => undefined, recordHostKey: () => undefined }, connectTimeoutMs: 5000 }).connect(
+    session = await new SshConnector({ hostKeys: { get: async () => undefined, record: async () => undefined, forget: async () => false }, connectTimeoutMs: 5000 }).connect(
       lab.sshTarget('dev'),
     );
   });

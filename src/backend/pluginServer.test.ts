@@ -312,7 +312,7 @@ describe('QueryData: latest, runs, intervals', () => {
   });
 
   it('returns per-second intervals of one run, by run id or the latest finished run', async () => {
-    const runs = collector.store.listRuns({ devices: ['r2'] });
+    const runs = await collector.store.runs.list({ devices: ['r2'] });
     const byId = await query({ queryType: 'intervals', runId: runs[0].id });
     expect(byId.status).toBe(200);
     const frames = byId.frames.map(decodeFrame);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile, type LoadedConfig } from '../../collector/config/load.js';
 import type { RunSummary } from '../../collector/dispatch/deviceRun.js';
 import { runOnce, startService } from '../../collector/service.js';
-import { SqliteStore } from '../../collector/store/sqlite-store.js';
+import { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { createLab, type Lab } from '../lab/lab.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -108,17 +108,17 @@ describe('collector against the lab', () => {
     // stored: the run, its tests with raw JSON, and the metrics series
     const store = SqliteStore.open(loaded.databasePath);
     try {
-      const runs = store.listRuns({});
+      const runs = await store.runs.list({});
       expect(runs.map((r) => r.status).sort()).toEqual(['ok', 'ok']);
       expect(runs[0].tests.map((t) => `${t.protocol}-${t.direction}`)).toEqual(['tcp-upload', 'tcp-download', 'udp-upload', 'udp-download']);
-      const series = store.series({ devices: ['osh'], metrics: ['tcp_received_bps', 'result'], fromMs: 0, toMs: Date.now() + 1000, maxPoints: 100 });
+      const series = await store.metrics.series({ devices: ['osh'], metrics: ['tcp_received_bps', 'result'], fromMs: 0, toMs: Date.now() + 1000, maxPoints: 100 });
       expect(series.map((s) => `${s.metric}/${s.direction}`).sort()).toEqual(['result/null', 'tcp_received_bps/download', 'tcp_received_bps/upload']);
       expect(series.find((s) => s.metric === 'result')?.points[0][1]).toBe(1);
-      expect(store.intervals(runs[0].id).length).toBeGreaterThanOrEqual(8);
+      expect((await store.runs.intervals(runs[0].id)).length).toBeGreaterThanOrEqual(8);
       // trust on first use recorded the host keys
-      expect(store.getHostKey('osh')).toBe(lab.device('osh').hostKeyFingerprint);
+      expect(await store.hostKeys.get('osh')).toBe(lab.device('osh').hostKeyFingerprint);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -142,10 +142,10 @@ describe('collector against the lab', () => {
     expect(results.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
     const store = SqliteStore.open(loaded.databasePath);
     try {
-      const tests = store.listRuns({}).flatMap((r) => r.tests.map((t) => ({ ...t, server: r.server })));
+      const tests = (await store.runs.list({})).flatMap((r) => r.tests.map((t) => ({ ...t, server: r.server })));
       expect(tests).toHaveLength(8);
       const byServer = new Map<string, { start: number; end: number }[]>();
-      for (const r of store.listRuns({})) {
+      for (const r of await store.runs.list({})) {
         const start = Date.parse(r.tests[0].startedAt);
         const end = Date.parse(r.tests.at(-1)?.endedAt as string);
         byServer.set(r.server as string, [...(byServer.get(r.server as string) ?? []), { start, end }]);
@@ -156,7 +156,7 @@ describe('collector against the lab', () => {
         for (let i = 1; i < intervals.length; i++) expect(intervals[i].start).toBeGreaterThanOrEqual(intervals[i - 1].end);
       }
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -183,8 +183,8 @@ describe('collector against the lab', () => {
       expect([r.status, r.errorClass]).toEqual(['failed', 'server-unreachable']);
       // zeros flagged as failures for what could not be measured, and result = 0
       const store = SqliteStore.open(down.databasePath);
-      const zeros = store.series({ devices: ['x2'], metrics: ['tcp_received_bps', 'udp_bps', 'result'], fromMs: 0, toMs: Date.now() + 1000, maxPoints: 10 });
-      store.close();
+      const zeros = await store.metrics.series({ devices: ['x2'], metrics: ['tcp_received_bps', 'udp_bps', 'result'], fromMs: 0, toMs: Date.now() + 1000, maxPoints: 10 });
+      await store.close();
       expect(zeros.map((s) => [s.metric, s.points[0][1], s.points[0][2]]).sort()).toEqual([
         ['result', 0, 1],
         ['tcp_received_bps', 0, 1],

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../collector/api/app.js';
 import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from '../../collector/api/types.js';
-import { UnknownDevicesError } from '../../collector/api/errors.js';
-import { SqliteStore } from '../../collector/store/sqlite-store.js';
+import { UnknownDevicesError } from '../../collector/errors.js';
+import { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
 import { Telemetry } from '../../collector/telemetry.js';
 import type { ServerInfo } from '../../contract/api.js';
@@ -57,7 +57,7 @@ export class FixtureControl implements CollectorControl {
   servers(): ServerInfo[] {
     return this.serverList;
   }
-  status(): CollectorStatus {
+  async status(): Promise<CollectorStatus> {
     return this.status_;
   }
   runNow(devices: string[]): { queued: string[] } {
@@ -109,23 +109,23 @@ export interface RunningCollector {
  * r1: ok on three nights (upload 100..300 Mbit/s, download 200..600), then failed on the
  *     fourth; r2: ok on the first night only; h3: never ran.
  */
-export function seedFleet(store: SqliteStore): void {
+export async function seedFleet(store: SqliteStore): Promise<void> {
   for (let night = 0; night < 3; night++) {
     const at = NIGHT0 + night * DAY;
-    const r1 = store.startRun({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(at) });
-    store.finishRun(r1, okOutcome(at, (night + 1) * 100e6, (night + 1) * 200e6));
+    const r1 = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(at) });
+    await store.runs.finish(r1, okOutcome(at, (night + 1) * 100e6, (night + 1) * 200e6));
   }
   const failedAt = NIGHT0 + 3 * DAY;
-  const r1f = store.startRun({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(failedAt) });
-  store.finishRun(r1f, failedOutcome(failedAt));
-  const r2 = store.startRun({ device: 'r2', trigger: 'schedule', roundId: null, startedAt: new Date(NIGHT0 + 60_000) });
-  store.finishRun(r2, okOutcome(NIGHT0 + 60_000, 50e6, 80e6, SERVER_B));
+  const r1f = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(failedAt) });
+  await store.runs.finish(r1f, failedOutcome(failedAt));
+  const r2 = await store.runs.start({ device: 'r2', trigger: 'schedule', roundId: null, startedAt: new Date(NIGHT0 + 60_000) });
+  await store.runs.finish(r2, okOutcome(NIGHT0 + 60_000, 50e6, 80e6, SERVER_B));
 }
 
-export async function startCollector(options: { token?: string; seed?: (store: SqliteStore) => void } = {}): Promise<RunningCollector> {
+export async function startCollector(options: { token?: string; seed?: (store: SqliteStore) => void | Promise<void> } = {}): Promise<RunningCollector> {
   const dir = mkdtempSync(join(tmpdir(), 'iperf3-backend-collector-'));
   const store = SqliteStore.open(join(dir, 'collector.db'));
-  (options.seed ?? seedFleet)(store);
+  await (options.seed ?? seedFleet)(store);
   const control = new FixtureControl();
   const token = options.token ?? COLLECTOR_TOKEN;
   const app = buildApi({ store, telemetry: new Telemetry(), token, version: COLLECTOR_VERSION, control });
@@ -138,7 +138,7 @@ export async function startCollector(options: { token?: string; seed?: (store: S
     app,
     close: async () => {
       await app.close();
-      store.close();
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

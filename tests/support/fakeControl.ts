@@ -1,9 +1,9 @@
 /** A small CollectorControl for the API tests, and a store seeded with known runs. */
 import type { ServerInfo } from '../../contract/api.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
-import type { SqliteStore } from '../../collector/store/sqlite-store.js';
+import type { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
-import { DevicesBusyError, UnknownDevicesError } from '../../collector/api/errors.js';
+import { DevicesBusyError, UnknownDevicesError } from '../../collector/errors.js';
 import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from '../../collector/api/types.js';
 
 export const FILE_SETTINGS: Settings = settingsSchema.parse({ servers: [{ host: '10.0.0.1' }, { host: '10.0.0.2' }] });
@@ -44,7 +44,7 @@ export class TestControl implements CollectorControl {
   servers(): ServerInfo[] {
     return this.serverList;
   }
-  status(): CollectorStatus {
+  async status(): Promise<CollectorStatus> {
     return this.statusValue;
   }
   runNow(devices: string[]): { queued: string[] } {
@@ -75,12 +75,12 @@ export const DAY = 86_400_000;
 export const D0 = Date.parse('2025-02-01T02:00:00.000Z');
 
 /** a: ok on A at D0, failed on A at D0+1d; b: ok on B at D0. Returns the run ids. */
-export function seedRuns(store: SqliteStore): { a1: number; a2: number; b1: number } {
-  const a1 = store.startRun({ device: 'a', trigger: 'schedule', roundId: null, startedAt: new Date(D0) });
-  store.finishRun(a1, okOutcome(D0, 100, 200));
-  const b1 = store.startRun({ device: 'b', trigger: 'schedule', roundId: null, startedAt: new Date(D0 + 1000) });
-  store.finishRun(b1, okOutcome(D0 + 1000, 10, 20, SERVER_B));
-  const a2 = store.startRun({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(D0 + DAY) });
-  store.finishRun(a2, failedOutcome(D0 + DAY));
+export async function seedRuns(store: SqliteStore): Promise<{ a1: number; a2: number; b1: number }> {
+  const a1 = await store.runs.start({ device: 'a', trigger: 'schedule', roundId: null, startedAt: new Date(D0) });
+  await store.runs.finish(a1, okOutcome(D0, 100, 200));
+  const b1 = await store.runs.start({ device: 'b', trigger: 'schedule', roundId: null, startedAt: new Date(D0 + 1000) });
+  await store.runs.finish(b1, okOutcome(D0 + 1000, 10, 20, SERVER_B));
+  const a2 = await store.runs.start({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(D0 + DAY) });
+  await store.runs.finish(a2, failedOutcome(D0 + DAY));
   return { a1, a2, b1 };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyMigrations, MIGRATIONS, SchemaTooNewError, type Migration } from './migrations.js';
-import { SqliteStore } from './sqlite-store.js';
+import { SqliteStore } from './sqliteStore.js';
 
 let dir: string;
 beforeEach(() => {
@@ -18,11 +18,11 @@ const tables = (db: Database.Database): string[] =>
   db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[];
 
 describe('opening and migrating', () => {
-  it('creates the folder and the schema on an empty file, in WAL mode with foreign keys on', () => {
+  it('creates the folder and the schema on an empty file, in WAL mode with foreign keys on', async () => {
     const path = join(dir, 'nested', 'deeper', 'collector.db');
     const store = SqliteStore.open(path);
     expect(store.schemaVersion()).toBe(MIGRATIONS.length);
-    store.close();
+    await store.close();
     expect(existsSync(path)).toBe(true);
 
     const db = new Database(path);
@@ -35,11 +35,11 @@ describe('opening and migrating', () => {
     db.close();
   });
 
-  it('reopens an up-to-date database without applying anything and keeps its data', () => {
+  it('reopens an up-to-date database without applying anything and keeps its data', async () => {
     const path = join(dir, 'c.db');
     const store = SqliteStore.open(path);
-    store.recordHostKey('r1', 'SHA256:abc');
-    store.close();
+    await store.hostKeys.record('r1', 'SHA256:abc');
+    await store.close();
 
     const db = new Database(path);
     expect(applyMigrations(db, MIGRATIONS, path)).toEqual([]);
@@ -47,15 +47,15 @@ describe('opening and migrating', () => {
 
     const again = SqliteStore.open(path);
     expect(again.schemaVersion()).toBe(1);
-    expect(again.getHostKey('r1')).toBe('SHA256:abc');
-    again.close();
+    expect(await again.hostKeys.get('r1')).toBe('SHA256:abc');
+    await again.close();
   });
 
-  it('turns foreign keys on for the connection (deleting a run cascades to its metrics)', () => {
+  it('turns foreign keys on for the connection (deleting a run cascades to its metrics)', async () => {
     const path = join(dir, 'fk.db');
     const store = SqliteStore.open(path);
-    const id = store.startRun({ device: 'd', trigger: 'manual', roundId: null, startedAt: new Date(1000) });
-    store.finishRun(id, {
+    const id = await store.runs.start({ device: 'd', trigger: 'manual', roundId: null, startedAt: new Date(1000) });
+    await store.runs.finish(id, {
       status: 'failed',
       errorClass: 'timeout',
       message: 'x',
@@ -64,8 +64,8 @@ describe('opening and migrating', () => {
       tests: [],
       metrics: [{ name: 'result', direction: null, value: 0, failed: true }],
     });
-    expect(store.applyRetention(new Date(5000))).toBe(1);
-    store.close();
+    expect(await store.applyRetention(new Date(5000))).toBe(1);
+    await store.close();
     const db = new Database(path);
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(0);
     db.close();

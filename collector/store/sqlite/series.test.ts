@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SeriesPoint } from '../../contract/api.js';
-import { downsample } from './downsample.js';
-import { SqliteStore } from './sqlite-store.js';
-import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
+import type { SeriesPoint } from '../../../contract/api.js';
+import { downsample } from '../downsample.js';
+import { SqliteStore } from './sqliteStore.js';
+import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from '../../../tests/support/storeFixtures.js';
 
 const DAY = 86_400_000;
 const D0 = Date.parse('2025-02-01T02:00:00.000Z');
@@ -23,28 +23,28 @@ let store: SqliteStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'store-series-'));
   store = SqliteStore.open(join(dir, 'c.db'));
-  const run = (device: string, startMs: number, finish: (id: number) => void) =>
-    finish(store.startRun({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) }));
-  run('a', D0, (id) => store.finishRun(id, okOutcome(D0, 100, 200)));
-  run('a', D1, (id) => store.finishRun(id, failedOutcome(D1)));
-  run('a', D2, (id) => store.finishRun(id, okOutcome(D2, 300, 400, SERVER_B)));
-  run('b', D0, (id) => store.finishRun(id, okOutcome(D0, 10, 20, SERVER_B)));
+  const run = async (device: string, startMs: number, finish: (id: number) => void) =>
+    finish(await store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) }));
+  run('a', D0, (id) => store.runs.finish(id, okOutcome(D0, 100, 200)));
+  run('a', D1, (id) => store.runs.finish(id, failedOutcome(D1)));
+  run('a', D2, (id) => store.runs.finish(id, okOutcome(D2, 300, 400, SERVER_B)));
+  run('b', D0, (id) => store.runs.finish(id, okOutcome(D0, 10, 20, SERVER_B)));
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('series', () => {
-  it('gives one time-sorted series per device, metric and direction', () => {
-    expect(store.series({ devices: ['a'], metrics: ['tcp_received_bps'], fromMs: D0, toMs: END, maxPoints: 1000 })).toEqual([
+  it('gives one time-sorted series per device, metric and direction', async () => {
+    expect(await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], fromMs: D0, toMs: END, maxPoints: 1000 })).toEqual([
       { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D0, 200, 0], [D2, 400, 0]] },
       { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'upload', points: [[D0, 100, 0], [D1, 0, 1], [D2, 300, 0]] },
     ]);
   });
 
-  it('covers every device with "all", and orders series by device, metric, direction (null first)', () => {
-    const series = store.series({ devices: 'all', metrics: ['result', 'tcp_sent_bps'], fromMs: D0, toMs: END, maxPoints: 1000 });
+  it('covers every device with "all", and orders series by device, metric, direction (null first)', async () => {
+    const series = await store.metrics.series({ devices: 'all', metrics: ['result', 'tcp_sent_bps'], fromMs: D0, toMs: END, maxPoints: 1000 });
     expect(series.map((s) => [s.device, s.metric, s.direction, s.points.length])).toEqual([
       ['a', 'result', null, 3],
       ['a', 'tcp_sent_bps', 'download', 2],
@@ -56,43 +56,43 @@ describe('series', () => {
     expect(series[0].points).toEqual([[D0, 1, 0], [D1, 0, 1], [D2, 1, 0]]);
   });
 
-  it('splits by server on request, and filters by server, direction and time', () => {
+  it('splits by server on request, and filters by server, direction and time', async () => {
     expect(
-      store.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', splitByServer: true, fromMs: D0, toMs: END, maxPoints: 10 }),
+      await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', splitByServer: true, fromMs: D0, toMs: END, maxPoints: 10 }),
     ).toEqual([
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', points: [[D0, 100, 0], [D1, 0, 1]] },
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_B, direction: 'upload', points: [[D2, 300, 0]] },
     ]);
     expect(
-      store.series({ devices: ['a', 'b'], metrics: ['tcp_received_bps'], server: SERVER_B, direction: 'download', fromMs: D0, toMs: END, maxPoints: 10 }),
+      await store.metrics.series({ devices: ['a', 'b'], metrics: ['tcp_received_bps'], server: SERVER_B, direction: 'download', fromMs: D0, toMs: END, maxPoints: 10 }),
     ).toEqual([
       { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D2, 400, 0]] },
       { device: 'b', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D0, 20, 0]] },
     ]);
     // per-run metrics have no direction and stay in when a direction is asked for
     expect(
-      store.series({ devices: ['a'], metrics: ['result', 'tcp_received_bps'], direction: 'download', fromMs: D1, toMs: D2, maxPoints: 10 }),
+      await store.metrics.series({ devices: ['a'], metrics: ['result', 'tcp_received_bps'], direction: 'download', fromMs: D1, toMs: D2, maxPoints: 10 }),
     ).toEqual([
       { device: 'a', metric: 'result', server: null, direction: null, points: [[D1, 0, 1], [D2, 1, 0]] },
       { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D2, 400, 0]] },
     ]);
-    expect(store.series({ devices: ['nobody'], metrics: ['result'], fromMs: D0, toMs: END, maxPoints: 10 })).toEqual([]);
+    expect(await store.metrics.series({ devices: ['nobody'], metrics: ['result'], fromMs: D0, toMs: END, maxPoints: 10 })).toEqual([]);
   });
 
-  it('averages over equal time buckets when a series has more than maxPoints points', () => {
+  it('averages over equal time buckets when a series has more than maxPoints points', async () => {
     // two buckets of (END - D0 + 1) / 2 = DAY + 500 ms: D0 and D1 share the first, D2 is alone in the second
     expect(
-      store.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: D0, toMs: END, maxPoints: 2 }),
+      await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: D0, toMs: END, maxPoints: 2 }),
     ).toEqual([{ device: 'a', metric: 'tcp_received_bps', server: null, direction: 'upload', points: [[D0, 50, 1], [D2, 300, 0]] }]);
     expect(
-      store.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: D0, toMs: END, maxPoints: 1 })[0].points,
+      (await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: D0, toMs: END, maxPoints: 1 }))[0].points,
     ).toEqual([[D0, 400 / 3, 1]]);
   });
 });
 
 describe('latest', () => {
-  it('gives the newest point per device, metric and direction, with the server it was measured against', () => {
-    expect(store.latest({ devices: ['a', 'b'], metrics: ['tcp_received_bps'] })).toEqual([
+  it('gives the newest point per device, metric and direction, with the server it was measured against', async () => {
+    expect(await store.metrics.latest({ devices: ['a', 'b'], metrics: ['tcp_received_bps'] })).toEqual([
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_B, direction: 'download', timeMs: D2, value: 400, failed: 0 },
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_B, direction: 'upload', timeMs: D2, value: 300, failed: 0 },
       { device: 'b', metric: 'tcp_received_bps', server: SERVER_B, direction: 'download', timeMs: D0, value: 20, failed: 0 },
@@ -100,12 +100,12 @@ describe('latest', () => {
     ]);
   });
 
-  it('looks back from a time, and filters by server and direction', () => {
-    expect(store.latest({ devices: ['a'], metrics: ['tcp_received_bps'], beforeMs: D1 })).toEqual([
+  it('looks back from a time, and filters by server and direction', async () => {
+    expect(await store.metrics.latest({ devices: ['a'], metrics: ['tcp_received_bps'], beforeMs: D1 })).toEqual([
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'download', timeMs: D0, value: 200, failed: 0 },
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', timeMs: D1, value: 0, failed: 1 },
     ]);
-    expect(store.latest({ devices: 'all', metrics: ['result', 'tcp_received_bps'], server: SERVER_A, direction: 'upload' })).toEqual([
+    expect(await store.metrics.latest({ devices: 'all', metrics: ['result', 'tcp_received_bps'], server: SERVER_A, direction: 'upload' })).toEqual([
       { device: 'a', metric: 'result', server: SERVER_A, direction: null, timeMs: D1, value: 0, failed: 1 },
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', timeMs: D1, value: 0, failed: 1 },
     ]);

@@ -1,8 +1,8 @@
 /**
- * Errors a CollectorControl throws that the API turns into HTTP answers. The composition root
- * throws these (import them from here) so that the API never depends on the collector's core.
+ * The collector's typed errors. The core throws them; the API maps them to HTTP answers
+ * (api/errorHandler.ts), so neither needs to know the other.
  */
-import { formatFieldErrors, type FieldError } from '../../contract/settings.js';
+import { formatFieldErrors, type FieldError } from '../contract/settings.js';
 
 /** 404: some of the requested devices are not in the inventory. */
 export class UnknownDevicesError extends Error {

@@ -1,0 +1,96 @@
+/**
+ * The settings in effect: those of the YAML file until the Grafana data source pushes its own,
+ * which are persisted and win from then on. Resolves the iperf3 secrets a run needs.
+ */
+import type { FieldError, Settings } from '../../contract/settings.js';
+import { SettingsRejectedError } from '../errors.js';
+import type { Iperf3AuthSecrets } from '../dispatch/deviceRun.js';
+import type { Inventory } from '../inventory/inventory.js';
+import type { ServerAddress } from '../model.js';
+import type { SettingsStore } from '../store/store.js';
+import type { LoadedConfig } from './load.js';
+
+export type SettingsSource = 'file' | 'api';
+
+export class EffectiveSettings {
+  private constructor(
+    private settings: Settings,
+    private settingsSource: SettingsSource,
+    private settingsUpdatedAt: string | null,
+    private readonly loaded: LoadedConfig,
+    private readonly inventory: Inventory,
+  ) {}
+
+  /** The stored settings when Grafana pushed some, else the file's. */
+  static async load(loaded: LoadedConfig, store: SettingsStore, inventory: Inventory): Promise<EffectiveSettings> {
+    const { config } = loaded;
+    const stored = await store.get();
+    if (stored) return new EffectiveSettings(stored.settings, 'api', stored.updatedAt, loaded, inventory);
+    const fileSettings: Settings = { servers: config.servers, pools: config.pools, clientOptions: config.clientOptions, schedule: config.schedule };
+    return new EffectiveSettings(fileSettings, 'file', null, loaded, inventory);
+  }
+
+  get current(): Settings {
+    return this.settings;
+  }
+
+  get source(): SettingsSource {
+    return this.settingsSource;
+  }
+
+  get updatedAt(): string | null {
+    return this.settingsUpdatedAt;
+  }
+
+  /** The servers of a pool (null: the default pool). */
+  poolServers(pool: string | null): ServerAddress[] {
+    return pool === null ? this.settings.servers : (this.settings.pools[pool] ?? []);
+  }
+
+  /**
+   * iperf3 auth: pushed values win over the files of the YAML configuration. Settings are only
+   * accepted when this resolves (see `errors`), so a run never lacks a secret.
+   */
+  authSecrets(settings: Settings = this.settings): Iperf3AuthSecrets | null {
+    const auth = settings.clientOptions.auth;
+    if (!auth) return null;
+    return {
+      username: auth.username,
+      password: auth.password ?? this.loaded.iperf3Password ?? '',
+      rsaPublicKey: auth.rsaPublicKey ?? this.loaded.iperf3RsaPublicKey ?? '',
+    };
+  }
+
+  /** Field errors that the schema cannot see: secrets that must come from somewhere, pools devices use. */
+  errors(settings: Settings): FieldError[] {
+    const errors: FieldError[] = [];
+    const secrets = this.authSecrets(settings);
+    if (secrets && secrets.password === '') {
+      errors.push({ field: 'clientOptions.auth.password', message: 'iperf3 authentication needs a password: set it in the data source (secure field) or passwordFile in the collector configuration' });
+    }
+    if (secrets && secrets.rsaPublicKey === '') {
+      errors.push({ field: 'clientOptions.auth.rsaPublicKey', message: "iperf3 authentication needs the server's RSA public key (PEM)" });
+    }
+    const pools = new Set(Object.keys(settings.pools));
+    for (const d of this.inventory.all()) {
+      if (d.config.pool !== undefined && !pools.has(d.config.pool)) {
+        errors.push({ field: 'pools', message: `device ${d.config.id} uses pool "${d.config.pool}", which these settings do not define` });
+      }
+    }
+    return errors;
+  }
+
+  /**
+   * Makes pushed settings effective for the runs that start from now on. Throws
+   * SettingsRejectedError (nothing applied) when they cannot work. Returns whether the schedule changed.
+   */
+  apply(settings: Settings, updatedAt: string): { scheduleChanged: boolean } {
+    const errors = this.errors(settings);
+    if (errors.length > 0) throw new SettingsRejectedError(errors);
+    const scheduleChanged = JSON.stringify(settings.schedule) !== JSON.stringify(this.settings.schedule);
+    this.settings = settings;
+    this.settingsSource = 'api';
+    this.settingsUpdatedAt = updatedAt;
+    return { scheduleChanged };
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Runs devices: the server registry (one lock per iperf3 server), the one dispatcher that the
+ * schedule, "run now" and the `run` command share, and what each run needs, resolved when it
+ * starts (the settings in effect, the device's pool, the iperf3 secrets).
+ */
+import type { Logger } from 'pino';
+import type { ServerInfo } from '../../contract/api.js';
+import type { EffectiveSettings } from '../config/effectiveSettings.js';
+import type { LoadedConfig } from '../config/load.js';
+import { DevicesBusyError } from '../errors.js';
+import type { Inventory } from '../inventory/inventory.js';
+import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js';
+import type { Store } from '../store/store.js';
+import { runTcpThenUdp, type RunSummary, type RunTelemetry } from './deviceRun.js';
+import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatcher.js';
+import { ServerRegistry } from './serverRegistry.js';
+
+export interface RunnerTelemetry extends RunTelemetry {
+  setQueueLength(n: number): void;
+  /** a lease on a server ended after holding it `seconds` */
+  addServerBusySeconds(key: string, seconds: number): void;
+  setServerBusy(key: string, busy: boolean): void;
+}
+
+export interface RunnerDeps {
+  loaded: LoadedConfig;
+  store: Pick<Store, 'runs'>;
+  connector: DeviceConnector;
+  settings: EffectiveSettings;
+  inventory: Inventory;
+  logger: Logger;
+  telemetry: RunnerTelemetry;
+  clock: () => Date;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class Runner {
+  readonly registry: ServerRegistry;
+  private readonly dispatcher: Dispatcher<RunSummary>;
+
+  constructor(private readonly deps: RunnerDeps) {
+    const { telemetry, settings } = deps;
+    this.registry = new ServerRegistry(() => deps.clock().getTime(), {
+      serverUsage: (key, busy, seconds) => {
+        telemetry.setServerBusy(key, busy);
+        if (!busy) telemetry.addServerBusySeconds(key, seconds);
+      },
+    });
+    this.dispatcher = new Dispatcher<RunSummary>({
+      runDevice: (job) => this.run(job),
+      poolSize: (pool) => settings.poolServers(pool).length,
+      onQueueLength: (n) => telemetry.setQueueLength(n),
+      onError: (job, err) => deps.logger.error({ device: job.device, err }, 'run crashed'),
+    });
+  }
+
+  get running(): boolean {
+    return this.dispatcher.running;
+  }
+
+  get queueLength(): number {
+    return this.dispatcher.queueLength;
+  }
+
+  /** Runs the devices of a round that are not queued or running already. */
+  async runRound(roundId: number, ids: string[]): Promise<void> {
+    const free = ids.filter((id) => !this.dispatcher.isPending(id));
+    await this.dispatcher.enqueue(this.jobsFor(free, 'schedule', roundId));
+  }
+
+  /** Queues a manual run ahead of the schedule; returns at once. */
+  runNow(ids: string[]): { queued: string[] } {
+    this.deps.inventory.check(ids);
+    const unique = [...new Set(ids)];
+    try {
+      void this.dispatcher.enqueue(this.jobsFor(unique, 'manual', null), { front: true });
+    } catch (err) {
+      throw new DevicesBusyError((err as AlreadyQueuedError).devices);
+    }
+    return { queued: unique };
+  }
+
+  /** Runs devices now through the same queue and waits for their results (the `run` command). */
+  async runAndWait(ids: string[]): Promise<RunSummary[]> {
+    this.deps.inventory.check(ids);
+    const unique = [...new Set(ids)];
+    let results: (RunSummary | undefined)[];
+    try {
+      results = await this.dispatcher.enqueue(this.jobsFor(unique, 'manual', null), { front: true });
+    } catch (err) {
+      throw new DevicesBusyError((err as AlreadyQueuedError).devices);
+    }
+    const byDevice = new Map(results.filter((r): r is RunSummary => r !== undefined).map((r) => [r.device, r]));
+    return ids.flatMap((id) => byDevice.get(id) ?? []);
+  }
+
+  servers(): ServerInfo[] {
+    const current = this.deps.settings.current;
+    const pools: [string | null, ServerAddress[]][] = [[null, current.servers], ...Object.entries(current.pools)];
+    return pools.flatMap(([pool, servers]) =>
+      (servers as typeof current.servers).map((s) => {
+        const key = serverKey(s);
+        return { host: s.host, port: s.port, label: s.label, key, pool, busy: this.registry.isBusy(key), busySeconds: this.registry.busySeconds(key) };
+      }),
+    );
+  }
+
+  /** Drops queued devices and waits for running ones (each test has its own deadline). */
+  stop(): Promise<void> {
+    return this.dispatcher.stop();
+  }
+
+  private jobsFor(ids: string[], trigger: DispatchJob['trigger'], roundId: number | null): DispatchJob[] {
+    return ids.map((id) => ({ device: id, pool: this.deps.inventory.poolOf(id), trigger, roundId }));
+  }
+
+  private run(job: DispatchJob): Promise<RunSummary> {
+    const { deps } = this;
+    const device = deps.inventory.get(job.device);
+    if (!device) throw new Error(`device ${job.device} left the inventory while queued`);
+    return runTcpThenUdp(
+      {
+        store: deps.store,
+        connector: deps.connector,
+        registry: this.registry,
+        logger: deps.logger,
+        clock: deps.clock,
+        sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+        busyRetry: deps.loaded.config.busyRetry,
+        telemetry: deps.telemetry,
+      },
+      {
+        device: device.target,
+        servers: deps.settings.poolServers(job.pool),
+        options: deps.settings.current.clientOptions,
+        auth: deps.settings.authSecrets(),
+        trigger: job.trigger,
+        roundId: job.roundId,
+      },
+    );
+  }
+}

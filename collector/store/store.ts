@@ -1,0 +1,124 @@
+/**
+ * The collector's storage, as the core and the API see it. One interface per concern; an
+ * implementation (SQLite by default) provides all of them. Every method is asynchronous so that
+ * a networked database can stand behind the same interface; only the composition root
+ * (service.ts) names an implementation.
+ */
+import type { IntervalPoint, LatestParams, LatestValue, RunRecord, RunStatus, Series, SeriesParams } from '../../contract/api.js';
+import type { Settings } from '../../contract/settings.js';
+import type { HostKeyStore, RunOutcome, RunStart } from '../model.js';
+
+export type { HostKeyStore } from '../model.js';
+
+export type RoundStatus = 'running' | 'done' | 'interrupted';
+
+export interface RoundRecord {
+  id: number;
+  plannedAt: Date;
+  startedAt: Date;
+  endedAt: Date | null;
+  status: RoundStatus;
+}
+
+export interface RunQuery {
+  devices?: string[];
+  status?: RunStatus[];
+  /** runs started at or after this time */
+  fromMs?: number;
+  /** runs started at or before this time */
+  toMs?: number;
+  /** default 100 */
+  limit?: number;
+}
+
+export type SeriesQuery = Omit<SeriesParams, 'devices'> & { devices: string[] | 'all' };
+
+export type LatestQuery = Omit<LatestParams, 'devices'> & {
+  devices: string[] | 'all';
+  /** the latest point at or before this time (default: no bound) */
+  beforeMs?: number;
+};
+
+export interface StoredSettings {
+  settings: Settings;
+  /** ISO time of the last save */
+  updatedAt: string;
+}
+
+/** The stored settings do not parse with this collector's schema. */
+export class StoredSettingsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoredSettingsError';
+  }
+}
+
+/** Scheduled rounds: one per planned time of the cron. */
+export interface RoundStore {
+  start(plannedAt: Date): Promise<number>;
+  finish(id: number): Promise<void>;
+  /** Puts an interrupted round back to `running`, to resume it after a restart. */
+  reopen(id: number): Promise<void>;
+  /** The round planned last (null before the first round). */
+  last(): Promise<RoundRecord | null>;
+  /**
+   * Devices that finished a run (ok, failed or skipped) in the round; devices whose run was
+   * interrupted or is still running are not done and run again when the round resumes.
+   */
+  devicesDone(roundId: number): Promise<string[]>;
+}
+
+/** Runs of devices, each with its tests and their per-second intervals. */
+export interface RunStore {
+  start(start: RunStart): Promise<number>;
+  /**
+   * Stores everything a run produced in one transaction: the final status, every test with its
+   * raw JSON, the tests' metrics (time = run start), their intervals and the extra metrics of
+   * the outcome. On any error nothing is written and the run stays `running`.
+   */
+  finish(runId: number, outcome: RunOutcome): Promise<void>;
+  /** Runs, newest first, with their tests. */
+  list(query?: RunQuery): Promise<RunRecord[]>;
+  get(id: number): Promise<RunRecord | null>;
+  /** The newest run of each device that has one. */
+  lastOf(devices: string[]): Promise<Map<string, RunRecord>>;
+  /** Per-second data of a run's tests, in test order. */
+  intervals(runId: number): Promise<IntervalPoint[]>;
+}
+
+/** Metrics of finished runs, as series and latest values. */
+export interface MetricStore {
+  /**
+   * Time series, one per device+metric+direction (+server when `splitByServer`), points sorted
+   * by time and reduced to at most `maxPoints`. Ordered by device, metric, direction (null
+   * first), server.
+   */
+  series(query: SeriesQuery): Promise<Series[]>;
+  /** The latest point of each device+metric+direction, ordered by device, metric, direction. */
+  latest(query: LatestQuery): Promise<LatestValue[]>;
+}
+
+/** Settings pushed by the Grafana data source. */
+export interface SettingsStore {
+  /** The settings last saved through the API, or null when none were. Throws StoredSettingsError. */
+  get(): Promise<StoredSettings | null>;
+  /**
+   * Saves the settings and returns the ISO time of the save. `apply` runs inside the same
+   * transaction: when it throws, the previous settings stay stored.
+   */
+  save(settings: Settings, apply?: (updatedAt: string) => void): Promise<string>;
+}
+
+export interface Store {
+  readonly rounds: RoundStore;
+  readonly runs: RunStore;
+  readonly metrics: MetricStore;
+  readonly hostKeys: HostKeyStore;
+  readonly settings: SettingsStore;
+  /** At start-up: runs and rounds left `running` by a crash become `interrupted`. Returns the runs changed. */
+  markInterrupted(): Promise<number>;
+  /** Deletes finished runs started before `olderThan` (with their data) and finished rounds planned before it. Returns the runs deleted. */
+  applyRetention(olderThan: Date): Promise<number>;
+  close(): Promise<void>;
+}
+
