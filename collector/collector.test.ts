@@ -6,6 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from './config/load.js';
@@ -218,6 +219,25 @@ describe('collector core behind the API', () => {
     // nothing half-written: the run stays `running` until the next start marks it interrupted
     expect((await service.store.runs.list({})).map((r) => r.status)).toEqual(['running']);
     expect((await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) })).status).toBe(202);
+    for (let i = 0; i < 50 && (await service.collector.status()).running; i++) await new Promise((r) => setTimeout(r, 20));
+    // the run command waits through the same queue: a run that crashed has no summary
+    expect(await service.collector.runDevices(['a'])).toEqual([]);
+  });
+
+  it('refuses to start on stored settings this version cannot read, naming the fix, and closes the database', async () => {
+    const config = loaded();
+    const seeded = SqliteStore.open(config.databasePath);
+    await seeded.close();
+    const raw = new Database(config.databasePath);
+    raw.prepare('INSERT INTO settings (id, json, updated_at) VALUES (1, ?, 0)').run(JSON.stringify({ servers: 'not a list' }));
+    raw.close();
+    await expect(startService(config, logger, { connector: unreachable, schedule: false })).rejects.toThrow(
+      /settings stored in the database are not valid .*PUT \/api\/v1\/settings/,
+    );
+    // closed: another connection can take the write lock at once
+    const again = new Database(config.databasePath, { timeout: 0 });
+    again.prepare('DELETE FROM settings').run();
+    again.close();
   });
 
   it('parses listen addresses, IPv6 included', () => {

@@ -76,6 +76,16 @@ describe('authentication', () => {
     expect(res.json()).toEqual({ status: 'ok' });
   });
 
+  it('serves the OpenAPI document of its routes to token holders only', async () => {
+    expect((await call({ method: 'GET', url: '/api/v1/openapi.json', token: null })).status).toBe(401);
+    const res = await get('/api/v1/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = res.json() as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toContain('/api/v1/series');
+    expect(Object.keys(doc.paths)).not.toContain('/healthz');
+  });
+
   it('answers 401 without an Authorization header, naming the header to send', async () => {
     const res = await call({ method: 'GET', url: '/api/v1/servers', token: null });
     expect(res.status).toBe(401);
@@ -353,7 +363,7 @@ describe('POST /api/v1/runs', () => {
       [{ devices: [] }, [{ field: 'devices', message: 'name at least one device' }]],
       [{ devices: ['a', ' '] }, [{ field: 'devices.1', message: 'a device id cannot be empty' }]],
       [{ devices: ['a', 'b', 'c'] }, [{ field: 'devices', message: 'at most 2 devices per request; split the request' }]],
-      [{ devices: ['a'], now: true }, [{ field: 'now', message: 'unknown parameter; known: devices' }]],
+      [{ devices: ['a'], now: true }, [{ field: 'now', message: 'unknown field; known: devices' }]],
       [['a'], [{ field: '(root)', message: 'send a JSON object such as {"devices": ["r1"]}' }]],
     ];
     for (const [payload, expected] of cases) {

@@ -6,6 +6,7 @@ import type { ServerCheck } from '../dispatch/serverProbe.js';
 import type { DeviceSummary } from '../inventory/inventory.js';
 import type { Store } from '../store/store.js';
 import type { Telemetry } from '../telemetry.js';
+import type { ApiLimits } from '../../contract/apiParams.js';
 
 export type { CollectorStatus, DeviceSummary, ServerCheck };
 
@@ -28,21 +29,6 @@ export interface CollectorControl {
   currentSettings(): { settings: Settings; source: 'file' | 'api'; updatedAt: string | null };
   /** A TCP connection to an iperf3 server from the collector, given up after `timeoutMs`. */
   checkServer(host: string, port: number, timeoutMs: number): Promise<ServerCheck>;
-}
-
-export interface ApiLimits {
-  /** most devices one request may name (default 1000) */
-  maxDevices: number;
-  /** longest time range of a series request (default 5 years) */
-  maxRangeMs: number;
-  /** most runs one GET /api/v1/runs returns (default 1000) */
-  maxRuns: number;
-  /** most points per series (default 10000) */
-  maxPoints: number;
-  /** largest request body in bytes (default 1 MiB) */
-  bodyLimit: number;
-  /** how long GET /api/v1/health waits for each iperf3 server (default 2000 ms) */
-  healthCheckTimeoutMs: number;
 }
 
 export interface ApiDeps {

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { ServerInfo } from '../../contract/api.js';
 import type { EffectiveSettings } from '../config/effectiveSettings.js';
-import type { LoadedConfig } from '../config/load.js';
+import type { LoadedConfig, LoadedDevice } from '../config/load.js';
 import { DevicesBusyError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js';
@@ -116,8 +116,8 @@ export class Runner {
 
   private run(job: DispatchJob): Promise<RunSummary> {
     const { deps } = this;
-    const device = deps.inventory.get(job.device);
-    if (!device) throw new Error(`device ${job.device} left the inventory while queued`);
+    // jobs are made for devices checked against the inventory, which does not change while the process runs
+    const device = deps.inventory.get(job.device) as LoadedDevice;
     return runTcpThenUdp(
       {
         store: deps.store,

@@ -121,6 +121,17 @@ describe('Scheduler', () => {
     expect(await scheduler().resumeInterrupted(NIGHTLY)).toBeNull(); // no round at all
   });
 
+  it('has no next run for a cron that never fires, and then resumes within the window alone', async () => {
+    const never = { ...NIGHTLY, cron: '0 2 30 2 *' }; // 30 February
+    const s = scheduler();
+    s.start(never);
+    expect(s.nextRun()).toBeNull();
+    s.stop();
+    const id = await crashedRound();
+    now = new Date('2026-11-20T06:59:00Z'); // 5 h 59 min after the planned time
+    expect(await scheduler().resumeInterrupted(never)).toBe(id);
+  });
+
   it('fires from croner on the real clock', async () => {
     let fired!: () => void;
     const firedOnce = new Promise<void>((r) => (fired = r));

@@ -36,8 +36,8 @@ export class Scheduler {
     this.stop();
     this.schedule = schedule;
     this.job = new Cron(schedule.cron, { timezone: schedule.timezone, name: 'iperf3-round' }, (self: Cron) => {
-      // the planned time, not the moment the timer woke up
-      void this.fire(self.currentRun() ?? this.deps.clock());
+      // the planned time, not the moment the timer woke up (croner sets it before calling the job)
+      void this.fire(self.currentRun() as Date);
     });
     this.deps.logger.info({ cron: schedule.cron, timezone: schedule.timezone, nextRun: this.nextRun()?.toISOString() }, 'schedule started');
   }

@@ -201,6 +201,24 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
     expect(await hostKeys.get(kind)).toBe('SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
   });
 
+  it('fails the connection as internal, naming the device, when the host-key store cannot be read or written', async () => {
+    const unreadable = new MemoryHostKeys();
+    unreadable.get = async () => {
+      throw new Error('database is locked');
+    };
+    const readError = await connectError(lab.sshTarget(kind), { hostKeys: unreadable });
+    expect(readError.errorClass).toBe('internal');
+    expect(readError.message).toMatch(/cannot read the host key recorded for .*database is locked/);
+    const unwritable = new MemoryHostKeys();
+    unwritable.record = async () => {
+      throw new Error('disk full');
+    };
+    const writeError = await connectError(lab.sshTarget(kind), { hostKeys: unwritable });
+    expect(writeError.errorClass).toBe('internal');
+    expect(writeError.message).toMatch(/cannot record the host key of .*disk full/);
+    expect(unwritable.keys.size).toBe(0);
+  });
+
   it('checks a pinned fingerprint, padded or not, ahead of the recorded one', async () => {
     const hostKeys = new MemoryHostKeys();
     await hostKeys.record(kind, 'SHA256:stale');

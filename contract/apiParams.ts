@@ -1,12 +1,36 @@
 /**
- * Schemas of the API's query strings and bodies. Query values arrive as strings, or arrays
- * of strings when a parameter is repeated; list parameters also accept comma-separated values.
+ * Schemas of the collector API's query strings, path parameters and bodies: the collector's
+ * routes validate with them and generate the OpenAPI document from them. Query values arrive as
+ * strings, or arrays of strings when a parameter is repeated; list parameters also accept
+ * comma-separated values.
  */
 import { z } from 'zod';
-import { RUN_STATUSES } from '../../contract/api.js';
-import { DIRECTIONS, METRIC_NAMES } from '../../contract/metrics.js';
-import type { FieldError } from '../../contract/settings.js';
-import type { ApiLimits } from './types.js';
+import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
+import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
+
+export interface ApiLimits {
+  /** most devices one request may name (default 1000) */
+  maxDevices: number;
+  /** longest time range of a series request (default 5 years) */
+  maxRangeMs: number;
+  /** most runs one GET /api/v1/runs returns (default 1000) */
+  maxRuns: number;
+  /** most points per series (default 10000) */
+  maxPoints: number;
+  /** largest request body in bytes (default 1 MiB) */
+  bodyLimit: number;
+  /** how long GET /api/v1/health waits for each iperf3 server (default 2000 ms) */
+  healthCheckTimeoutMs: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = {
+  maxDevices: 1000,
+  maxRangeMs: 5 * 366 * 86_400_000,
+  maxRuns: MAX_RUNS_PER_REQUEST,
+  maxPoints: 10_000,
+  bodyLimit: 1024 * 1024,
+  healthCheckTimeoutMs: 2000,
+};
 
 const TIME_HELP = 'use epoch milliseconds (e.g. 1735689600000) or an ISO-8601 time (e.g. 2025-01-01T00:00:00Z)';
 const ISO_START = /^\d{4}-\d{2}-\d{2}/;
@@ -121,13 +145,4 @@ export function apiSchemas(limits: ApiLimits) {
       { error: (iss) => (iss.code === 'invalid_type' ? 'send a JSON object such as {"devices": ["r1"]}' : undefined) },
     ),
   };
-}
-
-/** Field errors of a failed parse; an unknown parameter is named as its own field. */
-export function paramErrors(error: z.ZodError, known: readonly string[]): FieldError[] {
-  return error.issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({ field: key, message: `unknown parameter; known: ${known.join(', ')}` }))
-      : [{ field: issue.path.map(String).join('.') || '(root)', message: issue.message }],
-  );
 }

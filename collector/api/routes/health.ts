@@ -1,0 +1,52 @@
+/** Liveness (no token), Prometheus metrics and the collector's health with a probe of each server. */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { API_PREFIX, type HealthResponse, type ServerHealth } from '../../../contract/api.js';
+import type { ServerCheck } from '../types.js';
+import type { RouteDeps } from './deps.js';
+
+function withTimeout(check: Promise<ServerCheck>, ms: number): Promise<ServerCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<ServerCheck>((resolve) => {
+    timer = setTimeout(() => resolve({ reachable: false, error: `no answer within ${ms} ms` }), ms);
+  });
+  return Promise.race([
+    check.catch((err: unknown): ServerCheck => ({ reachable: false, error: err instanceof Error ? err.message : String(err) })),
+    timeout,
+  ]).finally(() => clearTimeout(timer));
+}
+
+export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, limits, startedAt }) => {
+  const { control } = deps;
+
+  // Liveness for container health checks: no token, no work.
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const text = await deps.telemetry.metrics();
+    return reply.type(deps.telemetry.contentType).send(text);
+  });
+
+  app.get(`${API_PREFIX}/health`, { schema: { summary: 'Version, schedule state and a reachability probe of every iperf3 server' } }, async (): Promise<HealthResponse> => {
+    const status = await control.status();
+    const devices = control.devices();
+    const servers = await Promise.all(
+      control.servers().map(async (s): Promise<ServerHealth> => {
+        const check = await withTimeout(control.checkServer(s.host, s.port, limits.healthCheckTimeoutMs), limits.healthCheckTimeoutMs);
+        return { ...s, ...check };
+      }),
+    );
+    return {
+      status: 'ok',
+      version: deps.version,
+      startedAt,
+      devices: devices.length,
+      enabledDevices: devices.filter((d) => d.enabled).length,
+      servers,
+      nextRun: status.nextRun?.toISOString() ?? null,
+      lastScheduledRun: status.lastScheduledRun?.toISOString() ?? null,
+      running: status.running,
+      queueLength: status.queueLength,
+      settingsSource: status.settingsSource,
+    };
+  });
+};
