@@ -39,7 +39,7 @@ function noise(a: number, b: number): number {
 }
 
 export function seedRuns(databasePath: string, plans: SeedPlan[]): { runs: number; metricRows: number } {
-  SqliteStore.open(databasePath).close(); // schema by the real migrations
+  void SqliteStore.open(databasePath).close(); // schema by the real migrations (SQLite closes synchronously)
   const db = new Database(databasePath);
   db.pragma('synchronous = OFF');
   // room to sort when the indexes are rebuilt

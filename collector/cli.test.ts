@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -195,6 +195,32 @@ describe('the built collector executable', () => {
       expect(e.status).toBe(2);
       expect(e.stderr).toMatch(/servers\.0\.host/);
     }
+  });
+
+  it('refuses a second process on a database that serve owns, and names a corrupt database with its fix', async () => {
+    const cfgPath = join(dir, 'owned.yaml');
+    writeFileSync(cfgPath, `apiTokenFile: token\nlisten: 127.0.0.1:18687\ndatabase: ./owned.db\nservers: [{ host: 127.0.0.1 }]\n`);
+    const child = spawn('node', [main, 'serve', '--config', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    for (let i = 0; i < 100 && !stderr.includes('collector API listening'); i++) await new Promise((r) => setTimeout(r, 100));
+    try {
+      writeFileSync(cfgPath.replace('owned', 'owned2'), `apiTokenFile: token\nlisten: 127.0.0.1:0\ndatabase: ./owned.db\nservers: [{ host: 127.0.0.1 }]\n`);
+      const again = spawnSync('node', [main, 'serve', '--config', cfgPath.replace('owned', 'owned2')], { encoding: 'utf8' });
+      expect(again.status).toBe(1);
+      expect(again.stderr).toMatch(/^error: database .*owned\.db is in use by another collector process .*POST \/api\/v1\/runs/m);
+      expect(again.stderr).not.toMatch(/\n\s+at /); // one clear line, no stack trace
+    } finally {
+      const exit = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exit;
+    }
+    writeFileSync(join(dir, 'corrupt.db'), 'this is not a database, just text long enough to fill a header of one hundred bytes or so..........');
+    writeFileSync(join(dir, 'corrupt.yaml'), `apiTokenFile: token\nlisten: 127.0.0.1:0\ndatabase: ./corrupt.db\nservers: [{ host: 127.0.0.1 }]\n`);
+    const corrupt = spawnSync('node', [main, 'serve', '--config', join(dir, 'corrupt.yaml')], { encoding: 'utf8' });
+    expect(corrupt.status).toBe(1);
+    expect(corrupt.stderr).toMatch(/^error: cannot use database .*corrupt\.db: .*\(SQLITE_NOTADB\); .*move it aside/m);
+    expect(corrupt.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('serves /healthz, logs JSON lines on stderr, and stops cleanly on SIGTERM', async () => {

@@ -5,7 +5,9 @@
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
+import { StartupError } from './errors.js';
 import { createLogger } from './logging.js';
+import { StoredSettingsError } from './store/store.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { COLLECTOR_VERSION } from './version.js';
 
@@ -120,7 +122,7 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
       io.err(`serve takes no device ids (got ${rest.join(' ')})\n`);
       return 2;
     }
-    return runtime.serve(loaded, logger);
+    return startupGuard(io, () => runtime.serve(loaded, logger));
   }
   if (rest.length === 0) {
     io.err('run needs at least one device id, e.g. `collector run ap-lobby --config collector.yaml`\n');
@@ -132,7 +134,20 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
     io.err(`unknown device id(s): ${unknown.join(', ')}; known: ${[...known].join(', ') || '(none)'}\n`);
     return 2;
   }
-  const results = await runtime.run(loaded, logger, rest);
-  io.out(formatSummary(results));
-  return results.every((r) => r.status === 'ok') ? 0 : 1;
+  return startupGuard(io, async () => {
+    const results = await runtime.run(loaded, logger, rest);
+    io.out(formatSummary(results));
+    return results.every((r) => r.status === 'ok') ? 0 : 1;
+  });
+}
+
+/** A collector that cannot start says why and what to do, in one line, with exit code 1. */
+async function startupGuard(io: CliIo, start: () => Promise<number>): Promise<number> {
+  try {
+    return await start();
+  } catch (err) {
+    if (!(err instanceof StartupError || err instanceof StoredSettingsError)) throw err;
+    io.err(`error: ${err.message}\n`);
+    return 1;
+  }
 }

@@ -27,3 +27,23 @@ export class SettingsRejectedError extends Error {
     this.name = 'SettingsRejectedError';
   }
 }
+
+/** The collector cannot start; the message names the file or setting and what to do. */
+export class StartupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
+/** Another collector process owns the SQLite database (one process per database file). */
+export class DatabaseInUseError extends StartupError {
+  constructor(readonly path: string) {
+    super(
+      `database ${path} is in use by another collector process (\`serve\`, or a \`run\` in progress); ` +
+        'one process owns a database file. While `serve` runs, start runs through its API (POST /api/v1/runs, or Run now in Grafana), ' +
+        'or stop it first; to test with a separate history, point this command at another database file',
+    );
+    this.name = 'DatabaseInUseError';
+  }
+}

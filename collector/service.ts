@@ -40,7 +40,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 async function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
-  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock });
+  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock, owner: true });
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
   const telemetry = new Telemetry();

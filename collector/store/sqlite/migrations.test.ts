@@ -71,9 +71,9 @@ describe('opening and migrating', () => {
     db.close();
   });
 
-  it('refuses a database written by a newer collector, with a message saying what to do', () => {
+  it('refuses a database written by a newer collector, with a message saying what to do', async () => {
     const path = join(dir, 'newer.db');
-    SqliteStore.open(path).close();
+    await SqliteStore.open(path).close();
     const db = new Database(path);
     db.pragma('user_version = 7');
     db.close();

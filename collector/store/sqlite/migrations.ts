@@ -5,6 +5,7 @@
  * Times are stored as Unix epoch milliseconds (INTEGER).
  */
 import type Database from 'better-sqlite3';
+import { StartupError } from '../../errors.js';
 
 export interface Migration {
   /** 1, 2, 3, ... in order; the database's `user_version` after this migration */
@@ -103,7 +104,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export class SchemaTooNewError extends Error {
+export class SchemaTooNewError extends StartupError {
   constructor(
     readonly path: string,
     readonly found: number,

@@ -20,15 +20,15 @@ let store: SqliteStore;
  * Device a: D0 ok on A (up 100, down 200), D1 failed on A (upload zero, failed), D2 ok on B (up 300, down 400).
  * Device b: D0 ok on B (up 10, down 20).
  */
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'store-series-'));
   store = SqliteStore.open(join(dir, 'c.db'));
-  const run = async (device: string, startMs: number, finish: (id: number) => void) =>
+  const run = async (device: string, startMs: number, finish: (id: number) => Promise<void>) =>
     finish(await store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) }));
-  run('a', D0, (id) => store.runs.finish(id, okOutcome(D0, 100, 200)));
-  run('a', D1, (id) => store.runs.finish(id, failedOutcome(D1)));
-  run('a', D2, (id) => store.runs.finish(id, okOutcome(D2, 300, 400, SERVER_B)));
-  run('b', D0, (id) => store.runs.finish(id, okOutcome(D0, 10, 20, SERVER_B)));
+  await run('a', D0, (id) => store.runs.finish(id, okOutcome(D0, 100, 200)));
+  await run('a', D1, (id) => store.runs.finish(id, failedOutcome(D1)));
+  await run('a', D2, (id) => store.runs.finish(id, okOutcome(D2, 300, 400, SERVER_B)));
+  await run('b', D0, (id) => store.runs.finish(id, okOutcome(D0, 10, 20, SERVER_B)));
 });
 afterEach(async () => {
   await store.close();

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -7,6 +7,7 @@ import type { Direction } from '../../../contract/metrics.js';
 import { settingsSchema } from '../../../contract/settings.js';
 import { SqliteStore } from './sqliteStore.js';
 import { StoredSettingsError } from '../store.js';
+import { DatabaseInUseError, StartupError } from '../../errors.js';
 import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, skippedOutcome } from '../../../tests/support/storeFixtures.js';
 
 let dir: string;
@@ -160,7 +161,7 @@ describe('finishRun is atomic', () => {
     if (!second.ok) throw new Error('fixture');
     second.metrics.push({ name: 'tcp_bytes', value: Number.NaN });
     await expect(store.runs.finish(id, outcome)).rejects.toThrow(`run ${id}: metric tcp_bytes has value NaN, not a finite number`);
-    expectNothingWritten(id);
+    await expectNothingWritten(id);
   });
 
   it('writes nothing when the last extra metric is infinite', async () => {
@@ -168,7 +169,7 @@ describe('finishRun is atomic', () => {
     const outcome = okOutcome(T0, 90e6, 50e6);
     outcome.metrics.push({ name: 'duration_s', direction: null, value: Number.POSITIVE_INFINITY, failed: false });
     await expect(store.runs.finish(id, outcome)).rejects.toThrow('metric duration_s has value Infinity');
-    expectNothingWritten(id);
+    await expectNothingWritten(id);
   });
 
   it('writes nothing when the database rejects a row (a constraint fails mid-way)', async () => {
@@ -176,7 +177,7 @@ describe('finishRun is atomic', () => {
     const outcome = okOutcome(T0, 90e6, 50e6);
     outcome.tests.push(failedTest('udp', 'sideways' as Direction, T0 + 23_000, 'timeout'));
     await expect(store.runs.finish(id, outcome)).rejects.toThrow(/CHECK constraint failed/);
-    expectNothingWritten(id);
+    await expectNothingWritten(id);
     // the run can still be finished properly afterwards
     await store.runs.finish(id, okOutcome(T0, 90e6, 50e6));
     expect((await store.runs.get(id))!.tests).toHaveLength(2);
@@ -320,7 +321,7 @@ describe('retention', () => {
 describe('run queries', () => {
   const day = 86_400_000;
   let ids: Record<string, number>;
-  beforeEach(() => {
+  beforeEach(async () => {
     ids = {};
     const add = async (key: string, device: string, startMs: number, finish?: 'ok' | 'failed' | 'skipped', server = SERVER_A) => {
       ids[key] = await store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) });
@@ -328,11 +329,11 @@ describe('run queries', () => {
       if (finish === 'failed') await store.runs.finish(ids[key], failedOutcome(startMs, server));
       if (finish === 'skipped') await store.runs.finish(ids[key], skippedOutcome(startMs));
     };
-    add('a1', 'a', T0, 'ok');
-    add('b1', 'b', T0 + 1000, 'failed', SERVER_B);
-    add('a2', 'a', T0 + day, 'failed');
-    add('b2', 'b', T0 + day + 1000, 'skipped');
-    add('c2', 'c', T0 + day + 2000);
+    await add('a1', 'a', T0, 'ok');
+    await add('b1', 'b', T0 + 1000, 'failed', SERVER_B);
+    await add('a2', 'a', T0 + day, 'failed');
+    await add('b2', 'b', T0 + day + 1000, 'skipped');
+    await add('c2', 'c', T0 + day + 2000);
   });
 
   it('lists runs newest first with their tests, filtered by device, status, time and limit', async () => {
@@ -353,5 +354,38 @@ describe('run queries', () => {
     expect([...last.keys()].sort()).toEqual(['a', 'b', 'c']);
     expect(last.get('a')).toMatchObject({ id: ids.a2, status: 'failed', tests: [expect.objectContaining({ status: 'failed' })] });
     expect(last.get('c')).toMatchObject({ id: ids.c2, status: 'running' });
+  });
+});
+
+describe('the database file', () => {
+  it('is created 0600 with its WAL, and an older world-readable file is tightened', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'store-mode-')), 'fresh.db');
+    const fresh = SqliteStore.open(path);
+    await fresh.rounds.start(new Date(T0)); // a write creates the WAL
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    await fresh.close();
+    chmodSync(path, 0o644);
+    const reopened = SqliteStore.open(path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    await reopened.close();
+  });
+
+  it('belongs to one owner process at a time; readers may still open it', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'store-owner-')), 'owned.db');
+    const owner = SqliteStore.open(path, { owner: true });
+    expect(() => SqliteStore.open(path, { owner: true })).toThrow(DatabaseInUseError);
+    const reader = SqliteStore.open(path);
+    expect(await reader.rounds.last()).toBeNull();
+    await reader.close();
+    await owner.close();
+    const next = SqliteStore.open(path, { owner: true }); // released on close
+    await next.close();
+  });
+
+  it('names an unusable file and what to do about it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'store-bad-'));
+    writeFileSync(join(dir, 'text.db'), 'not a database '.repeat(20));
+    expect(() => SqliteStore.open(join(dir, 'text.db'))).toThrow(/cannot use database .*text\.db: .*\(SQLITE_NOTADB\); the file is not a SQLite database/);
+    expect(() => SqliteStore.open(join(dir, 'text.db'))).toThrow(StartupError);
   });
 });
