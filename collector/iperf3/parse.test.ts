@@ -118,11 +118,15 @@ describe('parseIperf3Result on real UDP runs', () => {
     });
   });
 
-  it('falls back to end.sum before 3.11 (hand-made: sum_received and sum_sent deleted)', () => {
+  it('falls back to end.sum before 3.11, deriving the received rate (hand-made: sum_received and sum_sent deleted)', () => {
     const sum = json('handmade-udp-upload-3.1').end.sum;
     const outcome = ok(parse('handmade-udp-upload-3.1', 'udp'));
+    // end.sum.bits_per_second is the sender's rate; what arrived is what 3.12 put in sum_received.
+    const received = json('udp-upload').end.sum_received.bits_per_second;
+    expect(Math.abs(metricMap(outcome).udp_bps - received) / received).toBeLessThan(0.001);
+    expect(metricMap(outcome).udp_bps).not.toBe(sum.bits_per_second);
     expect(metricMap(outcome)).toEqual({
-      udp_bps: sum.bits_per_second,
+      udp_bps: metricMap(outcome).udp_bps,
       udp_jitter_ms: sum.jitter_ms,
       udp_lost_packets: sum.lost_packets,
       udp_packets: sum.packets,

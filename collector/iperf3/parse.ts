@@ -3,10 +3,12 @@
  * intervals on success, an error class and a short message for a network engineer otherwise.
  * Built on real iperf3 output (fixtures/README.md); see shared iperf3 facts for the rules.
  */
+import { parseTree, type Node as JsonNode, type ParseError } from 'jsonc-parser';
 import { z } from 'zod';
 import type { ErrorClass, TestProtocol } from '../../contract/api.js';
 import type { Direction } from '../../contract/metrics.js';
 import type { MetricValue, TestOutcome } from '../model.js';
+import { parseIperf3Version, versionWarnings } from './versions.js';
 
 export interface Iperf3RunOutput {
   stdout: string;
@@ -28,7 +30,9 @@ const documentSchema = z.looseObject({
     .looseObject({
       version: z.string().optional(),
       connected: z.array(z.unknown()).optional(),
-      test_start: z.looseObject({ protocol: z.string().optional(), reverse: z.number().optional() }).optional(),
+      test_start: z
+        .looseObject({ protocol: z.string().optional(), reverse: z.number().optional(), blksize: finite.optional() })
+        .optional(),
     })
     .optional(),
   intervals: z
@@ -55,6 +59,7 @@ const tcpEndSchema = z.looseObject({
 
 const udpSumSchema = z.looseObject({
   bits_per_second: finite,
+  seconds: finite,
   jitter_ms: finite,
   lost_packets: finite,
   packets: finite,
@@ -144,35 +149,56 @@ function missingFields(error: z.ZodError, prefix: string): string {
   return [...new Set(names)].join(', ');
 }
 
-function tcpMetrics(end: unknown, raw: string): MetricValue[] | Failure {
+function tcpMetrics(end: unknown, raw: string, firstOfTwo: boolean): MetricValue[] | Failure {
   const parsed = tcpEndSchema.safeParse(end);
   if (!parsed.success) {
     return failure('parse-error', `iperf3 JSON has no usable TCP end sums (${missingFields(parsed.error, 'end')})`, raw);
   }
   const { sum_sent: sent, sum_received: received } = parsed.data;
+  const of = firstOfTwo ? ' (the first of two: --bidir before 3.11)' : '';
   const metrics: MetricValue[] = [
-    { name: 'tcp_received_bps', value: received.bits_per_second },
-    { name: 'tcp_sent_bps', value: sent.bits_per_second },
-    { name: 'tcp_bytes', value: received.bytes },
+    { name: 'tcp_received_bps', value: received.bits_per_second, source: `end.sum_received.bits_per_second${of}` },
+    { name: 'tcp_sent_bps', value: sent.bits_per_second, source: `end.sum_sent.bits_per_second${of}` },
+    { name: 'tcp_bytes', value: received.bytes, source: `end.sum_received.bytes${of}` },
   ];
-  if (sent.retransmits !== undefined) metrics.push({ name: 'tcp_retransmits', value: sent.retransmits });
+  if (sent.retransmits !== undefined) {
+    metrics.push({ name: 'tcp_retransmits', value: sent.retransmits, source: `end.sum_sent.retransmits${of}` });
+  }
   return metrics;
 }
 
-function udpMetrics(end: unknown, raw: string): MetricValue[] | Failure {
-  const parsed = udpEndSchema.safeParse(end);
+/** The receiver's rate before 3.11: datagrams that arrived x datagram size / the receiver's time. */
+const DERIVED_UDP_BPS = '(end.sum.packets - end.sum.lost_packets) x start.test_start.blksize x 8 / end.sum.seconds';
+
+function udpMetrics(doc: Iperf3Document, raw: string, warnings: string[]): MetricValue[] | Failure {
+  const parsed = udpEndSchema.safeParse(doc.end);
   if (!parsed.success) {
     return failure('parse-error', `iperf3 JSON has no usable UDP end sums (${missingFields(parsed.error, 'end')})`, raw);
   }
-  const sum = parsed.data.sum_received ?? parsed.data.sum;
-  if (sum === undefined) return failure('parse-error', 'iperf3 JSON has neither end.sum_received nor end.sum', raw);
-  return [
-    { name: 'udp_bps', value: sum.bits_per_second },
-    { name: 'udp_jitter_ms', value: sum.jitter_ms },
-    { name: 'udp_lost_packets', value: sum.lost_packets },
-    { name: 'udp_packets', value: sum.packets },
-    { name: 'udp_lost_percent', value: sum.lost_percent },
-  ];
+  const { sum_received: received, sum } = parsed.data;
+  const picked = received ?? sum;
+  if (picked === undefined) return failure('parse-error', 'iperf3 JSON has neither end.sum_received nor end.sum', raw);
+  const from = received === undefined ? 'end.sum' : 'end.sum_received';
+  const metrics: MetricValue[] = [];
+  if (received !== undefined) {
+    metrics.push({ name: 'udp_bps', value: received.bits_per_second, source: 'end.sum_received.bits_per_second' });
+  } else {
+    // Before 3.11 end.sum.bits_per_second is the sender's rate, not what arrived.
+    const blksize = doc.start?.test_start?.blksize;
+    if (blksize === undefined) {
+      warnings.push('udp_bps left out: iperf3 older than 3.11 gives only the sender\'s UDP rate, and start.test_start.blksize, needed to derive the received rate, is missing');
+    } else {
+      const value = picked.seconds > 0 ? ((picked.packets - picked.lost_packets) * blksize * 8) / picked.seconds : 0;
+      metrics.push({ name: 'udp_bps', value, source: DERIVED_UDP_BPS });
+    }
+  }
+  metrics.push(
+    { name: 'udp_jitter_ms', value: picked.jitter_ms, source: `${from}.jitter_ms` },
+    { name: 'udp_lost_packets', value: picked.lost_packets, source: `${from}.lost_packets` },
+    { name: 'udp_packets', value: picked.packets, source: `${from}.packets` },
+    { name: 'udp_lost_percent', value: picked.lost_percent, source: `${from}.lost_percent` },
+  );
+  return metrics;
 }
 
 /** The test iperf3 says it ran must be the one we asked for, or the metrics would be mislabelled. */
@@ -189,13 +215,43 @@ function checkTestMatches(doc: Iperf3Document, input: Iperf3RunOutput, raw: stri
   return null;
 }
 
+/** A JSON value where, of repeated keys, the FIRST one counts (JSON.parse keeps the last). */
+function valueKeepingFirstKeys(node: JsonNode): unknown {
+  // parseTree gives every object, array and property its children (empty ones too).
+  const children = node.children as JsonNode[];
+  if (node.type === 'array') return children.map(valueKeepingFirstKeys);
+  if (node.type !== 'object') return node.value;
+  const object: Record<string, unknown> = {};
+  for (const property of children) {
+    const [key, value] = property.children as [JsonNode, JsonNode];
+    if (!Object.hasOwn(object, key.value as string)) object[key.value as string] = valueKeepingFirstKeys(value);
+  }
+  return object;
+}
+
+/**
+ * iperf3 before 3.11 writes both directions of a --bidir test under the same keys
+ * (`sum_sent`, `sum_received` twice in `end`, `sum` twice in each interval): the forward
+ * direction first, then the reverse. JSON.parse keeps the last, i.e. the reverse direction;
+ * we keep the first, the forward direction, as 3.11+ does (which names the reverse `*_bidir_reverse`).
+ */
+function parseKeepingForwardDirection(raw: string): { json: unknown; duplicates: boolean } {
+  const json: unknown = JSON.parse(raw);
+  if ((raw.match(/"sum_sent"\s*:/g) ?? []).length < 2) return { json, duplicates: false };
+  const errors: ParseError[] = [];
+  const tree = parseTree(raw, errors, { allowTrailingComma: false, disallowComments: true });
+  // JSON.parse accepted the text, so the tree is complete.
+  return { json: valueKeepingFirstKeys(tree as JsonNode), duplicates: true };
+}
+
 export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
   const raw = input.stdout;
   if (!raw.trimStart().startsWith('{')) return classifyPlainText(input);
 
   let json: unknown;
+  let duplicates: boolean;
   try {
-    json = JSON.parse(raw);
+    ({ json, duplicates } = parseKeepingForwardDirection(raw));
   } catch (error) {
     const reason = (error as Error).message;
     return failure('parse-error', `iperf3 output is not valid JSON (${describeExit(input.exitCode)}; ${reason}): ${quoteStart(raw)}`, raw);
@@ -205,13 +261,14 @@ export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
     return failure('parse-error', `iperf3 JSON has an unexpected shape (${missingFields(parsed.error, '')})`, raw);
   }
   const doc = parsed.data;
+  const version = parseIperf3Version(doc.start?.version);
   if (doc.error !== undefined) return classifyReportedError(doc.error, doc, raw);
 
   const mismatch = checkTestMatches(doc, input, raw);
   if (mismatch) return mismatch;
 
-  // With --bidir the forward direction stays in sum_sent/sum_received; *_bidir_reverse is ignored.
-  const metrics = input.protocol === 'tcp' ? tcpMetrics(doc.end, raw) : udpMetrics(doc.end, raw);
+  const warnings = versionWarnings(version);
+  const metrics = input.protocol === 'tcp' ? tcpMetrics(doc.end, raw, duplicates) : udpMetrics(doc, raw, warnings);
   if (!Array.isArray(metrics)) return metrics;
 
   return {
@@ -225,5 +282,6 @@ export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
     })),
     raw,
     iperfVersion: doc.start?.version ?? null,
+    warnings,
   };
 }

@@ -1,0 +1,217 @@
+/**
+ * The parser over real runs of iperf3 3.7 to 3.21, glibc and musl (fixtures/versions/, captured
+ * by fixtures/versions/capture.sh in the lab): every cell of version x case must parse to the
+ * right error class or to the right numbers.
+ */
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { TestOutcome } from '../model.js';
+import { parseIperf3Result } from './parse.js';
+import { isAtLeast, parseIperf3Version, versionWarnings } from './versions.js';
+
+const DIR = new URL('./fixtures/versions/', import.meta.url);
+
+export const VARIANTS = [
+  '3.7-glibc',
+  '3.9-glibc',
+  '3.12-glibc',
+  '3.17.1-glibc',
+  '3.21-glibc',
+  '3.7-musl-nossl',
+  '3.17.1-musl-nossl',
+  '3.21-musl-nossl',
+] as const;
+
+export const CASES = [
+  'tcp-upload',
+  'tcp-download',
+  'tcp-parallel-4',
+  'tcp-bidir',
+  'udp-upload-loss',
+  'udp-download-loss',
+  'tcp-upload-auth',
+  'tcp-upload-auth-pkcs1',
+  'error-auth-failed',
+  'error-auth-bad-public-key',
+  'error-server-busy',
+  'error-connection-refused',
+  'error-host-unreachable',
+  'error-unknown-option',
+] as const;
+
+function file(folder: string, name: string): string {
+  const url = new URL(`${folder}/${name}`, DIR);
+  return existsSync(url) ? readFileSync(url, 'utf8') : '';
+}
+
+export function capturedRun(folder: string, name: string) {
+  const exit = new RegExp(`^${name.replace(/\./g, '\\.')} exit=(\\d+)$`, 'm').exec(file(folder, 'exit-codes.txt'));
+  if (!exit) throw new Error(`no exit code recorded for ${folder}/${name}`);
+  return {
+    stdout: file(folder, `${name}.json`) || file(folder, `${name}.stdout.txt`),
+    stderr: file(folder, `${name}.stderr.txt`),
+    exitCode: Number(exit[1]),
+  };
+}
+
+function protocolOf(name: string): 'tcp' | 'udp' {
+  return name.startsWith('udp') ? 'udp' : 'tcp';
+}
+function directionOf(name: string): 'upload' | 'download' {
+  return name.includes('download') ? 'download' : 'upload';
+}
+
+export function parseCaptured(folder: string, name: string): TestOutcome {
+  return parseIperf3Result({ ...capturedRun(folder, name), protocol: protocolOf(name), direction: directionOf(name) });
+}
+
+describe('the fixture matrix', () => {
+  it('has every variant and every case, each with its provenance README', () => {
+    const folders = readdirSync(DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    expect(folders.sort()).toEqual([...VARIANTS, 'cross', 'shells'].sort());
+    for (const variant of VARIANTS) {
+      const readme = file(variant, 'README.md');
+      expect(readme).toMatch(/Captured by .* on \d{4}-\d{2}-\d{2} \(UTC\)/);
+      expect(readme).toMatch(variant.includes('musl') ? /musl/ : /GLIBC/);
+      for (const name of CASES) {
+        expect(readme).toContain(`| \`${name}\` |`);
+        expect(capturedRun(variant, name).stdout + capturedRun(variant, name).stderr).not.toBe('');
+      }
+    }
+  });
+
+  it('every client says the version its folder is named after', () => {
+    for (const variant of VARIANTS) {
+      const outcome = parseCaptured(variant, 'tcp-upload');
+      expect(outcome.ok && outcome.iperfVersion).toBe(`iperf ${variant.split('-')[0]}`);
+    }
+  });
+});
+
+function metrics(outcome: TestOutcome): Record<string, number> {
+  if (!outcome.ok) throw new Error(`expected success, got ${outcome.errorClass}: ${outcome.message}`);
+  return Object.fromEntries(outcome.metrics.map((m) => [m.name, m.value]));
+}
+function sources(outcome: TestOutcome): Record<string, string | undefined> {
+  if (!outcome.ok) throw new Error('expected success');
+  return Object.fromEntries(outcome.metrics.map((m) => [m.name, m.source]));
+}
+
+// The client's link is shaped to 50 Mbit/s both ways (tc tbf): the ground truth for TCP.
+const SHAPED_BPS = 50e6;
+
+describe.each(VARIANTS)('numbers of iperf3 %s', (variant) => {
+  const version = parseIperf3Version(`iperf ${variant.split('-')[0]}`)!;
+  const hasReceivedUdp = isAtLeast(version, 3, 11);
+
+  it.each(['tcp-upload', 'tcp-download', 'tcp-parallel-4'])('%s: TCP rates from end.sum_received/sum_sent, within the 50 Mbit/s shaping', (name) => {
+    const doc = JSON.parse(capturedRun(variant, name).stdout);
+    const outcome = parseCaptured(variant, name);
+    expect(metrics(outcome)).toMatchObject({
+      tcp_received_bps: doc.end.sum_received.bits_per_second,
+      tcp_sent_bps: doc.end.sum_sent.bits_per_second,
+      tcp_bytes: doc.end.sum_received.bytes,
+    });
+    expect(metrics(outcome).tcp_received_bps).toBeGreaterThan(0.7 * SHAPED_BPS);
+    expect(metrics(outcome).tcp_received_bps).toBeLessThan(1.02 * SHAPED_BPS);
+    expect(sources(outcome).tcp_received_bps).toBe('end.sum_received.bits_per_second');
+  });
+
+  it('tcp-bidir: the forward direction (client to server), the sums whose sender flag is true', () => {
+    const raw = capturedRun(variant, 'tcp-bidir').stdout;
+    // Every "sum_sent"/"sum_received" object in the text, in order (they hold no nested objects).
+    const all = (key: string) => [...raw.matchAll(new RegExp(`"${key}":\\s*(\\{[^}]*\\})`, 'g'))].map((m) => JSON.parse(m[1]));
+    const [sent, received] = [all('sum_sent'), all('sum_received')];
+    const forwardSent = sent.find((s) => s.sender === true);
+    const forwardReceived = received.find((s) => s.sender === true);
+    expect(forwardSent).toBeDefined();
+    if (!hasReceivedUdp) {
+      // Before 3.11 the keys repeat, and JSON.parse keeps the reverse direction (the last one).
+      expect(sent).toHaveLength(2);
+      expect(JSON.parse(raw).end.sum_sent.sender).toBe(false);
+    }
+    const outcome = parseCaptured(variant, 'tcp-bidir');
+    expect(metrics(outcome).tcp_sent_bps).toBe(forwardSent.bits_per_second);
+    expect(metrics(outcome).tcp_received_bps).toBe(forwardReceived.bits_per_second);
+    expect(metrics(outcome).tcp_bytes).toBe(forwardReceived.bytes);
+    expect(sources(outcome).tcp_sent_bps).toMatch(hasReceivedUdp ? /^end\.sum_sent\.bits_per_second$/ : /the first of two/);
+  });
+
+  it.each(['udp-upload-loss', 'udp-download-loss'])('%s: the received rate, and the injected 5 percent loss', (name) => {
+    const doc = JSON.parse(capturedRun(variant, name).stdout);
+    const outcome = parseCaptured(variant, name);
+    const m = metrics(outcome);
+    const sum = hasReceivedUdp ? doc.end.sum_received : doc.end.sum;
+    expect(m).toMatchObject({
+      udp_jitter_ms: sum.jitter_ms,
+      udp_lost_packets: sum.lost_packets,
+      udp_packets: sum.packets,
+      udp_lost_percent: sum.lost_percent,
+    });
+    // nftables drops 5 % at random: 2.5-8 % of ~2,600 datagrams.
+    expect(m.udp_lost_percent).toBeGreaterThan(2.5);
+    expect(m.udp_lost_percent).toBeLessThan(8);
+    // What arrived: 10 Mbit/s offered minus the loss, never the sender's 10 Mbit/s.
+    const expectedBps = 10e6 * (1 - m.udp_lost_percent / 100);
+    expect(Math.abs(m.udp_bps - expectedBps) / expectedBps).toBeLessThan(0.02);
+    if (hasReceivedUdp) {
+      expect(m.udp_bps).toBe(doc.end.sum_received.bits_per_second);
+      expect(sources(outcome).udp_bps).toBe('end.sum_received.bits_per_second');
+    } else {
+      expect(doc.end.sum_received).toBeUndefined();
+      expect(m.udp_bps).toBeLessThan(doc.end.sum.bits_per_second * 0.98);
+      expect(sources(outcome).udp_bps).toMatch(/^\(end\.sum\.packets - end\.sum\.lost_packets\) x start\.test_start\.blksize/);
+    }
+  });
+});
+
+describe('the received UDP rate derived for versions before 3.11', () => {
+  it.each(['3.12-glibc', '3.17.1-glibc', '3.21-glibc'])('matches what %s itself reports in end.sum_received to 0.1 %%', (variant) => {
+    for (const name of ['udp-upload-loss', 'udp-download-loss']) {
+      const doc = JSON.parse(capturedRun(variant, name).stdout);
+      delete doc.end.sum_received; // as printed before 3.11
+      delete doc.end.sum_sent;
+      const outcome = parseIperf3Result({ stdout: JSON.stringify(doc), stderr: '', exitCode: 0, protocol: 'udp', direction: directionOf(name) });
+      const reported = JSON.parse(capturedRun(variant, name).stdout).end.sum_received.bits_per_second;
+      expect(Math.abs(metrics(outcome).udp_bps - reported) / reported).toBeLessThan(0.001);
+    }
+  });
+
+  it('leaves udp_bps out, with a warning, when start.test_start.blksize is missing', () => {
+    const doc = JSON.parse(capturedRun('3.9-glibc', 'udp-upload-loss').stdout);
+    delete doc.start.test_start.blksize;
+    const outcome = parseIperf3Result({ stdout: JSON.stringify(doc), stderr: '', exitCode: 0, protocol: 'udp', direction: 'upload' });
+    expect(Object.keys(metrics(outcome))).not.toContain('udp_bps');
+    expect(outcome.ok && outcome.warnings).toEqual([expect.stringMatching(/^udp_bps left out: .*blksize/)]);
+  });
+
+  it('gives 0 for a test that lasted no time', () => {
+    const doc = JSON.parse(capturedRun('3.9-glibc', 'udp-upload-loss').stdout);
+    doc.end.sum.seconds = 0;
+    const outcome = parseIperf3Result({ stdout: JSON.stringify(doc), stderr: '', exitCode: 0, protocol: 'udp', direction: 'upload' });
+    expect(metrics(outcome).udp_bps).toBe(0);
+  });
+});
+
+describe('version warnings', () => {
+  it('warns that 3.17 to 3.19 cannot authenticate with current OpenSSL, on successful tests too', () => {
+    const outcome = parseCaptured('3.17.1-glibc', 'tcp-upload');
+    expect(outcome.ok && outcome.warnings).toEqual([expect.stringMatching(/^iperf 3\.17\.1: authentication fails .*upgrade iperf3 on the device to 3\.20/)]);
+    for (const variant of ['3.9-glibc', '3.12-glibc', '3.21-glibc']) {
+      const other = parseCaptured(variant, 'tcp-upload');
+      expect(other.ok && other.warnings).toEqual([]);
+    }
+  });
+
+  it('warns about versions older than the oldest tested, and reads odd version strings', () => {
+    expect(versionWarnings(parseIperf3Version('iperf 3.1.3'))).toEqual([expect.stringMatching(/^iperf 3\.1\.3 is older than 3\.7/)]);
+    expect(versionWarnings(parseIperf3Version('iperf 3.19.1'))).toHaveLength(1);
+    expect(versionWarnings(parseIperf3Version('iperf 3.20'))).toEqual([]);
+    expect(versionWarnings(null)).toEqual([]);
+    expect(parseIperf3Version('iperf 3.10.1+')).toEqual({ major: 3, minor: 10, patch: 1, text: 'iperf 3.10.1+' });
+    expect(parseIperf3Version('iperf')).toBeNull();
+    expect(parseIperf3Version(undefined)).toBeNull();
+    expect(isAtLeast(parseIperf3Version('3.11')!, 3, 11)).toBe(true);
+    expect(isAtLeast(parseIperf3Version('3.10.9')!, 3, 11)).toBe(false);
+  });
+});
