@@ -168,4 +168,20 @@ describe('device run, fault injection', () => {
     expect(execs[0].argv.join(' ')).not.toContain('pa ss');
     expect(logs.join('')).toContain('could not remove the temporary RSA key');
   });
+
+  it('tells the parser that auth was on, so that a server hanging up at once is read as a rejection', async () => {
+    // A 3.12 client against a 3.21 server that rejects it: "control socket has closed unexpectedly".
+    const hangUp = fixture('versions/cross/auth-client-3.12-server-3.21.json');
+    const auth = { auth: { username: 'mon', password: 'pw', rsaPublicKey: 'PEM' } };
+    const withAuth = harness(
+      { connect: async () => new ScriptedSession([hangUp]) },
+      { ...auth, options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false }, auth: { username: 'mon' } }) },
+    );
+    expect((await runTcpThenUdp(withAuth.deps, withAuth.plan)).errorClass).toBe('iperf3-auth');
+    const withoutAuth = harness(
+      { connect: async () => new ScriptedSession([hangUp]) },
+      { options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false } }) },
+    );
+    expect((await runTcpThenUdp(withoutAuth.deps, withoutAuth.plan)).errorClass).toBe('server-unreachable');
+  });
 });

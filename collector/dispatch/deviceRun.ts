@@ -142,7 +142,14 @@ class TestRunner {
     const endedAt = this.deps.clock();
     const outcome: TestOutcome = res.timedOut
       ? { ok: false, errorClass: 'timeout', message: `iperf3 did not finish within the ${Math.round(timeoutMs / 1000)} s deadline and was killed`, raw: res.stdout || null }
-      : parseIperf3Result({ stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode, protocol: test.protocol, direction: test.direction });
+      : parseIperf3Result({
+          stdout: res.stdout,
+          stderr: res.stderr,
+          exitCode: res.exitCode,
+          protocol: test.protocol,
+          direction: test.direction,
+          authenticated: this.plan.options.auth !== null,
+        });
     this.deps.telemetry?.testFinished(test.protocol, test.direction, (endedAt.getTime() - startedAt.getTime()) / 1000, outcome.ok);
     return { protocol: test.protocol, direction: test.direction, server: lease.key, startedAt, endedAt, outcome };
   }

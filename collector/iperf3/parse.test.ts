@@ -143,7 +143,7 @@ describe('parseIperf3Result on real failures', () => {
     ['error-no-route', 'server-unreachable', 'cannot reach the iperf3 server: iperf3 said "unable to connect to server: Network is unreachable"'],
     ['error-host-unreachable', 'server-unreachable', 'cannot reach the iperf3 server: iperf3 said "unable to connect to server: No route to host"'],
     ['error-connect-timeout', 'server-unreachable', 'cannot reach the iperf3 server: iperf3 said "unable to connect to server: Connection timed out"'],
-    ['error-auth-failed', 'iperf3-auth', 'the iperf3 server rejected the credentials (check auth.username and the password): iperf3 said "test authorization failed"'],
+    ['error-auth-failed', 'iperf3-auth', 'the iperf3 server rejected the credentials (check auth.username and the password; iperf3 3.17 and later pad differently from older versions: run client and server both older or both 3.17 or later, or start a 3.17+ server with --use-pkcs1-padding for older clients): iperf3 said "test authorization failed"'],
     ['error-client-interrupted', 'iperf3-error', 'iperf3 failed: iperf3 said "interrupt - the client has terminated"'],
     ['error-server-terminated', 'iperf3-error', 'iperf3 failed: iperf3 said "the server has terminated"'],
     ['error-server-killed', 'iperf3-error', 'iperf3 failed: iperf3 said "unable to write to stream socket: Connection reset by peer"'],

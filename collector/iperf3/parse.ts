@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { ErrorClass, TestProtocol } from '../../contract/api.js';
 import type { Direction } from '../../contract/metrics.js';
 import type { MetricValue, TestOutcome } from '../model.js';
-import { parseIperf3Version, versionWarnings } from './versions.js';
+import { authBroken317To319, parseIperf3Version, versionWarnings, type Iperf3Version } from './versions.js';
 
 export interface Iperf3RunOutput {
   stdout: string;
@@ -17,6 +17,8 @@ export interface Iperf3RunOutput {
   exitCode: number | null;
   protocol: TestProtocol;
   direction: Direction;
+  /** the command carried --username (auth on): lets a server that hangs up at once be read as a rejection */
+  authenticated?: boolean;
 }
 
 /** Longest piece of iperf3's own output quoted in a message. */
@@ -98,21 +100,31 @@ function classifyPlainText(input: Iperf3RunOutput): Failure {
     return failure('iperf3-missing', `iperf3 is not installed on the device or not in PATH${said}`, raw);
   }
   const text = `${stderr}\n${stdout}`;
-  if (/unrecognized option '--(username|rsa-public-key-path)'/.test(text)) {
+  // glibc's getopt: unrecognized option '--username'; musl's (OpenWrt): unrecognized option: username
+  if (/unrecognized option(?:: |\s*'--)(username|rsa-public-key-path)\b/.test(text)) {
     return failure(
       'iperf3-auth',
       "the device's iperf3 has no authentication support (built without OpenSSL; on OpenWrt install iperf3-ssl)",
       raw,
     );
   }
-  if (/unrecognized option '--use-pkcs1-padding'/.test(text)) {
+  if (/unrecognized option(?:: |\s*'--)use-pkcs1-padding\b/.test(text)) {
     return failure(
       'iperf3-auth',
       "the device's iperf3 is older than 3.17 and does not know --use-pkcs1-padding (it pads with PKCS#1 already): turn off auth.pkcs1Padding",
       raw,
     );
   }
-  if (/valid RSA public key/.test(text)) {
+  // From 3.20 --use-pkcs1-padding is a server option; it is the only server option we pass.
+  if (/option you are trying to set is server only/.test(text)) {
+    return failure(
+      'iperf3-auth',
+      "the device's iperf3 is 3.20 or later, where --use-pkcs1-padding is a server option only: turn off auth.pkcs1Padding (the client cannot pad with PKCS#1 any more; its server must be 3.17 or later)",
+      raw,
+    );
+  }
+  // 3.7 says "a path to a valid public rsa client to be used", later versions "a valid RSA public key".
+  if (/valid RSA public key|valid public rsa client/i.test(text)) {
     return failure('iperf3-auth', `iperf3 could not use the auth settings (username, password, RSA public key): ${quoteStart(stderr, 2)}`, raw);
   }
   const output = stderr.trim() === '' ? stdout : stderr;
@@ -126,22 +138,57 @@ function classifyPlainText(input: Iperf3RunOutput): Failure {
 const CONNECT_ERROR = /unable to connect to server|connection refused|no route to host|network is unreachable/i;
 const CONTROL_ERROR = /unable to send control message|unable to receive control message|control socket has closed/i;
 
-/** iperf3 reported an error in its JSON `error` key (partial results or not, it is a failure). */
-function classifyReportedError(error: string, doc: Iperf3Document, raw: string): Failure {
+/** iperf3 3.9 leaves the `error` key out of its JSON and prints the error on stderr instead. */
+const STDERR_ERROR = /^iperf3: error - (.+)$/m;
+
+/** iperf3 reported an error, in its JSON `error` key or (3.9) on stderr: partial results or not, it is a failure. */
+function classifyReportedError(error: string, doc: Iperf3Document, input: Iperf3RunOutput, version: Iperf3Version | null): Failure {
+  const raw = input.stdout;
   const said = `iperf3 said "${error}"`;
   if (/server is busy/i.test(error)) {
     return failure('server-busy', `the iperf3 server is busy with another test: ${said}`, raw);
   }
   // A control-message error before any stream connected happened while connecting.
   const connected = (doc.start?.connected ?? []).length > 0;
-  if (CONNECT_ERROR.test(error) || (CONTROL_ERROR.test(error) && !connected)) {
+  if (CONNECT_ERROR.test(error)) {
     return failure('server-unreachable', `cannot reach the iperf3 server: ${said}`, raw);
   }
+  // 3.17 to 3.19 cannot encrypt the credentials with current OpenSSL: the server then rejects them.
+  if (/output buffer too small/.test(input.stderr) && version !== null) {
+    return failure('iperf3-auth', `${authBroken317To319(version.text)}; ${said}`, raw);
+  }
   if (/authoriz|authenticat|credential|\brsa\b/i.test(error)) {
-    return failure('iperf3-auth', `the iperf3 server rejected the credentials (check auth.username and the password): ${said}`, raw);
+    return failure(
+      'iperf3-auth',
+      `the iperf3 server rejected the credentials (check auth.username and the password; ${PADDING_HINT}): ${said}`,
+      raw,
+    );
+  }
+  // A 3.21 server that rejects the credentials just hangs up: the client then reports a stream or
+  // control socket error before any stream connected (measured with 3.12 and 3.21 clients).
+  if (input.authenticated === true && !connected && (CONTROL_ERROR.test(error) || /stream socket/.test(error))) {
+    return failure(
+      'iperf3-auth',
+      `the iperf3 server hung up before the test started, as a 3.21 server does when it rejects the credentials (check auth.username and the password; ${PADDING_HINT}): ${said}`,
+      raw,
+    );
+  }
+  // 3.9 reports a busy server as a reset control connection: the server accepted, then hung up.
+  if (!connected && /unable to send control message: connection reset by peer/i.test(error)) {
+    return failure('server-busy', `the iperf3 server hung up at once, as a busy server does for iperf3 3.9 clients: ${said}`, raw);
+  }
+  if (CONTROL_ERROR.test(error) && !connected) {
+    return failure('server-unreachable', `cannot reach the iperf3 server: ${said}`, raw);
+  }
+  if (!connected && /stream socket/.test(error)) {
+    return failure('iperf3-error', `iperf3 failed before the test started: ${said}`, raw);
   }
   return failure('iperf3-error', `iperf3 failed: ${said}`, raw);
 }
+
+/** Since 3.17 iperf3 encrypts with OAEP; older peers use PKCS#1 v1.5 and do not understand it. */
+const PADDING_HINT =
+  'iperf3 3.17 and later pad differently from older versions: run client and server both older or both 3.17 or later, or start a 3.17+ server with --use-pkcs1-padding for older clients';
 
 /** Zod issues as "end.sum_received.bits_per_second" style paths. */
 function missingFields(error: z.ZodError, prefix: string): string {
@@ -237,11 +284,13 @@ function valueKeepingFirstKeys(node: JsonNode): unknown {
  */
 function parseKeepingForwardDirection(raw: string): { json: unknown; duplicates: boolean } {
   const json: unknown = JSON.parse(raw);
-  if ((raw.match(/"sum_sent"\s*:/g) ?? []).length < 2) return { json, duplicates: false };
+  // 3.21 also repeats `error` ("SERVER ERROR - ..." first, then a shorter one): the first says more.
+  const repeated = (key: string) => (raw.match(new RegExp(`"${key}"\\s*:`, 'g')) ?? []).length > 1;
+  if (!repeated('sum_sent') && !repeated('error')) return { json, duplicates: false };
   const errors: ParseError[] = [];
   const tree = parseTree(raw, errors, { allowTrailingComma: false, disallowComments: true });
   // JSON.parse accepted the text, so the tree is complete.
-  return { json: valueKeepingFirstKeys(tree as JsonNode), duplicates: true };
+  return { json: valueKeepingFirstKeys(tree as JsonNode), duplicates: repeated('sum_sent') };
 }
 
 export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
@@ -262,7 +311,9 @@ export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
   }
   const doc = parsed.data;
   const version = parseIperf3Version(doc.start?.version);
-  if (doc.error !== undefined) return classifyReportedError(doc.error, doc, raw);
+  const stderrError = STDERR_ERROR.exec(input.stderr)?.[1].trim();
+  const error = doc.error ?? stderrError;
+  if (error !== undefined) return classifyReportedError(error, doc, input, version);
 
   const mismatch = checkTestMatches(doc, input, raw);
   if (mismatch) return mismatch;

@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { ErrorClass } from '../../contract/api.js';
 import type { TestOutcome } from '../model.js';
 import { parseIperf3Result } from './parse.js';
 import { isAtLeast, parseIperf3Version, versionWarnings } from './versions.js';
@@ -21,6 +22,7 @@ export const VARIANTS = [
   '3.17.1-musl-nossl',
   '3.21-musl-nossl',
 ] as const;
+type Variant = (typeof VARIANTS)[number];
 
 export const CASES = [
   'tcp-upload',
@@ -38,6 +40,7 @@ export const CASES = [
   'error-host-unreachable',
   'error-unknown-option',
 ] as const;
+type Case = (typeof CASES)[number];
 
 function file(folder: string, name: string): string {
   const url = new URL(`${folder}/${name}`, DIR);
@@ -62,7 +65,51 @@ function directionOf(name: string): 'upload' | 'download' {
 }
 
 export function parseCaptured(folder: string, name: string): TestOutcome {
-  return parseIperf3Result({ ...capturedRun(folder, name), protocol: protocolOf(name), direction: directionOf(name) });
+  // The collector tells the parser whether the command carried --username.
+  return parseIperf3Result({ ...capturedRun(folder, name), protocol: protocolOf(name), direction: directionOf(name), authenticated: name.includes('auth') });
+}
+
+type Expected = 'ok' | [ErrorClass, RegExp];
+
+const SUCCESS: Case[] = ['tcp-upload', 'tcp-download', 'tcp-parallel-4', 'tcp-bidir', 'udp-upload-loss', 'udp-download-loss'];
+const NO_SSL: Expected = ['iperf3-auth', /^the device's iperf3 has no authentication support .*install iperf3-ssl/];
+// 3.7 prefixes its JSON errors with "error - ".
+const BUSY: Expected = ['server-busy', /^the iperf3 server is busy with another test: iperf3 said "(error - )?the server is busy running a test\. try again later"$/];
+const BUSY_3_9: Expected = ['server-busy', /^the iperf3 server hung up at once, as a busy server does for iperf3 3\.9 clients: iperf3 said "unable to send control message: Connection reset by peer"$/];
+const HUNG_UP: Expected = ['iperf3-auth', /^the iperf3 server hung up before the test started, as a 3\.21 server does when it rejects the credentials .*3\.17 and later pad differently/];
+const UNKNOWN: Expected = ['parse-error', /^iperf3 printed no JSON \(exit code 1\): iperf3: unrecognized option(: |\s*')(--)?bogus-option'?$/];
+const REJECTED: Expected = ['iperf3-auth', /^the iperf3 server rejected the credentials .*iperf3 said "(error - )?test authorization failed"$/];
+const BAD_KEY: Expected = ['iperf3-auth', /^iperf3 could not use the auth settings \(username, password, RSA public key\): /];
+const OLD_PKCS1: Expected = ['iperf3-auth', /older than 3\.17 .*turn off auth\.pkcs1Padding/];
+const BROKEN_3_17: Expected = ['iperf3-auth', /^iperf 3\.17\.1: authentication fails with current OpenSSL \("output buffer too small", fixed in iperf3 3\.20\).*iperf3 said "test authorization failed"$/];
+
+function expected(variant: Variant, name: Case): Expected {
+  const version = variant.split('-')[0];
+  const musl = variant.includes('musl');
+  if (SUCCESS.includes(name)) return 'ok';
+  if (name === 'error-server-busy') return version === '3.9' ? BUSY_3_9 : BUSY;
+  if (name === 'error-unknown-option') return UNKNOWN;
+  if (name === 'error-connection-refused' || name === 'error-host-unreachable') {
+    // 3.9 says "unable to send control message: Bad file descriptor" for both, on stderr only.
+    // musl's strerror says "Host is unreachable" where glibc's says "No route to host".
+    const unreachable = musl ? /Host is unreachable/ : /No route to host/;
+    const said = version === '3.9' ? /unable to send control message: Bad file descriptor/ : name === 'error-connection-refused' ? /Connection refused/ : unreachable;
+    return ['server-unreachable', new RegExp(`^cannot reach the iperf3 server: iperf3 said ".*${said.source}"$`)];
+  }
+  // Authentication: musl builds have no OpenSSL, so --username is an unknown option.
+  if (musl) return NO_SSL;
+  if (version === '3.17.1') return name === 'error-auth-bad-public-key' ? BAD_KEY : BROKEN_3_17;
+  switch (name) {
+    case 'tcp-upload-auth':
+      return 'ok';
+    case 'tcp-upload-auth-pkcs1':
+      return version === '3.21' ? ['iperf3-auth', /3\.20 or later, where --use-pkcs1-padding is a server option only: turn off auth\.pkcs1Padding/] : OLD_PKCS1;
+    case 'error-auth-bad-public-key':
+      return BAD_KEY;
+    default: // error-auth-failed
+      // A 3.21 server rejects by hanging up: "SERVER ERROR - unable to read from stream socket".
+      return version === '3.21' ? HUNG_UP : REJECTED;
+  }
 }
 
 describe('the fixture matrix', () => {
@@ -85,6 +132,20 @@ describe('the fixture matrix', () => {
       const outcome = parseCaptured(variant, 'tcp-upload');
       expect(outcome.ok && outcome.iperfVersion).toBe(`iperf ${variant.split('-')[0]}`);
     }
+  });
+});
+
+describe.each(VARIANTS)('iperf3 %s', (variant) => {
+  it.each(CASES)('%s', (name) => {
+    const outcome = parseCaptured(variant, name);
+    const want = expected(variant, name);
+    if (want === 'ok') {
+      if (!outcome.ok) throw new Error(`expected success, got ${outcome.errorClass}: ${outcome.message}`);
+      return;
+    }
+    if (outcome.ok) throw new Error(`expected ${want[0]}, got success`);
+    expect(outcome.errorClass).toBe(want[0]);
+    expect(outcome.message).toMatch(want[1]);
   });
 });
 
@@ -190,6 +251,60 @@ describe('the received UDP rate derived for versions before 3.11', () => {
     doc.end.sum.seconds = 0;
     const outcome = parseIperf3Result({ stdout: JSON.stringify(doc), stderr: '', exitCode: 0, protocol: 'udp', direction: 'upload' });
     expect(metrics(outcome).udp_bps).toBe(0);
+  });
+});
+
+describe('iperf3 3.9 errors: no `error` key in the JSON, the error on stderr', () => {
+  it.each(['error-server-busy', 'error-connection-refused', 'error-host-unreachable', 'error-auth-failed'])('%s', (name) => {
+    const run = capturedRun('3.9-glibc', name);
+    expect(JSON.parse(run.stdout).error).toBeUndefined();
+    expect(run.stderr).toMatch(/^iperf3: error - /);
+    expect(run.exitCode).toBe(1);
+  });
+});
+
+describe('authentication across the 3.17 padding change (cross/)', () => {
+  it('a 3.12 client against a 3.21 server started with --use-pkcs1-padding: works', () => {
+    expect(parseCaptured('cross', 'auth-client-3.12-server-3.21-pkcs1').ok).toBe(true);
+  });
+
+  it('a 3.12 client against a 3.21 server without it: the server hangs up, read as a rejection with the padding hint', () => {
+    const outcome = parseCaptured('cross', 'auth-client-3.12-server-3.21');
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.errorClass).toBe('iperf3-auth');
+    expect(outcome.message).toMatch(/hung up before the test started.*start a 3\.17\+ server with --use-pkcs1-padding for older clients\): iperf3 said "control socket has closed unexpectedly"$/);
+    // Without auth, the same output cannot be a rejection.
+    const unauthenticated = parseIperf3Result({ ...capturedRun('cross', 'auth-client-3.12-server-3.21'), protocol: 'tcp', direction: 'upload' });
+    expect(!unauthenticated.ok && unauthenticated.errorClass).toBe('server-unreachable');
+    const streamError = parseIperf3Result({ ...capturedRun('3.21-glibc', 'error-auth-failed'), protocol: 'tcp', direction: 'upload' });
+    expect(!streamError.ok && streamError.message).toBe(
+      'iperf3 failed before the test started: iperf3 said "SERVER ERROR - unable to read from stream socket: Bad file descriptor, errno: Bad file descriptor"',
+    );
+  });
+
+  it('a 3.21 client against a 3.12 server: rejected, with the padding hint', () => {
+    const outcome = parseCaptured('cross', 'auth-client-3.21-server-3.12');
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.errorClass).toBe('iperf3-auth');
+    expect(outcome.message).toMatch(/3\.17 and later pad differently/);
+    // 3.21 repeats the `error` key; the first one, with "SERVER ERROR", is quoted.
+    expect(outcome.message).toMatch(/iperf3 said "SERVER ERROR - test authorization failed, errno: Unknown error 142"$/);
+  });
+
+  it('a 3.21 client cannot pad with PKCS#1: --use-pkcs1-padding is a server option since 3.20', () => {
+    const outcome = parseCaptured('cross', 'auth-client-3.21-server-3.12-pkcs1');
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.errorClass).toBe('iperf3-auth');
+    expect(outcome.message).toMatch(/turn off auth\.pkcs1Padding/);
+  });
+});
+
+describe('a device without iperf3 (shells/)', () => {
+  it.each(['error-iperf3-missing-dash', 'error-iperf3-missing-busybox'])('%s', (name) => {
+    const outcome = parseCaptured('shells', name);
+    if (outcome.ok) throw new Error('expected a failure');
+    expect(outcome.errorClass).toBe('iperf3-missing');
+    expect(outcome.message).toMatch(/^iperf3 is not installed on the device or not in PATH: .*iperf3: not found$/);
   });
 });
 
