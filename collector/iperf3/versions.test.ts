@@ -196,6 +196,10 @@ describe.each(VARIANTS)('numbers of iperf3 %s', (variant) => {
     expect(metrics(outcome).tcp_received_bps).toBe(forwardReceived.bits_per_second);
     expect(metrics(outcome).tcp_bytes).toBe(forwardReceived.bytes);
     expect(sources(outcome).tcp_sent_bps).toMatch(hasReceivedUdp ? /^end\.sum_sent\.bits_per_second$/ : /the first of two/);
+    // Per-second sums: before 3.11 each interval has `sum` twice too; the forward one has sender true.
+    const intervalSums = all('sum').filter((sum) => sum.sender === true);
+    expect(intervalSums).toHaveLength(JSON.parse(raw).intervals.length);
+    expect(outcome.ok && outcome.intervals.map((i) => i.bitsPerSecond)).toEqual(intervalSums.map((sum) => sum.bits_per_second));
   });
 
   it.each(['udp-upload-loss', 'udp-download-loss'])('%s: the received rate, and the injected 5 percent loss', (name) => {
