@@ -3,7 +3,7 @@
  * by fixtures/versions/capture.sh in the lab): every cell of version x case must parse to the
  * right error class or to the right numbers.
  */
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { ErrorClass } from '../../contract/api.js';
 import type { TestOutcome } from '../model.js';
@@ -332,5 +332,64 @@ describe('version warnings', () => {
     expect(parseIperf3Version(undefined)).toBeNull();
     expect(isAtLeast(parseIperf3Version('3.11')!, 3, 11)).toBe(true);
     expect(isAtLeast(parseIperf3Version('3.10.9')!, 3, 11)).toBe(false);
+  });
+});
+
+// docs/iperf3-versions.md carries these tables between markers; they are made from the parser's
+// output over the fixtures, so the docs say what the code does. To refresh after a re-capture:
+//   UPDATE_IPERF3_DOCS=1 npx vitest run collector/iperf3/versions.test.ts
+const DOCS = new URL('../../docs/iperf3-versions.md', import.meta.url);
+
+function cell(outcome: TestOutcome): string {
+  return outcome.ok ? 'ok' : `\`${outcome.errorClass}\``;
+}
+const mbit = (bps: number) => (bps / 1e6).toFixed(1);
+
+export function matrixTables(): string {
+  const lines: string[] = [];
+  lines.push(`| case | ${VARIANTS.join(' | ')} |`, `|---|${VARIANTS.map(() => '---').join('|')}|`);
+  for (const name of CASES) lines.push(`| ${name} | ${VARIANTS.map((v) => cell(parseCaptured(v, name))).join(' | ')} |`);
+  lines.push('', '| metric | field | versions |', '|---|---|---|');
+  const byField = new Map<string, { metric: string; variants: string[] }>();
+  for (const variant of VARIANTS) {
+    for (const name of ['tcp-upload', 'tcp-bidir', 'udp-upload-loss']) {
+      const outcome = parseCaptured(variant, name);
+      for (const m of outcome.ok ? outcome.metrics : []) {
+        const key = `${m.name}\u0000${m.source}`;
+        const entry = byField.get(key) ?? { metric: m.name, variants: [] };
+        if (!entry.variants.includes(variant)) entry.variants.push(variant);
+        byField.set(key, entry);
+      }
+    }
+  }
+  for (const [key, { metric, variants }] of byField) {
+    lines.push(`| ${metric} | \`${key.split('\u0000')[1]}\` | ${variants.length === VARIANTS.length ? 'all' : variants.join(', ')} |`);
+  }
+  lines.push(
+    '',
+    '| client | TCP up | TCP down | TCP -P 4 | --bidir forward | UDP up: rate, loss | UDP down: rate, loss |',
+    '|---|---|---|---|---|---|---|',
+  );
+  for (const variant of VARIANTS) {
+    const m = (name: string) => metrics(parseCaptured(variant, name));
+    const udp = (name: string) => `${mbit(m(name).udp_bps)}, ${m(name).udp_lost_percent.toFixed(1)} %`;
+    const tcp = (name: string) => mbit(m(name).tcp_received_bps);
+    lines.push(
+      `| ${variant} | ${tcp('tcp-upload')} | ${tcp('tcp-download')} | ${tcp('tcp-parallel-4')} | ${tcp('tcp-bidir')} | ${udp('udp-upload-loss')} | ${udp('udp-download-loss')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+describe('docs/iperf3-versions.md', () => {
+  it('shows the tables the parser makes of the fixtures', () => {
+    const docs = readFileSync(DOCS, 'utf8');
+    const [start, end] = ['<!-- matrix:start (made by collector/iperf3/versions.test.ts) -->\n', '\n<!-- matrix:end -->'];
+    const tables = matrixTables();
+    if (process.env.UPDATE_IPERF3_DOCS === '1') {
+      writeFileSync(DOCS, docs.slice(0, docs.indexOf(start) + start.length) + tables + docs.slice(docs.indexOf(end)));
+    }
+    const current = readFileSync(DOCS, 'utf8');
+    expect(current.slice(current.indexOf(start) + start.length, current.indexOf(end))).toBe(tables);
   });
 });
