@@ -259,6 +259,15 @@ describe('the received UDP rate derived for versions before 3.11', () => {
 });
 
 describe('iperf3 3.9 errors: no `error` key in the JSON, the error on stderr', () => {
+  it('the other wording of a busy 3.9 server (seen in an earlier capture of the same case) is server-busy too', () => {
+    const run = { ...capturedRun('3.9-glibc', 'error-server-busy'), stderr: 'iperf3: error - the server is busy running a test. try again later\n' };
+    const outcome = parseIperf3Result({ ...run, protocol: 'tcp', direction: 'upload' });
+    expect(!outcome.ok && [outcome.errorClass, outcome.message]).toEqual([
+      'server-busy',
+      'the iperf3 server is busy with another test: iperf3 said "the server is busy running a test. try again later"',
+    ]);
+  });
+
   it.each(['error-server-busy', 'error-connection-refused', 'error-host-unreachable', 'error-auth-failed'])('%s', (name) => {
     const run = capturedRun('3.9-glibc', name);
     expect(JSON.parse(run.stdout).error).toBeUndefined();
