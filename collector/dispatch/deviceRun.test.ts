@@ -184,4 +184,21 @@ describe('device run, fault injection', () => {
     );
     expect((await runTcpThenUdp(withoutAuth.deps, withoutAuth.plan)).errorClass).toBe('server-unreachable');
   });
+
+  it("logs the warnings about the device's iperf3 version (3.17.1: no authentication with current OpenSSL)", async () => {
+    const tcp = fixture('versions/3.17.1-glibc/tcp-upload.json');
+    const { deps, plan, logs } = harness(
+      { connect: async () => new ScriptedSession([tcp]) },
+      { options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false } }) },
+    );
+    expect((await runTcpThenUdp(deps, plan)).status).toBe('ok');
+    const line = JSON.parse(logs.find((l) => l.includes('known problems')) ?? '{}');
+    expect(line).toMatchObject({ level: 40, iperfVersion: 'iperf 3.17.1', warnings: [expect.stringMatching(/fixed in iperf3 3\.20/)] });
+    const quiet = harness(
+      { connect: async () => new ScriptedSession([fixture('versions/3.21-glibc/tcp-upload.json')]) },
+      { options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false } }) },
+    );
+    await runTcpThenUdp(quiet.deps, quiet.plan);
+    expect(quiet.logs.join('')).not.toContain('known problems');
+  });
 });

@@ -150,6 +150,10 @@ class TestRunner {
           direction: test.direction,
           authenticated: this.plan.options.auth !== null,
         });
+    // Known defects of the device's iperf3 (e.g. 3.17-3.19 cannot authenticate): in the log until the API shows them.
+    if (outcome.ok && outcome.warnings?.length) {
+      this.deps.logger.warn({ device: this.plan.device.id, iperfVersion: outcome.iperfVersion, warnings: outcome.warnings }, "the device's iperf3 has known problems");
+    }
     this.deps.telemetry?.testFinished(test.protocol, test.direction, (endedAt.getTime() - startedAt.getTime()) / 1000, outcome.ok);
     return { protocol: test.protocol, direction: test.direction, server: lease.key, startedAt, endedAt, outcome };
   }
