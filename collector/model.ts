@@ -49,6 +49,8 @@ export type TestOutcome =
       errorClass: ErrorClass;
       message: string;
       raw: string | null;
+      /** `start.version` when iperf3 printed JSON, e.g. `iperf 3.9` */
+      iperfVersion?: string;
     };
 
 /** An error with a class the store records. */

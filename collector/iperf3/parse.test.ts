@@ -150,7 +150,8 @@ describe('parseIperf3Result on real failures', () => {
   ] as const)('%s -> %s, judged by the error key whatever the exit code', (name, errorClass, message) => {
     const run = captured(name);
     const outcome = failed(parse(name));
-    expect(outcome).toEqual({ ok: false, errorClass, message, raw: run.stdout });
+    // The version is kept on failures too: start.version is there even when the test failed.
+    expect(outcome).toEqual({ ok: false, errorClass, message, raw: run.stdout, iperfVersion: 'iperf 3.12' });
   });
 
   it('exit codes do not tell failures apart: iperf3 3.12 exits 0 on most JSON errors', () => {

@@ -309,7 +309,14 @@ export function parseIperf3Result(input: Iperf3RunOutput): TestOutcome {
   if (!parsed.success) {
     return failure('parse-error', `iperf3 JSON has an unexpected shape (${missingFields(parsed.error, '')})`, raw);
   }
-  const doc = parsed.data;
+  const outcome = outcomeOfDocument(parsed.data, input, duplicates);
+  // A failed test still tells which iperf3 the device runs: the operator needs it most then.
+  const iperfVersion = parsed.data.start?.version;
+  return outcome.ok || iperfVersion === undefined ? outcome : { ...outcome, iperfVersion };
+}
+
+function outcomeOfDocument(doc: Iperf3Document, input: Iperf3RunOutput, duplicates: boolean): TestOutcome {
+  const raw = input.stdout;
   const version = parseIperf3Version(doc.start?.version);
   const stderrError = STDERR_ERROR.exec(input.stderr)?.[1].trim();
   const error = doc.error ?? stderrError;

@@ -273,6 +273,8 @@ describe('iperf3 3.9 errors: no `error` key in the JSON, the error on stderr', (
     expect(JSON.parse(run.stdout).error).toBeUndefined();
     expect(run.stderr).toMatch(/^iperf3: error - /);
     expect(run.exitCode).toBe(1);
+    // The failed test still records which iperf3 the device runs.
+    expect(parseCaptured('3.9-glibc', name)).toMatchObject({ ok: false, iperfVersion: 'iperf 3.9' });
   });
 });
 
