@@ -164,9 +164,10 @@ function classifyReportedError(error: string, doc: Iperf3Document, input: Iperf3
       raw,
     );
   }
-  // A 3.21 server that rejects the credentials just hangs up: the client then reports a stream or
-  // control socket error before any stream connected (measured with 3.12 and 3.21 clients).
-  if (input.authenticated === true && !connected && (CONTROL_ERROR.test(error) || /stream socket/.test(error))) {
+  // A 3.21 server that rejects the credentials just hangs up: before any stream connected, a 3.12
+  // client says "control socket has closed unexpectedly", a 3.21 client "unable to read from
+  // stream socket". (3.9's "Bad file descriptor" is a control connection that never opened.)
+  if (input.authenticated === true && !connected && /control socket has closed|stream socket/.test(error)) {
     return failure(
       'iperf3-auth',
       `the iperf3 server hung up before the test started, as a 3.21 server does when it rejects the credentials (check auth.username and the password; ${PADDING_HINT}): ${said}`,

@@ -259,6 +259,13 @@ describe('the received UDP rate derived for versions before 3.11', () => {
 });
 
 describe('iperf3 3.9 errors: no `error` key in the JSON, the error on stderr', () => {
+  it('keeps their classes when auth is on: a refused or busy server is not a rejection', () => {
+    const withAuth = (name: string) => parseIperf3Result({ ...capturedRun('3.9-glibc', name), protocol: 'tcp', direction: 'upload', authenticated: true });
+    expect(withAuth('error-connection-refused')).toMatchObject({ ok: false, errorClass: 'server-unreachable' });
+    expect(withAuth('error-host-unreachable')).toMatchObject({ ok: false, errorClass: 'server-unreachable' });
+    expect(withAuth('error-server-busy')).toMatchObject({ ok: false, errorClass: 'server-busy' });
+  });
+
   it('the other wording of a busy 3.9 server (seen in an earlier capture of the same case) is server-busy too', () => {
     const run = { ...capturedRun('3.9-glibc', 'error-server-busy'), stderr: 'iperf3: error - the server is busy running a test. try again later\n' };
     const outcome = parseIperf3Result({ ...run, protocol: 'tcp', direction: 'upload' });
