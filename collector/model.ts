@@ -29,6 +29,8 @@ export interface Iperf3TestSpec {
 export interface MetricValue {
   name: MetricName;
   value: number;
+  /** where the parser took the value from: a JSON path of iperf3's output, or a formula */
+  source?: string;
 }
 
 /** What the parser makes of one iperf3 run. */
@@ -39,12 +41,16 @@ export type TestOutcome =
       intervals: Omit<IntervalPoint, 'protocol' | 'direction' | 'timeMs'>[];
       raw: string;
       iperfVersion: string | null;
+      /** about the device's iperf3 version or output, for the operator (collector/iperf3/versions.ts) */
+      warnings?: string[];
     }
   | {
       ok: false;
       errorClass: ErrorClass;
       message: string;
       raw: string | null;
+      /** `start.version` when iperf3 printed JSON, e.g. `iperf 3.9` */
+      iperfVersion?: string;
     };
 
 /** An error with a class the store records. */

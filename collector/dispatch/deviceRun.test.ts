@@ -168,4 +168,37 @@ describe('device run, fault injection', () => {
     expect(execs[0].argv.join(' ')).not.toContain('pa ss');
     expect(logs.join('')).toContain('could not remove the temporary RSA key');
   });
+
+  it('tells the parser that auth was on, so that a server hanging up at once is read as a rejection', async () => {
+    // A 3.12 client against a 3.21 server that rejects it: "control socket has closed unexpectedly".
+    const hangUp = fixture('versions/cross/auth-client-3.12-server-3.21.json');
+    const auth = { auth: { username: 'mon', password: 'pw', rsaPublicKey: 'PEM' } };
+    const withAuth = harness(
+      { connect: async () => new ScriptedSession([hangUp]) },
+      { ...auth, options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false }, auth: { username: 'mon' } }) },
+    );
+    expect((await runTcpThenUdp(withAuth.deps, withAuth.plan)).errorClass).toBe('iperf3-auth');
+    const withoutAuth = harness(
+      { connect: async () => new ScriptedSession([hangUp]) },
+      { options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false } }) },
+    );
+    expect((await runTcpThenUdp(withoutAuth.deps, withoutAuth.plan)).errorClass).toBe('server-unreachable');
+  });
+
+  it("logs the warnings about the device's iperf3 version (3.17.1: no authentication with current OpenSSL)", async () => {
+    const tcp = fixture('versions/3.17.1-glibc/tcp-upload.json');
+    const { deps, plan, logs } = harness(
+      { connect: async () => new ScriptedSession([tcp]) },
+      { options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false } }) },
+    );
+    expect((await runTcpThenUdp(deps, plan)).status).toBe('ok');
+    const line = JSON.parse(logs.find((l) => l.includes('known problems')) ?? '{}');
+    expect(line).toMatchObject({ level: 40, iperfVersion: 'iperf 3.17.1', warnings: [expect.stringMatching(/fixed in iperf3 3\.20/)] });
+    const quiet = harness(
+      { connect: async () => new ScriptedSession([fixture('versions/3.21-glibc/tcp-upload.json')]) },
+      { options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false } }) },
+    );
+    await runTcpThenUdp(quiet.deps, quiet.plan);
+    expect(quiet.logs.join('')).not.toContain('known problems');
+  });
 });

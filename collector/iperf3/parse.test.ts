@@ -118,11 +118,15 @@ describe('parseIperf3Result on real UDP runs', () => {
     });
   });
 
-  it('falls back to end.sum before 3.11 (hand-made: sum_received and sum_sent deleted)', () => {
+  it('falls back to end.sum before 3.11, deriving the received rate (hand-made: sum_received and sum_sent deleted)', () => {
     const sum = json('handmade-udp-upload-3.1').end.sum;
     const outcome = ok(parse('handmade-udp-upload-3.1', 'udp'));
+    // end.sum.bits_per_second is the sender's rate; what arrived is what 3.12 put in sum_received.
+    const received = json('udp-upload').end.sum_received.bits_per_second;
+    expect(Math.abs(metricMap(outcome).udp_bps - received) / received).toBeLessThan(0.001);
+    expect(metricMap(outcome).udp_bps).not.toBe(sum.bits_per_second);
     expect(metricMap(outcome)).toEqual({
-      udp_bps: sum.bits_per_second,
+      udp_bps: metricMap(outcome).udp_bps,
       udp_jitter_ms: sum.jitter_ms,
       udp_lost_packets: sum.lost_packets,
       udp_packets: sum.packets,
@@ -139,14 +143,15 @@ describe('parseIperf3Result on real failures', () => {
     ['error-no-route', 'server-unreachable', 'cannot reach the iperf3 server: iperf3 said "unable to connect to server: Network is unreachable"'],
     ['error-host-unreachable', 'server-unreachable', 'cannot reach the iperf3 server: iperf3 said "unable to connect to server: No route to host"'],
     ['error-connect-timeout', 'server-unreachable', 'cannot reach the iperf3 server: iperf3 said "unable to connect to server: Connection timed out"'],
-    ['error-auth-failed', 'iperf3-auth', 'the iperf3 server rejected the credentials (check auth.username and the password): iperf3 said "test authorization failed"'],
+    ['error-auth-failed', 'iperf3-auth', 'the iperf3 server rejected the credentials (check auth.username and the password; iperf3 3.17 and later pad differently from older versions: run client and server both older or both 3.17 or later, or start a 3.17+ server with --use-pkcs1-padding for older clients): iperf3 said "test authorization failed"'],
     ['error-client-interrupted', 'iperf3-error', 'iperf3 failed: iperf3 said "interrupt - the client has terminated"'],
     ['error-server-terminated', 'iperf3-error', 'iperf3 failed: iperf3 said "the server has terminated"'],
     ['error-server-killed', 'iperf3-error', 'iperf3 failed: iperf3 said "unable to write to stream socket: Connection reset by peer"'],
   ] as const)('%s -> %s, judged by the error key whatever the exit code', (name, errorClass, message) => {
     const run = captured(name);
     const outcome = failed(parse(name));
-    expect(outcome).toEqual({ ok: false, errorClass, message, raw: run.stdout });
+    // The version is kept on failures too: start.version is there even when the test failed.
+    expect(outcome).toEqual({ ok: false, errorClass, message, raw: run.stdout, iperfVersion: 'iperf 3.12' });
   });
 
   it('exit codes do not tell failures apart: iperf3 3.12 exits 0 on most JSON errors', () => {

@@ -77,7 +77,7 @@ export class SqliteRuns implements RunStore {
             o.ok ? null : o.message,
             test.startedAt.getTime(),
             test.endedAt.getTime(),
-            o.ok ? o.iperfVersion : null,
+            o.iperfVersion ?? null,
             o.raw,
           ).lastInsertRowid,
         );

@@ -8,6 +8,7 @@ import { settingsSchema } from '../../../contract/settings.js';
 import { SqliteStore } from './sqliteStore.js';
 import { StoredSettingsError } from '../store.js';
 import { DatabaseInUseError, StartupError } from '../../errors.js';
+import type { TestOutcome } from '../../model.js';
 import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, skippedOutcome } from '../../../tests/support/storeFixtures.js';
 
 let dir: string;
@@ -108,6 +109,16 @@ describe('runs', () => {
       { protocol: 'tcp', direction: 'download', start: 1, end: 2.5, timeMs: T0 + 14_500, bitsPerSecond: 50e6 + 10, omitted: false },
     ]);
     expect(await store.runs.intervals(id + 100)).toEqual([]);
+  });
+
+  it("stores the iperf3 version of a failed test when iperf3 printed it (e.g. 3.9's busy server)", async () => {
+    const id = await store.runs.start({ device: 'r1', trigger: 'manual', roundId: null, startedAt: new Date(T0) });
+    const outcome = failedOutcome(T0);
+    outcome.tests[0] = { ...outcome.tests[0], outcome: { ...outcome.tests[0].outcome, iperfVersion: 'iperf 3.9' } as TestOutcome };
+    await store.runs.finish(id, outcome);
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT iperf_version FROM tests').get()).toEqual({ iperf_version: 'iperf 3.9' });
+    db.close();
   });
 
   it('stores a failed test with its error and raw text, and the zeros flagged failed', async () => {
