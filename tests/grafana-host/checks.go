@@ -68,6 +68,9 @@ func checkDataResponse(refID string, raw *pluginv2.DataResponse, dr backend.Data
 			problems = append(problems, fmt.Sprintf("%s frame %d: meta.type %q is not a type the SDK knows", refID, i, t))
 		}
 	}
+	if fromAlert && (kind.IsTimeSeries() || kind.IsNumeric()) {
+		problems = append(problems, prefix(refID, checkAlertInstances(dr.Frames))...)
+	}
 	switch kind {
 	case data.FrameTypeTimeSeriesMulti:
 		problems = append(problems, prefix(refID, checkTimeSeriesMulti(dr.Frames))...)
@@ -77,6 +80,25 @@ func checkDataResponse(refID string, raw *pluginv2.DataResponse, dr backend.Data
 		if fromAlert && dr.Error == nil {
 			problems = append(problems, fmt.Sprintf("%s: an alert query answered frames of type %q; alerting reads time series and numbers", refID, kind))
 		}
+	}
+	return problems
+}
+
+// checkAlertInstances: alerting turns each series or number into one alert instance named by
+// its labels alone (not the field name) and refuses "duplicate results with labels".
+func checkAlertInstances(frames data.Frames) []string {
+	var problems []string
+	seen := map[string]int{}
+	for i, f := range frames {
+		values := f.TypeIndices(validValueFields()...)
+		if len(values) == 0 {
+			continue
+		}
+		key := f.Fields[values[0]].Labels.String()
+		if prev, dup := seen[key]; dup {
+			problems = append(problems, fmt.Sprintf("frames %d and %d have the same labels %s: alerting refuses duplicate results", prev, i, key))
+		}
+		seen[key] = i
 	}
 	return problems
 }

@@ -117,11 +117,15 @@ func TestGoldenFrameDecodesAndMarshalsAsTheSDKsOwnJSON(t *testing.T) {
 
 func TestAcceptsValidMultiFrames(t *testing.T) {
 	cases := map[string][][]byte{
-		"two series":       arrowBytes(t, seriesFrame("r1", 1, 2, 3), seriesFrame("r2", 5)),
-		"series no data":   arrowBytes(t, typed(data.NewFrame("A"), data.FrameTypeTimeSeriesMulti)),
-		"numbers":          arrowBytes(t, numberFrame("r1", 1), numberFrame("r2", 2)),
-		"numbers no data":  arrowBytes(t, typed(data.NewFrame("A"), data.FrameTypeNumericMulti)),
-		"a table, no type": arrowBytes(t, func() *data.Frame { f := data.NewFrame("t", data.NewField("s", nil, []string{"x"})); f.RefID = "A"; return f }()),
+		"two series":      arrowBytes(t, seriesFrame("r1", 1, 2, 3), seriesFrame("r2", 5)),
+		"series no data":  arrowBytes(t, typed(data.NewFrame("A"), data.FrameTypeTimeSeriesMulti)),
+		"numbers":         arrowBytes(t, numberFrame("r1", 1), numberFrame("r2", 2)),
+		"numbers no data": arrowBytes(t, typed(data.NewFrame("A"), data.FrameTypeNumericMulti)),
+		"a table, no type": arrowBytes(t, func() *data.Frame {
+			f := data.NewFrame("t", data.NewField("s", nil, []string{"x"}))
+			f.RefID = "A"
+			return f
+		}()),
 	}
 	for name, frames := range cases {
 		if _, problems := JudgeQueryData(response(frames...), []string{"A"}, false); len(problems) > 0 {
@@ -156,7 +160,16 @@ func TestRejects(t *testing.T) {
 		{"mixed types", response(arrowBytes(t, seriesFrame("r1", 1), numberFrame("r1", 1))...), false, "differs from frame 0"},
 		{"two values for one number", response(arrowBytes(t, numberFrame("r1", 1, 2))...), false, "a number is exactly one"},
 		{"the same number twice", response(arrowBytes(t, numberFrame("r1", 1), numberFrame("r1", 2))...), false, "the same number"},
-		{"a table for an alert", response(arrowBytes(t, func() *data.Frame { f := data.NewFrame("t", data.NewField("s", nil, []string{"x"})); f.RefID = "A"; return f }())...), true, "alert query"},
+		{"a table for an alert", response(arrowBytes(t, func() *data.Frame {
+			f := data.NewFrame("t", data.NewField("s", nil, []string{"x"}))
+			f.RefID = "A"
+			return f
+		}())...), true, "alert query"},
+		{"two metrics with the same labels in an alert", response(arrowBytes(t, seriesFrame("r1", 1), func() *data.Frame {
+			f := seriesFrame("r1", 1)
+			f.Fields[1].Name = "other"
+			return f
+		}())...), true, "alerting refuses duplicate results"},
 		{"no status", &pluginv2.QueryDataResponse{Responses: map[string]*pluginv2.DataResponse{"A": {}}}, false, "DataResponse.status is 0"},
 		{"a missing response", &pluginv2.QueryDataResponse{Responses: map[string]*pluginv2.DataResponse{}}, false, "no response for this refId"},
 		{"not Arrow", response([]byte("{}")), false, "backend.FromProto"},
