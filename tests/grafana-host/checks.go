@@ -51,6 +51,9 @@ func checkDataResponse(refID string, raw *pluginv2.DataResponse, dr backend.Data
 	if raw.Error != "" && raw.Status > 0 && raw.Status < 400 {
 		problems = append(problems, fmt.Sprintf("%s: error %q with status %d", refID, raw.Error, raw.Status))
 	}
+	if raw.Error != "" && !backend.ErrorSource(raw.ErrorSource).IsValid() {
+		problems = append(problems, fmt.Sprintf("%s: error with errorSource %q; Grafana counts errors as \"plugin\" or \"downstream\"", refID, raw.ErrorSource))
+	}
 	for i, f := range dr.Frames {
 		if f.RefID != refID {
 			problems = append(problems, fmt.Sprintf("%s frame %d: refId is %q", refID, i, f.RefID))

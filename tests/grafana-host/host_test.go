@@ -170,6 +170,7 @@ func TestRejects(t *testing.T) {
 			f.Fields[1].Name = "other"
 			return f
 		}())...), true, "alerting refuses duplicate results"},
+		{"an error without a source", &pluginv2.QueryDataResponse{Responses: map[string]*pluginv2.DataResponse{"A": {Status: 400, Error: "bad"}}}, false, `errorSource ""`},
 		{"no status", &pluginv2.QueryDataResponse{Responses: map[string]*pluginv2.DataResponse{"A": {}}}, false, "DataResponse.status is 0"},
 		{"a missing response", &pluginv2.QueryDataResponse{Responses: map[string]*pluginv2.DataResponse{}}, false, "no response for this refId"},
 		{"not Arrow", response([]byte("{}")), false, "backend.FromProto"},
