@@ -285,3 +285,18 @@ func TestOneCallExitsNonZeroWhenTheJudgeRejects(t *testing.T) {
 		t.Fatalf("without --plugin: exit %d", code)
 	}
 }
+
+func TestDecodeJudgesFramesWithoutAPlugin(t *testing.T) {
+	frames := arrowBytes(t, seriesFrame("r1", 1, 2))
+	request, _ := json.Marshal(map[string]any{"refId": "A", "frames": frames})
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"decode"}, bytes.NewReader(request), &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), `"values":[[1,2],[0,0]]`) {
+		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	unsorted, _ := json.Marshal(map[string]any{"refId": "A", "frames": arrowBytes(t, seriesFrame("r1", 2, 1))})
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"decode"}, bytes.NewReader(unsorted), &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "not sorted") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}

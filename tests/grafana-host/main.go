@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
 )
 
 type envFlags []string
@@ -52,6 +54,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&env, "env", "KEY=VALUE added to the plugin's environment (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: grafana-host --plugin <executable> [--grafana-version V] [--env K=V]... [--plugin-log FILE] [CALL]
+       grafana-host decode    (no plugin: judges the Arrow frames of {"refId", "fromAlert", "frames": [base64]} on stdin)
 
 With CALL (query, check-health, resource, metrics, shutdown): reads one JSON request from
 stdin, prints the result, stops the plugin; exit 1 when the call fails or the SDK rejects
@@ -64,6 +67,9 @@ is stopped (GRPCController/Shutdown) at the end of stdin.
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if fs.NArg() == 1 && fs.Arg(0) == "decode" {
+		return decode(stdin, stdout, stderr)
 	}
 	if *executable == "" || fs.NArg() > 1 {
 		fs.Usage()
@@ -89,6 +95,30 @@ is stopped (GRPCController/Shutdown) at the end of stdin.
 		return oneCall(session, fs.Arg(0), stdin, stdout, stderr)
 	}
 	return serve(session, stdin, stdout, stderr)
+}
+
+// decode judges frames given on stdin, without a plugin: {"refId": "A", "fromAlert": false,
+// "frames": ["<base64 Arrow IPC file>", ...]}, read as one DataResponse with status 200.
+func decode(stdin io.Reader, stdout, stderr io.Writer) int {
+	var req struct {
+		RefID     string   `json:"refId"`
+		FromAlert bool     `json:"fromAlert"`
+		Frames    [][]byte `json:"frames"`
+	}
+	if err := json.NewDecoder(stdin).Decode(&req); err != nil {
+		fmt.Fprintln(stderr, "grafana-host: the request on stdin:", err)
+		return 2
+	}
+	res := &pluginv2.QueryDataResponse{Responses: map[string]*pluginv2.DataResponse{req.RefID: {Frames: req.Frames, Status: 200}}}
+	body, problems := JudgeQueryData(res, []string{req.RefID}, req.FromAlert)
+	if body != nil {
+		fmt.Fprintln(stdout, string(body))
+	}
+	if len(problems) > 0 {
+		fmt.Fprintln(stderr, "grafana-host:", (&CheckFailure{Problems: problems}).Error())
+		return 1
+	}
+	return 0
 }
 
 func oneCall(s *Session, call string, stdin io.Reader, stdout, stderr io.Writer) int {

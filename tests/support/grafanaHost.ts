@@ -20,17 +20,21 @@ export const GRAFANA_HOST_DIR = join(ROOT, 'tests/grafana-host');
 /** build output, ignored by git (tests/grafana-host/.gitignore) */
 export const GRAFANA_HOST_BINARY = join(GRAFANA_HOST_DIR, 'bin/grafana-host');
 
+let built = false;
+
 /**
- * `go build` of the host (modules from the Go proxy on the first run). Go's build cache makes
- * this a second or two when nothing changed, so it always runs and the binary is never stale.
+ * `go build` of the host (modules from the Go proxy on the first run), once per test file. Go's
+ * build cache makes this a second or two when nothing changed, so the binary is never stale.
  */
 export function ensureGrafanaHostBuilt(): string {
+  if (built) return GRAFANA_HOST_BINARY;
   try {
     execFileSync('go', ['build', '-o', GRAFANA_HOST_BINARY, '.'], { cwd: GRAFANA_HOST_DIR, stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (error) {
     const stderr = String((error as { stderr?: Buffer }).stderr ?? '');
     throw new Error(`go build in tests/grafana-host failed (Go 1.26 or newer must be on PATH): ${stderr || (error as Error).message}`);
   }
+  built = true;
   return GRAFANA_HOST_BINARY;
 }
 
@@ -277,4 +281,25 @@ export function values(frame: DataFrame, name: string): unknown[] {
   const field = frame.fields.find((f) => f.name === name);
   if (!field) throw new Error(`frame ${frame.name ?? ''} has no field ${name} (fields: ${frame.fields.map((f) => f.name).join(', ')})`);
   return [...field.values];
+}
+
+/**
+ * Frames judged without a plugin (`grafana-host decode`): decoded by the Go SDK as one
+ * DataResponse with status 200, checked like a QueryData answer; throws GrafanaHostRejection
+ * when rejected. For encoder unit tests.
+ */
+export function judgeFrames(frames: Uint8Array[], options: { refId?: string; fromAlert?: boolean } = {}): { frames: DataFrame[]; json: DataFrameJSON[] } {
+  const binary = ensureGrafanaHostBuilt();
+  const request = { refId: options.refId ?? 'A', fromAlert: options.fromAlert ?? false, frames: frames.map((f) => Buffer.from(f).toString('base64')) };
+  let stdout: string;
+  try {
+    stdout = execFileSync(binary, ['decode'], { input: JSON.stringify(request), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; status?: number };
+    const problems = (e.stderr ?? '').split('\n').filter((l) => l.startsWith('  - ')).map((l) => l.slice(4));
+    throw new GrafanaHostRejection(`grafana-host decode exited ${e.status}: ${e.stderr ?? ''}`, problems, e.stdout ? JSON.parse(e.stdout) : undefined);
+  }
+  const result = JSON.parse(stdout) as { results: Record<string, { frames?: DataFrameJSON[] }> };
+  const json = result.results[request.refId]?.frames ?? [];
+  return { frames: json.map(dataFrameFromJSON), json };
 }
