@@ -58,8 +58,9 @@ func readPluginJSON(executable string) (pluginJSON, error) {
 	return p, nil
 }
 
-// grafanaEnv is the environment Grafana (open source edition, tracing and profiling off) gives
-// a backend plugin; go-plugin adds the magic cookie, PLUGIN_PROTOCOL_VERSIONS and the port range.
+// grafanaEnv is the environment an open source Grafana gives a backend plugin (GF_VERSION,
+// GF_EDITION) plus GF_PLUGIN_VERSION, which the SDK reads; other setups add more (extra).
+// go-plugin adds the magic cookie, PLUGIN_PROTOCOL_VERSIONS and the port range.
 func grafanaEnv(grafanaVersion, pluginVersion string, extra []string) []string {
 	env := []string{
 		"GF_VERSION=" + grafanaVersion,
