@@ -129,9 +129,11 @@ export class GrafanaHost {
     this.logDir = logDir;
     child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    // a request written while the host exits: the exit below answers it
+    child.stdin.on('error', () => undefined);
     this.exited = new Promise((resolveExit) =>
       child.on('exit', (code) => {
-        const failure = new Error(`grafana-host exited (${code}) before answering: ${this.stderr.trim()}`);
+        const failure = this.exitError();
         for (const { reject } of this.pending.values()) reject(failure);
         this.pending.clear();
         resolveExit(code);
@@ -147,6 +149,10 @@ export class GrafanaHost {
     if (options.grafanaVersion) args.push('--grafana-version', options.grafanaVersion);
     for (const [k, v] of Object.entries(options.env ?? {})) args.push('--env', `${k}=${v}`);
     return new GrafanaHost(spawn(binary, args), logDir);
+  }
+
+  private exitError(): Error {
+    return new Error(`grafana-host exited (${this.child.exitCode}) before answering: ${this.stderr.trim()}`);
   }
 
   private onStdout(text: string): void {
@@ -166,7 +172,7 @@ export class GrafanaHost {
     const id = this.nextId++;
     return new Promise<Reply>((resolveReply, reject) => {
       if (this.child.exitCode !== null) {
-        reject(new Error(`grafana-host has exited: ${this.stderr.trim()}`));
+        reject(this.exitError());
         return;
       }
       this.pending.set(id, { resolve: resolveReply, reject });
