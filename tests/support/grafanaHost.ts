@@ -132,7 +132,8 @@ export class GrafanaHost {
     // a request written while the host exits: the exit below answers it
     child.stdin.on('error', () => undefined);
     this.exited = new Promise((resolveExit) =>
-      child.on('exit', (code) => {
+      // 'close': after the exit and the last of its stderr
+      child.on('close', (code) => {
         const failure = this.exitError();
         for (const { reject } of this.pending.values()) reject(failure);
         this.pending.clear();
