@@ -215,6 +215,8 @@ export class GrafanaHost {
       headers: options.fromAlert ? { FromAlert: 'true' } : {},
       queries: queries.map((q) => ({
         refId: q.refId,
+        // Grafana copies the model's queryType into DataQuery.queryType
+        queryType: typeof (q.json as { queryType?: unknown } | null)?.queryType === 'string' ? (q.json as { queryType: string }).queryType : '',
         maxDataPoints: q.maxDataPoints ?? 1000,
         intervalMs: q.intervalMs ?? 60_000,
         timeRange: { from: q.fromMs, to: q.toMs },
