@@ -170,11 +170,16 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
 });
 
 describe('the plugin process', () => {
-  it('prints only the handshake on stdout, within the port range', async () => {
+  it('prints only the handshake on stdout, within the port range, and nothing but hclog JSON on stderr', async () => {
     expect(plugin.port).toBeGreaterThan(minPort);
     expect(plugin.port).toBeLessThanOrEqual(minPort + 20);
     expect(plugin.stdout()).toBe(`1|2|tcp|127.0.0.1:${plugin.port}|grpc\n`);
     expect(await client.health()).toEqual({ status: 'SERVING' });
+    // go-plugin would relay a plain-text line as a debug message without complaint: every
+    // line must be JSON (stderrLines() parses each), with a level go-plugin knows
+    const lines = plugin.stderrLines();
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(['trace', 'debug', 'info', 'warn', 'error']).toContain(line['@level']);
   });
 
   it('exits promptly on SIGTERM, and ignores SIGINT as go-plugin plugins do', async () => {
