@@ -215,7 +215,7 @@ func sdkPlugin(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "gpx_sdk_test")
-	build := exec.Command("go", "build", "-o", exe, "./testdata/sdkplugin")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", exe, "./testdata/sdkplugin")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build testdata/sdkplugin: %v\n%s", err, out)
 	}

@@ -25,11 +25,12 @@ let built = false;
 /**
  * `go build` of the host (modules from the Go proxy on the first run), once per test file. Go's
  * build cache makes this a second or two when nothing changed, so the binary is never stale.
+ * No VCS stamping: a worktree or a checkout owned by another user must not fail the build.
  */
 export function ensureGrafanaHostBuilt(): string {
   if (built) return GRAFANA_HOST_BINARY;
   try {
-    execFileSync('go', ['build', '-o', GRAFANA_HOST_BINARY, '.'], { cwd: GRAFANA_HOST_DIR, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('go', ['build', '-buildvcs=false', '-o', GRAFANA_HOST_BINARY, '.'], { cwd: GRAFANA_HOST_DIR, stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (error) {
     const stderr = String((error as { stderr?: Buffer }).stderr ?? '');
     throw new Error(`go build in tests/grafana-host failed (Go 1.26 or newer must be on PATH): ${stderr || (error as Error).message}`);
