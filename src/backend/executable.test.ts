@@ -1,7 +1,11 @@
 /**
- * The BUILT plugin executable, started exactly as Grafana (hashicorp/go-plugin) starts it:
- * magic cookie and protocol versions in the environment, a port range, another working
- * directory; the handshake line read from stdout, then every service called over gRPC.
+ * The BUILT plugin executable, started as Grafana (hashicorp/go-plugin) starts it.
+ * Grafana's own client side judges the calls: tests/grafana-host (grafana-plugin-sdk-go +
+ * go-plugin, tests/support/grafanaHost.ts) launches it, calls every service, decodes every
+ * frame with the Go SDK, checks the data types as server-side expressions read them, and
+ * answers with the JSON of /api/ds/query, read here by @grafana/data. What the host does not
+ * see is tested on a second process launched by tests/support/pluginProcess.ts: port range, stdout holding
+ * only the handshake, signals, refusal to run outside Grafana.
  * Builds dist/ first when the executable is missing or older than the backend's sources.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -11,18 +15,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
-import { decodeFrame, fieldLabels, PluginClient, timeNanos, type DataSourceSettingsInput } from '../../tests/support/pluginClient.js';
+import { GrafanaHost, values, type HostDataSource } from '../../tests/support/grafanaHost.js';
+import { PluginClient } from '../../tests/support/pluginClient.js';
 import { ensurePluginBuilt, launchPlugin, REPO_ROOT as ROOT, within, type LaunchedPlugin } from '../../tests/support/pluginProcess.js';
 
 const PLUGIN_JSON = JSON.parse(readFileSync(join(ROOT, 'src/plugin.json'), 'utf8')) as { executable: string; id: string };
-/** go-plugin parses `@timestamp` with the layout 2006-01-02T15:04:05.000000Z07:00 */
-const HCLOG_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
 let EXECUTABLE: string;
 let collector: RunningCollector;
+let host: GrafanaHost;
 let plugin: LaunchedPlugin;
 let client: PluginClient;
-let settings: DataSourceSettingsInput;
+let settings: HostDataSource;
 let blocker: Server;
 let minPort: number;
 
@@ -34,6 +38,7 @@ beforeAll(async () => {
     jsonData: { collectorUrl: collector.url, servers: [{ host: '10.0.0.1' }] },
     secure: { apiToken: collector.token },
   };
+  host = GrafanaHost.start({ plugin: EXECUTABLE });
   // Occupy the first port of the range: the plugin must take the next one, as go-plugin does.
   blocker = createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
@@ -45,100 +50,136 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close();
   if (plugin && plugin.child.exitCode === null) plugin.child.kill('SIGKILL');
+  await host?.close();
   blocker?.close();
   await collector?.close();
 });
 
-describe('the plugin executable', () => {
-  it('prints only the handshake on stdout, within the port range, and logs hclog JSON on stderr', async () => {
-    expect(plugin.port).toBeGreaterThan(minPort);
-    expect(plugin.port).toBeLessThanOrEqual(minPort + 20);
-    expect(plugin.stdout()).toBe(`1|2|tcp|127.0.0.1:${plugin.port}|grpc\n`);
-    const lines = plugin.stderrLines();
-    expect(lines.length).toBeGreaterThan(0);
-    for (const line of lines) {
-      expect(['trace', 'debug', 'info', 'warn', 'error']).toContain(line['@level']);
-      expect(typeof line['@message']).toBe('string');
-      expect(line['@timestamp']).toMatch(HCLOG_TIMESTAMP);
-    }
-    expect(lines).toContainEqual(expect.objectContaining({ '@message': 'plugin listening', grafanaVersion: '12.1.0', port: plugin.port }));
-    expect(await client.health()).toEqual({ status: 'SERVING' });
-  });
-
+describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () => {
   it('answers CheckHealth with what a user needs, and says what to fix', async () => {
-    const ok = await client.checkHealth(settings);
+    const ok = await host.checkHealth(settings);
     expect(ok.status).toBe('OK');
     expect(ok.message).toContain(`Collector ${COLLECTOR_VERSION}`);
     expect(ok.message).toContain('3 devices');
     expect(ok.message).toContain('10.0.0.1:5201 reachable');
     expect(ok.message).toContain('Next scheduled run: 2025-02-05T02:00:00.000Z');
+    expect(ok.details).toMatchObject({ devices: 3, version: COLLECTOR_VERSION });
     const dead = `http://127.0.0.1:${await closedPort()}`;
-    const wrongUrl = await client.checkHealth({ ...settings, uid: 'exe-url', jsonData: { collectorUrl: dead, servers: [{ host: '10.0.0.1' }] } });
+    const wrongUrl = await host.checkHealth({ ...settings, uid: 'exe-url', jsonData: { collectorUrl: dead, servers: [{ host: '10.0.0.1' }] } });
+    expect(wrongUrl.status).toBe('ERROR');
     expect(wrongUrl.message).toContain(`Cannot reach the collector at ${dead}`);
-    const wrongToken = await client.checkHealth({ ...settings, uid: 'exe-token', secure: { apiToken: 'wrong-token' } });
+    const wrongToken = await host.checkHealth({ ...settings, uid: 'exe-token', secure: { apiToken: 'wrong-token' } });
     expect(wrongToken.message).toContain('rejected the API token');
-    const badServer = await client.checkHealth({ ...settings, uid: 'exe-server', jsonData: { collectorUrl: collector.url, servers: [{ host: '300.1.1.1' }] } });
+    const badServer = await host.checkHealth({ ...settings, uid: 'exe-server', jsonData: { collectorUrl: collector.url, servers: [{ host: '300.1.1.1' }] } });
     expect(badServer).toMatchObject({ status: 'ERROR' });
     expect(badServer.message).toContain('servers.0.host');
   });
 
-  it('answers QueryData for every query type with Arrow frames Grafana reads', async () => {
+  it('answers QueryData for every query type with frames the SDK reads as the data types they claim', async () => {
     const range = { fromMs: NIGHT0 - DAY, toMs: NOW };
-    const r = await client.queryData(settings, [
+    const before = Date.now();
+    const r = await host.query(settings, [
       { refId: 'ts', json: { queryType: 'timeseries', devices: ['{r1,r2}'], metrics: ['tcp_received_bps'], direction: 'upload' }, ...range },
       { refId: 'latest', json: { queryType: 'latest', devices: ['*'], metrics: ['result'] }, ...range },
       { refId: 'stale', json: { queryType: 'latest', devices: ['*'], metrics: ['last_success_age_s'] }, ...range },
       { refId: 'runs', json: { queryType: 'runs', devices: ['r1'] }, ...range },
       { refId: 'intervals', json: { queryType: 'intervals', devices: ['r2'] }, ...range },
+      { refId: 'empty', json: { queryType: 'timeseries', devices: ['r1'] }, fromMs: NOW + DAY, toMs: NOW + 2 * DAY },
       { refId: 'unknown', json: { queryType: 'timeseries', devices: ['ghost'] }, ...range },
-      { refId: 'malformed', json: null, raw: Buffer.from('{'), ...range },
+      { refId: 'malformed', rawJson: '{', ...range },
     ]);
-    for (const refId of ['ts', 'latest', 'stale', 'runs', 'intervals']) expect(r[refId], refId).toMatchObject({ status: 200, error: '' });
-    const ts = r.ts.frames.map(decodeFrame);
-    expect(ts.map((f) => fieldLabels(f, 1))).toEqual([{ device: 'r1', direction: 'upload' }, { device: 'r2', direction: 'upload' }]);
-    for (const f of ts) {
-      expect(f.meta).toMatchObject({ type: 'timeseries-multi', typeVersion: [0, 1] });
-      expect(String(f.table.schema.fields[0].type)).toBe('Timestamp<NANOSECOND>');
-      const t = timeNanos(f);
-      expect(t.every((v, i) => i === 0 || v > t[i - 1])).toBe(true);
+    const after = Date.now();
+    for (const refId of ['ts', 'latest', 'stale', 'runs', 'intervals', 'empty']) expect(r[refId], refId).toMatchObject({ status: 200, error: undefined });
+    expect(r.ts.frames.map((f) => f.fields[1].labels)).toEqual([{ device: 'r1', direction: 'upload' }, { device: 'r2', direction: 'upload' }]);
+    expect(r.ts.frames.map((f) => f.meta?.type)).toEqual(['timeseries-multi', 'timeseries-multi']);
+    // r1: 100, 200, 300 Mbit/s on three nights, then a failed upload stored as 0
+    expect(values(r.ts.frames[0], 'tcp_received_bps')).toEqual([100e6, 200e6, 300e6, 0]);
+    expect(values(r.ts.frames[0], 'time')).toEqual([0, 1, 2, 3].map((night) => NIGHT0 + night * DAY));
+    expect(r.ts.frames[0].fields[1].config).toMatchObject({ unit: 'bps', custom: { insertNulls: 36 * 3600_000 } });
+    expect(r.latest.frames.map((f) => [f.meta?.type, f.fields[0].labels?.device, values(f, 'result')])).toEqual([
+      ['numeric-multi', 'r1', [0]],
+      ['numeric-multi', 'r2', [1]],
+    ]);
+    // +Inf (h3 never succeeded) survives the SDK's JSON (entities) into @grafana/data
+    // (the executable runs on the real clock; the runs ended 25 s after they started)
+    const ages = Object.fromEntries(r.stale.frames.map((f) => [f.fields[0].labels?.device, values(f, 'last_success_age_s')[0] as number]));
+    for (const [device, endedAt] of [['r1', NIGHT0 + 2 * DAY + 25_000], ['r2', NIGHT0 + 60_000 + 25_000]] as const) {
+      expect(ages[device], device).toBeGreaterThanOrEqual((before - endedAt) / 1000);
+      expect(ages[device], device).toBeLessThanOrEqual((after - endedAt) / 1000);
     }
-    expect(r.latest.frames.map(decodeFrame).every((f) => (f.meta as { type: string }).type === 'numeric-multi')).toBe(true);
-    expect(r.stale.frames).toHaveLength(3);
-    expect(decodeFrame(r.runs.frames[0]).table.numRows).toBe(4);
-    expect(r.intervals.frames).toHaveLength(2);
+    expect(ages.h3).toBe(Number.POSITIVE_INFINITY);
+    expect(r.runs.frames[0].meta?.preferredVisualisationType).toBe('table');
+    expect(values(r.runs.frames[0], 'status')).toEqual(['failed', 'ok', 'ok', 'ok']);
+    expect(r.intervals.frames.map((f) => f.fields[1].labels?.direction)).toEqual(['upload', 'download']);
+    // no data: one frame without fields that still says what it is
+    expect(r.empty.frames).toHaveLength(1);
+    expect(r.empty.frames[0]).toMatchObject({ fields: [], meta: { type: 'timeseries-multi' } });
     expect(r.unknown).toMatchObject({ status: 404, frames: [] });
     expect(r.malformed).toMatchObject({ status: 400, error: 'the query is not valid JSON' });
   });
 
-  it('answers alert queries with one series per device', async () => {
-    const r = await client.queryData(
+  it('answers alert queries (no user, FromAlert) with one series or number per device', async () => {
+    const range = { fromMs: NIGHT0 - DAY, toMs: NOW };
+    const r = await host.query(
       settings,
-      [{ refId: 'A', json: { queryType: 'timeseries', devices: ['*'], metrics: ['result'] }, fromMs: NIGHT0 - DAY, toMs: NOW }],
+      [
+        { refId: 'A', json: { queryType: 'timeseries', devices: ['*'], metrics: ['result'] }, ...range },
+        { refId: 'B', json: { queryType: 'latest', devices: ['*'], metrics: ['tcp_received_bps'], direction: 'download' }, ...range },
+        { refId: 'C', json: { queryType: 'runs', devices: ['*'] }, ...range },
+      ],
       { fromAlert: true },
     );
     expect(r.A.status).toBe(200);
-    expect(r.A.frames.map(decodeFrame).map((f) => fieldLabels(f, 1))).toEqual([{ device: 'r1' }, { device: 'r2' }]);
+    expect(r.A.frames.map((f) => f.fields[1].labels)).toEqual([{ device: 'r1' }, { device: 'r2' }]);
+    expect(r.B.frames.map((f) => f.fields[0].labels)).toEqual([
+      { device: 'r1', direction: 'download' },
+      { device: 'r2', direction: 'download' },
+    ]);
+    expect(r.C).toMatchObject({ status: 400, frames: [] });
   });
 
-  it('serves resources and keeps serving after collector errors', async () => {
-    expect((await client.callResource(settings, 'devices')).code).toBe(200);
-    expect((await client.callResource(settings, 'metrics')).code).toBe(200);
-    expect(await client.callResource(settings, 'runs', { method: 'POST', body: { devices: ['r1'] } })).toMatchObject({ code: 202 });
-    const unreachable = await client.callResource({ ...settings, uid: 'exe-dead', jsonData: { collectorUrl: `http://127.0.0.1:${await closedPort()}` } }, 'devices');
-    expect(unreachable.code).toBe(502);
-    const wrongToken = await client.queryData({ ...settings, uid: 'exe-wt', secure: { apiToken: 'nope' } }, [
+  it('serves resources, answers CollectMetrics, and keeps serving after collector errors', async () => {
+    const devices = await host.resource(settings, 'devices', { user: { login: 'viewer', role: 'Viewer' } });
+    expect(devices.status).toBe(200);
+    expect(devices.headers['Content-Type']).toEqual(['application/json']);
+    expect((devices.body as { id: string }[]).map((d) => d.id)).toEqual(['r1', 'r2', 'h3']);
+    expect((await host.resource(settings, 'runs', { query: 'device=r2&limit=1' })).body).toMatchObject({ runs: [{ device: 'r2' }] });
+    expect((await host.resource({}, 'metrics')).status).toBe(200);
+    expect(await host.resource(settings, 'runs', { method: 'POST', body: { devices: ['r1'] } })).toMatchObject({ status: 202 });
+    expect(collector.control.queued).toContainEqual(['r1']);
+    expect(await host.metrics(settings)).toEqual({ prometheus: '' });
+    const unreachable = await host.resource({ ...settings, uid: 'exe-dead', jsonData: { collectorUrl: `http://127.0.0.1:${await closedPort()}` } }, 'devices');
+    expect(unreachable.status).toBe(502);
+    const wrongToken = await host.query({ ...settings, uid: 'exe-wt', secure: { apiToken: 'nope' } }, [
       { refId: 'A', json: { queryType: 'latest' }, fromMs: NIGHT0, toMs: NOW },
     ]);
     expect(wrongToken.A.status).toBe(502);
-    expect(await client.health()).toEqual({ status: 'SERVING' });
-    expect(plugin.stdout()).toBe(`1|2|tcp|127.0.0.1:${plugin.port}|grpc\n`);
+    expect((await host.resource(settings, 'devices')).status).toBe(200);
   });
 
-  it('exits promptly on GRPCController/Shutdown', async () => {
-    await client.shutdown();
-    const { code } = await within(plugin.exited, 5000, 'exit after Shutdown');
-    expect(code).toBe(0);
-    expect(plugin.stderrLines()).toContainEqual(expect.objectContaining({ '@message': 'stopping', reason: 'GRPCController/Shutdown' }));
+  it('logs what go-plugin can parse, and exits by itself, promptly, when Grafana stops it (GRPCController/Shutdown)', async () => {
+    const stopped = await host.shutdown();
+    expect(stopped).toMatchObject({ graceful: true, exitCode: 0, stdout: '' });
+    expect(stopped.ms).toBeLessThan(2000);
+    const log = host.pluginLog();
+    // go-plugin relays a stderr line it could not parse as hclog JSON verbatim, at debug
+    expect(log.filter((l) => String(l['@message']).startsWith('{'))).toEqual([]);
+    expect(log).toContainEqual(expect.objectContaining({ '@level': 'info', '@message': 'plugin listening', grafanaVersion: '12.1.0' }));
+    expect(log).toContainEqual(expect.objectContaining({ '@message': 'stopping', reason: 'GRPCController/Shutdown' }));
+  });
+});
+
+describe('the plugin process', () => {
+  it('prints only the handshake on stdout, within the port range, and nothing but hclog JSON on stderr', async () => {
+    expect(plugin.port).toBeGreaterThan(minPort);
+    expect(plugin.port).toBeLessThanOrEqual(minPort + 20);
+    expect(plugin.stdout()).toBe(`1|2|tcp|127.0.0.1:${plugin.port}|grpc\n`);
+    expect(await client.health()).toEqual({ status: 'SERVING' });
+    // go-plugin would relay a plain-text line as a debug message without complaint: every
+    // line must be JSON (stderrLines() parses each), with a level go-plugin knows
+    const lines = plugin.stderrLines();
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(['trace', 'debug', 'info', 'warn', 'error']).toContain(line['@level']);
   });
 
   it('exits promptly on SIGTERM, and ignores SIGINT as go-plugin plugins do', async () => {

@@ -1,84 +1,83 @@
 /**
- * Our Arrow frames against the golden frame written by Grafana's Go SDK (a copy of its
- * data/testdata/all_types.golden.arrow in ./testdata): same metadata keys, same Arrow types for
- * the same kinds of fields.
+ * Our Arrow frames as Grafana reads them: decoded by Grafana's Go SDK (tests/grafana-host
+ * `decode`: data.UnmarshalArrowFrames, Arrow Timestamp unit and time zone, the data types'
+ * contracts), marshalled to the JSON of /api/ds/query and read back by @grafana/data.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { tableFromIPC, Type, type Field } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, epochMsToNanoseconds, type DataFrame } from './frames.js';
-import { decodeFrame, timeNanos } from '../../tests/support/pluginClient.js';
+import { GrafanaHostRejection, judgeFrames } from '../../tests/support/grafanaHost.js';
+import { decodeFrame } from '../../tests/support/pluginClient.js';
 
-const GOLDEN = fileURLToPath(new URL('./testdata/grafana-golden/all_types.golden.arrow', import.meta.url));
-
-const SAMPLE: DataFrame = {
+/** every kind of field, with nulls and a sub-millisecond time */
+const TABLE: DataFrame = {
   refId: 'A',
-  name: 'tcp_received_bps',
-  meta: { type: 'timeseries-multi', typeVersion: [0, 1] },
+  name: 'runs',
+  meta: { preferredVisualisationType: 'table' },
   fields: [
     { name: 'time', kind: 'time', values: [1_700_000_000_000, 1_700_000_000_000.125, null] },
-    { name: 'value', kind: 'number', values: [1.5, null, 3], labels: { device: 'r1' }, config: { unit: 'bps' } },
+    { name: 'value', kind: 'number', values: [1.5, null, 3], labels: { device: 'r1' }, config: { unit: 'bps', custom: { insertNulls: 1000 } } },
     { name: 'device', kind: 'string', values: ['r1', null, 'r3'] },
     { name: 'ok', kind: 'boolean', values: [true, false, null] },
   ],
 };
 
-function byType(fields: Field[], predicate: (f: Field) => boolean): Field {
-  const found = fields.find(predicate);
-  if (!found) throw new Error('no such field in the golden frame');
-  return found;
+function series(device: string, times: number[]): DataFrame {
+  return {
+    refId: 'A',
+    name: 'tcp_received_bps',
+    meta: { type: 'timeseries-multi', typeVersion: [0, 1] },
+    fields: [
+      { name: 'time', kind: 'time', values: times },
+      { name: 'tcp_received_bps', kind: 'number', values: times.map((_, i) => i * 1e6), labels: { device } },
+    ],
+  };
 }
 
-describe('Arrow frames', () => {
-  it('use the metadata keys and Arrow types of the Go SDK golden frame', () => {
-    expect(existsSync(GOLDEN), `golden file ${GOLDEN}`).toBe(true);
-    const golden = tableFromIPC(readFileSync(GOLDEN));
-    const ours = tableFromIPC(encodeFrame(SAMPLE));
-    // schema metadata: the same keys
-    expect([...ours.schema.metadata.keys()].sort()).toEqual([...golden.schema.metadata.keys()].sort());
-    const goldenFieldKeys = new Set(golden.schema.fields.flatMap((f) => [...f.metadata.keys()]));
-    for (const f of ours.schema.fields) for (const key of f.metadata.keys()) expect(goldenFieldKeys).toContain(key);
-
-    const gTime = byType(golden.schema.fields, (f) => f.type.typeId === Type.Timestamp);
-    const oTime = ours.schema.fields[0];
-    expect(oTime.type.typeId).toBe(gTime.type.typeId);
-    expect(String(oTime.type)).toBe(String(gTime.type));
-    expect((oTime.type as { unit: number }).unit).toBe((gTime.type as { unit: number }).unit);
-    expect((oTime.type as { timezone: string | null }).timezone ?? null).toBe((gTime.type as { timezone: string | null }).timezone ?? null);
-    expect(oTime.metadata.get('tstype')).toBe(gTime.metadata.get('tstype'));
-
-    const gFloat = byType(golden.schema.fields, (f) => f.name === 'nullable_float64_values');
-    expect(String(ours.schema.fields[1].type)).toBe(String(gFloat.type));
-    expect(ours.schema.fields[1].nullable).toBe(gFloat.nullable);
-    expect(ours.schema.fields[1].metadata.get('tstype')).toBe(gFloat.metadata.get('tstype'));
-
-    const gString = byType(golden.schema.fields, (f) => f.name === 'nullable_string_values');
-    expect(String(ours.schema.fields[2].type)).toBe(String(gString.type));
-    expect(ours.schema.fields[2].metadata.get('tstype')).toBe(gString.metadata.get('tstype'));
-
-    const gBool = byType(golden.schema.fields, (f) => f.name === 'nullable_bool_values');
-    expect(String(ours.schema.fields[3].type)).toBe(String(gBool.type));
-    expect(ours.schema.fields[3].metadata.get('tstype')).toBe(gBool.metadata.get('tstype'));
-
-    // labels and config are JSON, as in the golden frame
-    expect(JSON.parse(ours.schema.fields[1].metadata.get('labels') as string)).toEqual({ device: 'r1' });
-    expect(JSON.parse(ours.schema.fields[1].metadata.get('config') as string)).toEqual({ unit: 'bps' });
-    expect(() => JSON.parse(golden.schema.fields[0].metadata.get('labels') as string)).not.toThrow();
+describe('Arrow frames, read by Grafana\'s Go SDK', () => {
+  it('carry every field kind, nulls, labels, config, meta and sub-millisecond times into the SDK', () => {
+    const { frames, json } = judgeFrames([encodeFrame(TABLE)]);
+    expect(json[0].schema).toMatchObject({ name: 'runs', refId: 'A', meta: { preferredVisualisationType: 'table' } });
+    // typeInfo: the Go type the SDK decoded each field into
+    const fields = (json[0].schema?.fields ?? []) as { name: string; type?: string; typeInfo?: { frame: string; nullable?: boolean } }[];
+    expect(fields.map((f) => [f.name, f.type, f.typeInfo?.frame, f.typeInfo?.nullable])).toEqual([
+      ['time', 'time', 'time.Time', true],
+      ['value', 'number', 'float64', true],
+      ['device', 'string', 'string', true],
+      ['ok', 'boolean', 'bool', true],
+    ]);
+    // the SDK's JSON keeps the nanoseconds below the millisecond apart
+    expect(json[0].data?.values[0]).toEqual([1_700_000_000_000, 1_700_000_000_000, null]);
+    expect(json[0].data?.nanos?.[0]).toEqual([0, 125_000, 0]);
+    const [frame] = frames;
+    expect(frame.fields.map((f) => [...f.values])).toEqual([[1_700_000_000_000, 1_700_000_000_000, null], [1.5, null, 3], ['r1', null, 'r3'], [true, false, null]]);
+    expect(frame.fields[1]).toMatchObject({ labels: { device: 'r1' }, config: { unit: 'bps', custom: { insertNulls: 1000 } } });
   });
 
-  it('is an Arrow IPC file with nanosecond times, nulls and schema metadata', () => {
-    const bytes = encodeFrame(SAMPLE);
-    expect(Buffer.from(bytes.subarray(0, 6)).toString()).toBe('ARROW1');
-    expect(Buffer.from(bytes.subarray(bytes.length - 6)).toString()).toBe('ARROW1');
-    const frame = decodeFrame(bytes);
-    expect(frame).toMatchObject({ name: 'tcp_received_bps', refId: 'A', meta: { type: 'timeseries-multi', typeVersion: [0, 1] } });
-    expect(timeNanos(frame).slice(0, 2)).toEqual([1_700_000_000_000_000_000n, 1_700_000_000_000_125_000n]);
-    expect(frame.table.getChild('time')?.get(2)).toBeNull();
-    expect(frame.table.getChild('value')?.toJSON()).toEqual([1.5, null, 3]);
-    expect(frame.table.getChild('device')?.toJSON()).toEqual(['r1', null, 'r3']);
-    expect(frame.table.getChild('ok')?.toJSON()).toEqual([true, false, null]);
-    expect(frame.table.schema.fields[0].nullable).toBe(true);
+  it('are time series and numbers the dataplane readers take, and the SDK judge refuses broken ones', () => {
+    const ok = judgeFrames([encodeFrame(series('r1', [1000, 2000])), encodeFrame(series('r2', [1500]))], { fromAlert: true });
+    expect(ok.frames.map((f) => f.fields[1].labels)).toEqual([{ device: 'r1' }, { device: 'r2' }]);
+    const number = (device: string): DataFrame => ({
+      refId: 'A',
+      name: 'result',
+      meta: { type: 'numeric-multi', typeVersion: [0, 1] },
+      fields: [{ name: 'result', kind: 'number', values: [1], labels: { device } }],
+    });
+    expect(judgeFrames([encodeFrame(number('r1')), encodeFrame(number('r2'))], { fromAlert: true }).frames).toHaveLength(2);
+    // what the judge refuses: unsorted time, a null time in a series, the same series twice
+    const refused = (frames: DataFrame[]): string[] => {
+      try {
+        judgeFrames(frames.map(encodeFrame));
+      } catch (error) {
+        if (error instanceof GrafanaHostRejection) return error.problems;
+        throw error;
+      }
+      return [];
+    };
+    expect(refused([series('r1', [2000, 1000])]).join()).toContain('time is not sorted');
+    const nullTime = series('r1', [1000, 2000]);
+    nullTime.fields[0].values[1] = null;
+    expect(refused([nullTime]).join()).toContain('no []time.Time field');
+    expect(refused([series('r1', [1000]), series('r1', [2000])]).join()).toContain('the same series');
   });
 
   it('writes non-nullable fields without a validity bitmap, and frames without meta or name', () => {

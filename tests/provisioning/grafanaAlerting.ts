@@ -1,12 +1,12 @@
 /**
  * What Grafana's alerting does with the frames of a data source query before a Threshold: each
  * frame of a multi-frame response becomes one series (timeseries-multi) or one number
- * (numeric-multi), identified by the labels of its value field; two items with the same
- * labels are an error (Grafana refuses "duplicate results with labels"); Reduce `last` with
- * mode dropNN takes the last value that is not NaN, ±Inf or null. Only what the provisioned rules use.
+ * (numeric-multi), identified by the labels of its value field; Reduce `last` with mode dropNN
+ * takes the last value that is not NaN, ±Inf or null. Only what the provisioned rules use.
+ * Whether the frames are valid series and numbers, and that no two share their labels ("duplicate
+ * results with labels"), is judged before, by Grafana's Go SDK in tests/grafana-host.
  */
-import { Type } from 'apache-arrow';
-import { fieldLabels, type DecodedFrame } from '../support/pluginClient.js';
+import { FieldType, type DataFrame } from '@grafana/data';
 
 export interface AlertItem {
   labels: Record<string, string>;
@@ -19,34 +19,17 @@ export function labelKey(labels: Record<string, string>): string {
   return JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
 }
 
-export function alertItems(frames: DecodedFrame[]): AlertItem[] {
-  const items: AlertItem[] = [];
-  for (const frame of frames) {
-    const fields = frame.table.schema.fields;
-    if (fields.length === 0) continue; // an empty frame: "no data"
-    const type = (frame.meta?.type as string | undefined) ?? '';
-    const numberIndexes = fields.map((f, i) => ({ f, i })).filter(({ f }) => [Type.Float, Type.Int].includes(f.type.typeId as Type));
-    if (numberIndexes.length !== 1) throw new Error(`frame ${frame.name}: ${numberIndexes.length} number fields; alerting needs exactly one per frame`);
-    const { f, i } = numberIndexes[0];
-    const column = frame.table.getChildAt(i);
-    const values = Array.from({ length: frame.table.numRows }, (_, row) => {
-      const v: unknown = column?.get(row);
-      return v === null || v === undefined ? Number.NaN : Number(v);
+/** Frames as @grafana/data reads the SDK's JSON (tests/support/grafanaHost.ts). */
+export function alertItems(frames: DataFrame[]): AlertItem[] {
+  return frames
+    .filter((frame) => frame.fields.length > 0) // an empty frame: "no data"
+    .map((frame) => {
+      const value = frame.fields.find((f) => f.type === FieldType.number);
+      const type = frame.meta?.type;
+      if (!value || (type !== 'timeseries-multi' && type !== 'numeric-multi')) throw new Error(`frame ${frame.name}: not a series or a number`);
+      const values = [...value.values].map((v: unknown) => (v === null || v === undefined ? Number.NaN : Number(v)));
+      return { labels: value.labels ?? {}, values, kind: type === 'timeseries-multi' ? 'series' : 'number' };
     });
-    if (type === 'timeseries-multi') {
-      if (!fields.some((x) => x.type.typeId === Type.Timestamp)) throw new Error(`frame ${frame.name}: a series without a time field`);
-      items.push({ labels: fieldLabels(frame, i) ?? {}, values, kind: 'series' });
-    } else if (type === 'numeric-multi') {
-      if (values.length !== 1) throw new Error(`frame ${frame.name}: a numeric frame with ${values.length} rows`);
-      items.push({ labels: fieldLabels(frame, i) ?? {}, values, kind: 'number' });
-    } else {
-      throw new Error(`frame ${frame.name} (${f.name}): meta.type "${type}" is not a kind alerting reads`);
-    }
-  }
-  const keys = items.map((it) => labelKey(it.labels));
-  const duplicate = keys.find((k, idx) => keys.indexOf(k) !== idx);
-  if (duplicate) throw new Error(`duplicate results with labels ${duplicate}`);
-  return items;
 }
 
 export function reduceLastDropNN(item: AlertItem): number | null {

@@ -35,7 +35,7 @@ export function pluginExecutablePath(arch: PluginArch = 'amd64'): string {
 
 /** mtime of the newest file the executable is built from (test files and test helpers are not bundled). */
 function newestSourceMs(): number {
-  const files = ['src/backend', 'src/shared'].flatMap((dir) =>
+  const files = ['src/backend', 'contract'].flatMap((dir) =>
     readdirSync(join(REPO_ROOT, dir), { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile() && !e.name.endsWith('.test.ts') && !e.parentPath.split('/').includes('testing'))
       .map((e) => join(e.parentPath, e.name)),
