@@ -120,18 +120,41 @@ describe('collector core behind the API', () => {
     expect(await service.store.settings.get()).toBeNull();
   });
 
-  it('falls back to the secrets of the YAML file for auth pushed without them', async () => {
+  it('never hands the password of its own file to pushed settings, and refuses pushed file paths', async () => {
     writeFileSync(join(dir, 'pem'), 'PEM');
     service = await startService(
       loaded('clientOptions: { auth: { username: mon, passwordFile: iperf-pass, rsaPublicKeyFile: pem } }'),
       logger,
       { connector: unreachable, schedule: false },
     );
-    const put = await api('/api/v1/settings', {
+    const pools = { 'org-a': [{ host: '10.9.1.1' }] };
+    // a pushed server and key without a password would receive the file's password: refused
+    const harvest = await api('/api/v1/settings', {
       method: 'PUT',
-      body: JSON.stringify({ servers: [{ host: '10.9.0.1' }], pools: { 'org-a': [{ host: '10.9.1.1' }] }, clientOptions: { auth: { username: 'other' } } }),
+      body: JSON.stringify({ servers: [{ host: '203.0.113.66' }], pools, clientOptions: { auth: { username: 'mon', rsaPublicKey: 'ATTACKER PEM' } } }),
     });
-    expect(put.status).toBe(200);
+    expect(harvest.status).toBe(400);
+    expect(harvest.body.fields).toEqual([
+      {
+        field: 'clientOptions.auth.password',
+        message: expect.stringMatching(/^pushed iperf3 authentication needs its own password .*passwordFile of the collector configuration is used only with the settings of that file/),
+      },
+    ]);
+    // file paths belong to the collector's own configuration
+    const paths = await api('/api/v1/settings', {
+      method: 'PUT',
+      body: JSON.stringify({ servers: [{ host: '10.9.0.1' }], pools, clientOptions: { auth: { username: 'mon', password: 'p', passwordFile: '/etc/shadow' } } }),
+    });
+    expect(paths.status).toBe(400);
+    expect(paths.body.fields).toEqual([{ field: 'clientOptions.auth.passwordFile', message: expect.stringMatching(/^file paths cannot be pushed/) }]);
+    expect(await service.store.settings.get()).toBeNull();
+    // with its own password, the public key may still come from the file
+    const own = await api('/api/v1/settings', {
+      method: 'PUT',
+      body: JSON.stringify({ servers: [{ host: '10.9.0.1' }], pools, clientOptions: { auth: { username: 'other', password: 'pushed-secret' } } }),
+    });
+    expect(own.status).toBe(200);
+    expect(JSON.stringify(own.body)).not.toContain('pushed-secret');
   });
 
   it('queues run-now requests, refuses unknown devices (404) and devices already queued (409)', async () => {

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
 import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
+import { settingsSchema } from './settings.js';
 
 export interface ApiLimits {
   /** most devices one request may name (default 1000) */
@@ -146,3 +147,21 @@ export function apiSchemas(limits: ApiLimits) {
     ),
   };
 }
+
+/**
+ * Settings pushed through PUT /api/v1/settings. File paths belong to the collector's own
+ * configuration: a pushed path would be stored and shown as if it were in effect, and could
+ * point the collector at any file it can read.
+ */
+export const pushedSettingsSchema = settingsSchema.superRefine((settings, ctx) => {
+  const auth = settings.clientOptions.auth;
+  for (const key of ['passwordFile', 'rsaPublicKeyFile'] as const) {
+    if (auth?.[key] !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientOptions', 'auth', key],
+        message: 'file paths cannot be pushed: passwordFile and rsaPublicKeyFile belong to the collector configuration file; push the password (secure field) and the PEM itself',
+      });
+    }
+  }
+});

@@ -238,9 +238,9 @@ describe('settings', () => {
     // the collector itself keeps the real password to run the tests
     expect((await store.settings.get())!.settings.clientOptions.auth!.password).toBe('hunter2');
     // auth without a password is returned as it is
-    const noPassword = settingsSchema.parse({ ...input, clientOptions: { auth: { username: 'u', passwordFile: '/run/secrets/p' } } });
+    const noPassword = settingsSchema.parse({ ...input, clientOptions: { auth: { username: 'u', rsaPublicKey: 'PEM' } } });
     const put2 = await call({ method: 'PUT', url: '/api/v1/settings', payload: noPassword });
-    expect(put2.json().settings.clientOptions.auth).toEqual({ username: 'u', passwordFile: '/run/secrets/p', pkcs1Padding: false });
+    expect(put2.json().settings.clientOptions.auth).toEqual({ username: 'u', rsaPublicKey: 'PEM', pkcs1Padding: false });
   });
 
   it('PUT validates, stores, applies and answers with the settings and the time of the save', async () => {

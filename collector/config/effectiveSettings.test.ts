@@ -48,13 +48,13 @@ describe('EffectiveSettings', () => {
     expect(stored.poolServers(null)).toEqual([{ host: '10.9.0.2', port: 5202 }]);
   });
 
-  it('rejects settings that drop a pool a device uses, or auth without a password anywhere, and keeps the current ones', async () => {
+  it('rejects settings that drop a pool a device uses, or pushed auth without its own password, and keeps the current ones', async () => {
     const loaded = config();
     const effective = await EffectiveSettings.load(loaded, store.settings, new Inventory(loaded.devices));
     const before = effective.current;
     expect(() => effective.apply({ ...before, pools: {} }, '2026-01-01T00:00:00.000Z')).toThrow(SettingsRejectedError);
     const auth = { ...before, clientOptions: { ...before.clientOptions, auth: { username: 'u', rsaPublicKey: 'PEM', pkcs1Padding: false } } };
-    expect(() => effective.apply(auth, '2026-01-01T00:00:00.000Z')).toThrow(/clientOptions.auth.password: iperf3 authentication needs a password/);
+    expect(() => effective.apply(auth, '2026-01-01T00:00:00.000Z')).toThrow(/clientOptions.auth.password: pushed iperf3 authentication needs its own password/);
     expect(effective.current).toBe(before);
     expect(effective.apply({ ...before, schedule: { ...before.schedule, cron: '0 3 * * *' } }, '2026-01-01T00:00:00.000Z')).toEqual({ scheduleChanged: true });
     expect(effective.source).toBe('api');

@@ -51,22 +51,29 @@ export class EffectiveSettings {
    * iperf3 auth: pushed values win over the files of the YAML configuration. Settings are only
    * accepted when this resolves (see `errors`), so a run never lacks a secret.
    */
-  authSecrets(settings: Settings = this.settings): Iperf3AuthSecrets | null {
+  authSecrets(settings: Settings = this.settings, source: SettingsSource = this.settingsSource): Iperf3AuthSecrets | null {
     const auth = settings.clientOptions.auth;
     if (!auth) return null;
     return {
       username: auth.username,
-      password: auth.password ?? this.loaded.iperf3Password ?? '',
+      // The file's password goes only to the servers of the file: pushed settings bring their own,
+      // or a pushed server and key could receive it.
+      password: auth.password ?? (source === 'file' ? this.loaded.iperf3Password : undefined) ?? '',
+      // a public key is no secret: the file's may serve pushed settings
       rsaPublicKey: auth.rsaPublicKey ?? this.loaded.iperf3RsaPublicKey ?? '',
     };
   }
 
-  /** Field errors that the schema cannot see: secrets that must come from somewhere, pools devices use. */
+  /** Field errors of pushed settings that the schema cannot see: secrets that must come with them, pools devices use. */
   errors(settings: Settings): FieldError[] {
     const errors: FieldError[] = [];
-    const secrets = this.authSecrets(settings);
+    const secrets = this.authSecrets(settings, 'api');
     if (secrets && secrets.password === '') {
-      errors.push({ field: 'clientOptions.auth.password', message: 'iperf3 authentication needs a password: set it in the data source (secure field) or passwordFile in the collector configuration' });
+      errors.push({
+        field: 'clientOptions.auth.password',
+        message:
+          'pushed iperf3 authentication needs its own password (the data source\'s secure field); the passwordFile of the collector configuration is used only with the settings of that file',
+      });
     }
     if (secrets && secrets.rsaPublicKey === '') {
       errors.push({ field: 'clientOptions.auth.rsaPublicKey', message: "iperf3 authentication needs the server's RSA public key (PEM)" });

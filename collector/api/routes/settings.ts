@@ -1,7 +1,8 @@
 /** The settings in effect, and their replacement by the Grafana data source. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, type SettingsResponse } from '../../../contract/api.js';
-import { settingsSchema, type Settings } from '../../../contract/settings.js';
+import { pushedSettingsSchema } from '../../../contract/apiParams.js';
+import type { Settings } from '../../../contract/settings.js';
 import type { RouteDeps } from './deps.js';
 
 const MASK = '********';
@@ -23,7 +24,7 @@ export const settingsRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { de
 
   app.put(
     `${API_PREFIX}/settings`,
-    { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: settingsSchema } },
+    { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: pushedSettingsSchema } },
     async (request): Promise<SettingsResponse> => {
       const settings = request.body;
       // saved and applied in one transaction: when applying throws, nothing is stored
