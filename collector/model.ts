@@ -91,6 +91,8 @@ export interface ExecOptions {
   stdin?: string;
   /** hard deadline; on expiry the remote process is killed and `timedOut` is set */
   timeoutMs: number;
+  /** most bytes kept of stdout plus stderr; beyond it the remote process is killed and `outputTooLarge` is set (default 16 MiB) */
+  maxOutputBytes?: number;
 }
 
 export interface ExecResult {
@@ -99,6 +101,8 @@ export interface ExecResult {
   /** null when the process was killed by a signal or the deadline */
   exitCode: number | null;
   timedOut: boolean;
+  /** the command printed more than `maxOutputBytes` and was killed; stdout and stderr hold what was kept */
+  outputTooLarge?: boolean;
 }
 
 /** One SSH connection to a device. Commands are argument vectors, quoted by the session. */

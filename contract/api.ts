@@ -26,6 +26,7 @@ export const ERROR_CLASSES = [
   'parse-error',
   'interrupted', // the collector stopped (crash, restart) while the run was in progress
   'iperf3-error', // any other error iperf3 reported in its JSON `error` key
+  'output-too-large', // the device printed more than the collector keeps (16 MiB): the command was stopped
   'internal',
 ] as const;
 export type ErrorClass = (typeof ERROR_CLASSES)[number];

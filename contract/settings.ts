@@ -129,11 +129,28 @@ export function nextRuns(cron: string, timezone: string, count: number, from: Da
   return new Cron(cron.trim(), { timezone, paused: true }).nextRuns(count, from);
 }
 
+/**
+ * Bounds of the settings: each server is probed and locked, so their number is a cost; a round
+ * tests every device, so rounds closer together than a few minutes would only skip each other.
+ */
+export const SETTINGS_LIMITS = { serversPerList: 256, pools: 64, cronMinIntervalMinutes: 5 } as const;
+
+/** The shortest gap, in minutes, between the next fires of a valid cron expression. */
+export function shortestCronGapMinutes(cron: string): number {
+  const runs = nextRuns(cron, 'UTC', 48, new Date(Date.UTC(2026, 0, 1)));
+  let gap = Infinity;
+  for (let i = 1; i < runs.length; i++) gap = Math.min(gap, (runs[i].getTime() - runs[i - 1].getTime()) / 60_000);
+  return gap;
+}
+
 export const scheduleSchema = z.strictObject({
   cron: z
     .string()
     .trim()
     .refine(isValidCron, { message: 'not a valid cron expression: use five fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *" (02:00 every night)' })
+    .refine((cron) => !isValidCron(cron) || shortestCronGapMinutes(cron) >= SETTINGS_LIMITS.cronMinIntervalMinutes, {
+      message: `fires more often than every ${SETTINGS_LIMITS.cronMinIntervalMinutes} minutes: a round tests every device and a new fire during a round is skipped; use e.g. "0 */6 * * *" (every 6 hours)`,
+    })
     .default('0 2 * * *'),
   timezone: z
     .string()
@@ -145,10 +162,28 @@ export const scheduleSchema = z.strictObject({
 });
 export type Schedule = z.infer<typeof scheduleSchema>;
 
+/** A list of servers: at least one, at most SETTINGS_LIMITS.serversPerList, each host:port once. */
+const serverListSchema = (empty: string) =>
+  z
+    .array(serverSchema)
+    .min(1, empty)
+    .max(SETTINGS_LIMITS.serversPerList, `at most ${SETTINGS_LIMITS.serversPerList} servers per list; split them into pools`)
+    .superRefine((servers, ctx) => {
+      const seen = new Set<string>();
+      servers.forEach((s, i) => {
+        const key = `${s.host.toLowerCase()}:${s.port}`;
+        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i, 'host'], message: `${key} is listed twice; list each server once` });
+        seen.add(key);
+      });
+    });
+
 /** What the Grafana data source owns and pushes to the collector (PUT /api/v1/settings). */
 export const settingsSchema = z.strictObject({
-  servers: z.array(serverSchema).min(1, 'add at least one iperf3 server'),
-  pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -'), z.array(serverSchema).min(1)).default({}),
+  servers: serverListSchema('add at least one iperf3 server'),
+  pools: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -').max(64, 'pool names have at most 64 characters'), serverListSchema('a pool needs at least one server'))
+    .refine((pools) => Object.keys(pools).length <= SETTINGS_LIMITS.pools, `at most ${SETTINGS_LIMITS.pools} pools`)
+    .default({}),
   clientOptions: clientOptionsSchema.default(DEFAULT_CLIENT_OPTIONS),
   schedule: scheduleSchema.default(scheduleSchema.parse({})),
 });

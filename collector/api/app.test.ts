@@ -175,6 +175,26 @@ describe('GET /api/v1/health', () => {
     expect(control.checkCalls).toContainEqual(['10.0.0.4', 5202, 50]);
   });
 
+  it('probes each host:port once, at most 16 at a time, however many servers and pools there are', async () => {
+    const servers = Array.from({ length: 200 }, (_, i) => ({ host: `10.1.${i >> 8}.${i & 255}`, port: 5201, key: `10.1.${i >> 8}.${i & 255}:5201`, busy: false, busySeconds: 0 }));
+    control.serverList = [...servers.map((s) => ({ ...s, pool: null })), ...servers.map((s) => ({ ...s, pool: 'copy' }))];
+    let inFlight = 0;
+    let most = 0;
+    const probed: string[] = [];
+    control.checkServer = async (host, port) => {
+      probed.push(`${host}:${port}`);
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 2));
+      inFlight--;
+      return { reachable: true };
+    };
+    const res = await get('/api/v1/health');
+    expect(res.status).toBe(200);
+    expect(res.json().servers).toHaveLength(400);
+    expect(probed.sort()).toEqual(servers.map((s) => s.key).sort());
+    expect(most).toBe(16);
+  });
+
   it('gives null times when the schedule is off and has never run', async () => {
     control.statusValue = { running: false, queueLength: 0, nextRun: null, lastScheduledRun: null, settingsSource: 'api' };
     control.serverList = [];

@@ -169,6 +169,27 @@ describe('device run, fault injection', () => {
     expect(logs.join('')).toContain('could not remove the temporary RSA key');
   });
 
+  it('refuses a password with a line break (it would end the stdin line early), without ever running iperf3 or naming the password', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload-auth.json')]);
+    const { deps, plan, finished } = harness(
+      { connect: async () => session },
+      { auth: { username: 'mon', password: 'first\nsecond', rsaPublicKey: 'PEM' }, options: clientOptionsSchema.parse({ directions: ['upload'], udp: { enabled: false }, auth: { username: 'mon' } }) },
+    );
+    const summary = await runTcpThenUdp(deps, plan);
+    expect([summary.status, summary.errorClass]).toEqual(['failed', 'internal']);
+    expect(summary.message).toMatch(/IPERF3_PASSWORD must not contain a newline/);
+    expect(JSON.stringify(finished)).not.toContain('second');
+    expect(session.commands).toEqual([]);
+  });
+
+  it('stops a test whose output exceeds the cap and records output-too-large, keeping nothing of it', async () => {
+    const flood: ExecResult = { stdout: 'x'.repeat(1000), stderr: '', exitCode: null, timedOut: false, outputTooLarge: true };
+    const { deps, plan, finished } = harness({ connect: async () => new ScriptedSession([flood]) });
+    const summary = await runTcpThenUdp(deps, plan);
+    expect([summary.status, summary.errorClass]).toEqual(['failed', 'output-too-large']);
+    expect(finished[0].tests[0].outcome).toMatchObject({ ok: false, errorClass: 'output-too-large', raw: null });
+  });
+
   it('tells the parser that auth was on, so that a server hanging up at once is read as a rejection', async () => {
     // A 3.12 client against a 3.21 server that rejects it: "control socket has closed unexpectedly".
     const hangUp = fixture('versions/cross/auth-client-3.12-server-3.21.json');

@@ -23,6 +23,7 @@ import {
   type TestResultRecord,
 } from '../model.js';
 import type { RunStore } from '../store/store.js';
+import { execWithSecretEnv } from '../ssh/secret-env.js';
 import { NoServerError, type ServerLease, type ServerRegistry } from './serverRegistry.js';
 
 export interface RunTelemetry {
@@ -80,7 +81,6 @@ export function planTests(options: ClientOptions): PlannedTest[] {
 }
 
 // The password reaches iperf3 through stdin and the environment, never the command line.
-const READ_PASSWORD = 'IFS= read -r IPERF3_PASSWORD; export IPERF3_PASSWORD; exec "$@"';
 
 const ZERO_METRICS: Record<TestProtocol, MetricName[]> = {
   tcp: METRICS.filter((m) => m.group === 'tcp' && m.zeroOnFailure).map((m) => m.name),
@@ -136,11 +136,19 @@ class TestRunner {
     const argv = buildIperf3Argv({ server: lease.server, protocol: test.protocol, direction: test.direction, options, remoteRsaPublicKeyPath: this.keyPath });
     const timeoutMs = computeTestDeadlineMs(options);
     const startedAt = this.deps.clock();
+    // the password travels on stdin into IPERF3_PASSWORD, never on a command line
     const res = auth
-      ? await this.session.exec(['sh', '-c', READ_PASSWORD, 'sh', ...argv], { stdin: `${auth.password}\n`, timeoutMs })
+      ? await execWithSecretEnv(this.session, argv, { IPERF3_PASSWORD: auth.password }, { timeoutMs })
       : await this.session.exec(argv, { timeoutMs });
     const endedAt = this.deps.clock();
-    const outcome: TestOutcome = res.timedOut
+    const outcome: TestOutcome = res.outputTooLarge
+      ? {
+          ok: false,
+          errorClass: 'output-too-large',
+          message: 'the device printed more than the collector keeps (16 MiB) and the command was stopped; check that the device runs a real iperf3',
+          raw: null,
+        }
+      : res.timedOut
       ? { ok: false, errorClass: 'timeout', message: `iperf3 did not finish within the ${Math.round(timeoutMs / 1000)} s deadline and was killed`, raw: res.stdout || null }
       : parseIperf3Result({
           stdout: res.stdout,

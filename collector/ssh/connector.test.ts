@@ -138,6 +138,22 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
     expect(echoed.stdout).toBe(big);
   });
 
+  it('stops a device that prints without end at the output cap, keeps what fits, and kills the remote process', async () => {
+    const session = await open(lab.sshTarget(kind));
+    const flood = await session.exec(['sh', '-c', 'while :; do echo 0123456789abcdef0123456789abcdef; done; sleep 32'], {
+      timeoutMs: 30_000,
+      maxOutputBytes: 64 * 1024,
+    });
+    expect(flood).toMatchObject({ exitCode: null, timedOut: false, outputTooLarge: true });
+    expect(flood.stdout.length + flood.stderr.length).toBe(64 * 1024);
+    expect(flood.stdout.startsWith('0123456789abcdef')).toBe(true);
+    expect(await sleepersIn(kind, '32')).toBe(0);
+    const chatty = await session.exec(['sh', '-c', 'while :; do echo noise >&2; done'], { timeoutMs: 30_000, maxOutputBytes: 8 * 1024 });
+    expect(chatty.outputTooLarge).toBe(true);
+    expect(chatty.stderr.length).toBeLessThanOrEqual(8 * 1024);
+    expect((await session.exec(['echo', 'still'], { timeoutMs: 5000 })).stdout).toBe('still\n'); // the session stays usable
+  });
+
   it('kills the remote process on the deadline (TERM) and reports timedOut', async () => {
     const session = await open(lab.sshTarget(kind));
     const result = await session.exec(['sleep', '31'], { timeoutMs: 500 });

@@ -62,6 +62,9 @@ function redact(message: string, target: DeviceTarget): string {
   return text;
 }
 
+/** Most output kept of one command: iperf3's JSON of a long test with many streams stays far below. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
 export class SshConnector implements DeviceConnector {
   private readonly killGraceMs: number;
   private readonly fileCommandTimeoutMs: number;
@@ -175,9 +178,12 @@ class SshSession implements DeviceSession {
     return new Promise<ExecResult>((resolve, reject) => {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
-      let head = ''; // stderr until the PID line has been seen
+      let head = ''; // stderr until the PID line has been seen (at most 4 KiB)
       let pid: number | undefined;
       let timedOut = false;
+      let outputTooLarge = false;
+      let kept = 0;
+      const maxOutput = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
       let exitCode: number | null | undefined;
       let channel: ClientChannel | undefined;
       let backstop: NodeJS.Timeout | undefined;
@@ -188,7 +194,8 @@ class SshSession implements DeviceSession {
         settled = true;
         clearTimeout(deadline);
         clearTimeout(backstop);
-        const result = { stdout: Buffer.concat(stdout).toString(), stderr: head + Buffer.concat(stderr).toString() };
+        const result = { stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() + head };
+        if (outputTooLarge) return resolve({ ...result, exitCode: null, timedOut: false, outputTooLarge: true });
         if (timedOut) return resolve({ ...result, exitCode: null, timedOut: true });
         if (exitCode === undefined) {
           return reject(
@@ -199,7 +206,7 @@ class SshSession implements DeviceSession {
       };
 
       const killRemote = () => {
-        if (!timedOut || pid === undefined) return;
+        if (!(timedOut || outputTooLarge) || pid === undefined) return;
         const graceSeconds = String(Math.ceil(this.killGraceMs / 1000));
         this.openChannel(quoteArgv(['sh', '-c', KILL_SCRIPT, 'sh', String(pid), graceSeconds])).then(
           (killer) => {
@@ -214,27 +221,50 @@ class SshSession implements DeviceSession {
         );
       };
 
-      const deadline = setTimeout(() => {
-        timedOut = true;
+      const stop = () => {
         killRemote();
         // a stalled connection never confirms the kill: give up on it after the grace time
-        backstop = setTimeout(() => {
+        backstop ??= setTimeout(() => {
           channel?.close();
           settle();
         }, 2 * this.killGraceMs + 3000);
+      };
+      const deadline = setTimeout(() => {
+        timedOut = true;
+        stop();
       }, options.timeoutMs);
+      /** The part of a chunk kept under the cap; a device that prints more is stopped (its output is not ours to buffer). */
+      const admit = (chunk: Buffer): Buffer => {
+        if (outputTooLarge) return chunk.subarray(0, 0);
+        if (kept + chunk.length <= maxOutput) {
+          kept += chunk.length;
+          return chunk;
+        }
+        const part = chunk.subarray(0, maxOutput - kept);
+        kept = maxOutput;
+        outputTooLarge = true;
+        clearTimeout(deadline);
+        stop();
+        return part;
+      };
 
       this.openChannel(command).then((opened) => {
         channel = opened;
-        opened.on('data', (chunk: Buffer) => stdout.push(chunk));
+        opened.on('data', (chunk: Buffer) => stdout.push(admit(chunk)));
         opened.stderr.on('data', (chunk: Buffer) => {
-          if (pid !== undefined) return stderr.push(chunk);
+          if (pid !== undefined) return stderr.push(admit(chunk));
           head += chunk.toString();
           const match = PID_LINE.exec(head);
           if (match) {
             pid = Number(match[1]);
-            head = head.replace(match[0], '');
+            const rest = head.replace(match[0], '');
+            head = '';
+            stderr.push(admit(Buffer.from(rest)));
             killRemote();
+          } else if (head.length > 4096) {
+            // no PID line (the wrapper did not run): the text counts against the cap like any output
+            stderr.push(admit(Buffer.from(head)));
+            head = '';
           }
         });
         opened.on('exit', (code: number | null) => {

@@ -1,8 +1,12 @@
 /** Liveness (no token), Prometheus metrics and the collector's health with a probe of each server. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { API_PREFIX, type HealthResponse, type ServerHealth } from '../../../contract/api.js';
+import pLimit from 'p-limit';
+import { API_PREFIX, type HealthResponse, type ServerHealth, type ServerInfo } from '../../../contract/api.js';
 import type { ServerCheck } from '../types.js';
 import type { RouteDeps } from './deps.js';
+
+/** Most reachability probes in flight at once (the settings allow hundreds of servers). */
+export const PROBE_CONCURRENCY = 16;
 
 function withTimeout(check: Promise<ServerCheck>, ms: number): Promise<ServerCheck> {
   let timer: NodeJS.Timeout | undefined;
@@ -29,12 +33,18 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
   app.get(`${API_PREFIX}/health`, { schema: { summary: 'Version, schedule state and a reachability probe of every iperf3 server' } }, async (): Promise<HealthResponse> => {
     const status = await control.status();
     const devices = control.devices();
-    const servers = await Promise.all(
-      control.servers().map(async (s): Promise<ServerHealth> => {
-        const check = await withTimeout(control.checkServer(s.host, s.port, limits.healthCheckTimeoutMs), limits.healthCheckTimeoutMs);
-        return { ...s, ...check };
-      }),
-    );
+    // each host:port once (a server may be in several pools), a bounded number at a time
+    const limit = pLimit(PROBE_CONCURRENCY);
+    const checks = new Map<string, Promise<ServerCheck>>();
+    const probe = (s: ServerInfo): Promise<ServerCheck> => {
+      let check = checks.get(s.key);
+      if (!check) {
+        check = limit(() => withTimeout(control.checkServer(s.host, s.port, limits.healthCheckTimeoutMs), limits.healthCheckTimeoutMs));
+        checks.set(s.key, check);
+      }
+      return check;
+    };
+    const servers = await Promise.all(control.servers().map(async (s): Promise<ServerHealth> => ({ ...s, ...(await probe(s)) })));
     return {
       status: 'ok',
       version: deps.version,
