@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { formatSummary, runCli, USAGE, type Runtime } from './cli.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { COLLECTOR_VERSION } from './version.js';
+import { SqliteStore } from './store/sqlite/sqliteStore.js';
 
 let dir: string;
 const TOKEN = 'cli-token-0123456789abcdef';
@@ -75,6 +76,10 @@ function runtime(results: RunSummary[]): Runtime & { calls: string[] } {
     run: async (_loaded, _logger, devices) => {
       calls.push(`run ${devices.join(',')}`);
       return results;
+    },
+    forgetHostKey: async (_loaded, device) => {
+      calls.push(`forget ${device}`);
+      return false;
     },
   };
 }
@@ -221,6 +226,26 @@ describe('the built collector executable', () => {
     expect(corrupt.status).toBe(1);
     expect(corrupt.stderr).toMatch(/^error: cannot use database .*corrupt\.db: .*\(SQLITE_NOTADB\); .*move it aside/m);
     expect(corrupt.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('forgets a recorded host key on request, and says when there is none or the device is unknown', async () => {
+    const cfgPath = join(dir, 'keys.yaml');
+    writeFileSync(join(dir, 'k'), 'key');
+    writeFileSync(cfgPath, `apiTokenFile: token\ndatabase: ./keys.db\nservers: [{ host: 127.0.0.1 }]\ndevices: [{ id: ap-9, host: 192.0.2.9, username: root, privateKeyFile: k }]\n`);
+    const store = SqliteStore.open(join(dir, 'keys.db'));
+    await store.hostKeys.record('ap-9', 'SHA256:rotated');
+    await store.close();
+    const forget = (id: string) => spawnSync('node', [main, 'forget-host-key', id, '--config', cfgPath], { encoding: 'utf8' });
+    const first = forget('ap-9');
+    expect([first.status, first.stdout]).toEqual([0, expect.stringMatching(/^forgot the SSH host key recorded for ap-9; the next connection records/)]);
+    const reader = SqliteStore.open(join(dir, 'keys.db'));
+    expect(await reader.hostKeys.get('ap-9')).toBeUndefined();
+    await reader.close();
+    const again = forget('ap-9');
+    expect([again.status, again.stderr]).toEqual([1, 'no host key is recorded for ap-9: nothing to forget\n']);
+    const unknown = forget('nope');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/forget-host-key needs one device id of the configuration/);
   });
 
   it('serves /healthz, logs JSON lines on stderr, and stops cleanly on SIGTERM', async () => {

@@ -17,6 +17,9 @@ Usage:
   collector serve --config <file>            run the schedule and the HTTP API
   collector run <device-id>... --config <file>  test devices now, store and print the results
   collector check-config --config <file>     validate the configuration and exit
+  collector forget-host-key <device-id> --config <file>
+                                             forget the SSH host key recorded for a device
+                                             (after it was re-keyed); the next connection records it again
 
 Options:
   -c, --config <file>   configuration file (default: $COLLECTOR_CONFIG or ./collector.yaml)
@@ -34,6 +37,8 @@ export interface CliIo {
 export interface Runtime {
   serve(loaded: LoadedConfig, logger: Logger): Promise<number>;
   run(loaded: LoadedConfig, logger: Logger, devices: string[]): Promise<RunSummary[]>;
+  /** true when a key was recorded and is now forgotten */
+  forgetHostKey(loaded: LoadedConfig, device: string): Promise<boolean>;
 }
 
 function formatRate(bps: number | undefined): string {
@@ -88,7 +93,7 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
     (values.help ? io.out : io.err)(USAGE);
     return values.help ? 0 : 2;
   }
-  if (!['serve', 'run', 'check-config'].includes(command)) {
+  if (!['serve', 'run', 'check-config', 'forget-host-key'].includes(command)) {
     io.err(`unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
@@ -114,6 +119,22 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
         `  database: ${loaded.databasePath}\n`,
     );
     return 0;
+  }
+
+  if (command === 'forget-host-key') {
+    const device = rest[0];
+    if (rest.length !== 1 || !loaded.devices.some((d) => d.config.id === device)) {
+      io.err(`forget-host-key needs one device id of the configuration, e.g. \`collector forget-host-key ap-lobby --config collector.yaml\`\n`);
+      return 2;
+    }
+    return startupGuard(io, async () => {
+      if (!(await runtime.forgetHostKey(loaded, device))) {
+        io.err(`no host key is recorded for ${device}: nothing to forget\n`);
+        return 1;
+      }
+      io.out(`forgot the SSH host key recorded for ${device}; the next connection records the key the device presents (pin hostKey to check it instead)\n`);
+      return 0;
+    });
   }
 
   const logger = createLogger({ level: values['log-level'] });

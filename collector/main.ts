@@ -1,12 +1,13 @@
 /** Entry point of `npm run collector -- <command>` and of the container image. */
 import { runCli } from './cli.js';
-import { runOnce, startService } from './service.js';
+import { forgetHostKey, runOnce, startService } from './service.js';
 
 const exitCode = await runCli(
   process.argv.slice(2),
   { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env },
   {
     run: (loaded, logger, devices) => runOnce(loaded, logger, devices),
+    forgetHostKey: (loaded, device) => forgetHostKey(loaded, device),
     serve: async (loaded, logger) => {
       const service = await startService(loaded, logger);
       return new Promise<number>((resolve) => {

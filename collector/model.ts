@@ -114,9 +114,17 @@ export interface DeviceSession {
   close(): void;
 }
 
+export interface ConnectOptions {
+  /**
+   * May an unknown host key be trusted on first use? Yes by default; the runner says no when a
+   * password would be sent over the connection and the configuration did not opt into it.
+   */
+  trustOnFirstUse?: boolean;
+}
+
 export interface DeviceConnector {
   /** throws ClassifiedError('unreachable' | 'ssh-auth' | 'host-key-mismatch') */
-  connect(target: DeviceTarget): Promise<DeviceSession>;
+  connect(target: DeviceTarget, options?: ConnectOptions): Promise<DeviceSession>;
 }
 
 /** One finished test as the store records it. */

@@ -82,6 +82,16 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
   return { app, collector, store, url, close };
 }
 
+/** The `forget-host-key` command: works beside a running `serve` (a single small write). */
+export async function forgetHostKey(loaded: LoadedConfig, device: string): Promise<boolean> {
+  const store = SqliteStore.open(loaded.databasePath);
+  try {
+    return await store.hostKeys.forget(device);
+  } finally {
+    await store.close();
+  }
+}
+
 /** The `run` command: test devices now, store the runs, return their summaries. */
 export async function runOnce(loaded: LoadedConfig, logger: Logger, devices: string[], options: ServiceOptions = {}): Promise<RunSummary[]> {
   const { store, collector } = await openCore(loaded, logger, options);

@@ -329,6 +329,20 @@ describe('settings', () => {
     expect(log).not.toContain(TOKEN);
   });
 
+  it('keeps a token or password put in the query string out of the access log', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(chunk.toString()), cb()) }));
+    app = build({ logger });
+    await call({ method: 'GET', url: `/api/v1/devices?token=${TOKEN}&x=1&Password=hunter2&api_key=k3y`, token: null });
+    await call({ method: 'GET', url: `/api/v1/runs?device=a&access_token=${TOKEN}` });
+    const log = lines.join('');
+    expect(log).toContain('"url":"/api/v1/devices?token=[redacted]&x=1&Password=[redacted]&api_key=[redacted]"');
+    expect(log).toContain('"url":"/api/v1/runs?device=a&access_token=[redacted]"');
+    expect(log).not.toContain(TOKEN);
+    expect(log).not.toContain('hunter2');
+    expect(log).not.toContain('k3y');
+  });
+
   it('PUT answers 400 for malformed JSON, 415 for another content type and 413 for a huge body', async () => {
     const bad = await call({ method: 'PUT', url: '/api/v1/settings', payload: '{"servers": [', headers: { 'content-type': 'application/json' } });
     expect(bad.status).toBe(400);

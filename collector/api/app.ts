@@ -9,6 +9,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import { API_PREFIX } from '../../contract/api.js';
 import { bearerTokenHook } from './auth.js';
 import { installErrorHandling } from './errorHandler.js';
+import { serializeRequest } from './requestLog.js';
 import { apiSchemas, DEFAULT_API_LIMITS, type ApiLimits } from '../../contract/apiParams.js';
 import type { RouteDeps } from './routes/deps.js';
 import { healthRoutes } from './routes/health.js';
@@ -36,7 +37,7 @@ export function buildApi(deps: ApiDeps) {
   const app = Fastify({
     ...SERVER_TIMEOUTS,
     bodyLimit: limits.bodyLimit,
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    ...(deps.logger ? { loggerInstance: deps.logger.child({}, { serializers: { req: serializeRequest } }) } : { logger: false }),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

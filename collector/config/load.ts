@@ -98,6 +98,11 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
   if (errors.length > 0) throw new ConfigError(`${path} refers to files or values that are not usable`, errors);
 
   const databasePath = isAbsolute(config.database) ? config.database : resolve(base, config.database);
+  if (config.ssh.trustOnFirstUse) {
+    warnings.push(
+      'ssh.trustOnFirstUse is on: the first connection to a device without a pinned hostKey records whatever key it presents, and passwords are then sent to it; pin hostKey for devices reached over untrusted networks',
+    );
+  }
   return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, warnings };
 }
 

@@ -50,8 +50,14 @@ export const collectorConfigSchema = z
     ssh: z
       .strictObject({
         connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
+        /**
+         * Record an unknown device's host key at the first connection even when a password (SSH
+         * or iperf3) would then be sent: a man-in-the-middle at that first connection would get it.
+         * Off by default: such devices need a pinned hostKey.
+         */
+        trustOnFirstUse: z.boolean().default(false),
       })
-      .default({ connectTimeoutMs: 10000 }),
+      .default({ connectTimeoutMs: 10000, trustOnFirstUse: false }),
     /** a busy server (another client outside our control): other servers, then retries with backoff */
     busyRetry: z
       .strictObject({

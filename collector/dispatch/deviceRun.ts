@@ -56,6 +56,8 @@ export interface RunPlan {
   auth: Iperf3AuthSecrets | null;
   trigger: Trigger;
   roundId: number | null;
+  /** may an unknown host key be recorded on first use (default yes; see ConnectOptions) */
+  trustOnFirstUse?: boolean;
 }
 
 export interface PlannedTest {
@@ -194,7 +196,7 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
   let server: string | null = null;
 
   try {
-    session = await deps.connector.connect(device);
+    session = await deps.connector.connect(device, { trustOnFirstUse: plan.trustOnFirstUse });
     reached = true;
     if (plan.auth) keyPath = await session.writeTempFile(plan.auth.rsaPublicKey);
     runner = new TestRunner(deps, plan, session, keyPath);

@@ -118,6 +118,9 @@ export class Runner {
     const { deps } = this;
     // jobs are made for devices checked against the inventory, which does not change while the process runs
     const device = deps.inventory.get(job.device) as LoadedDevice;
+    const auth = deps.settings.authSecrets();
+    // a password (SSH or iperf3) must not reach a key nobody checked, unless the operator opted in
+    const passwordSent = device.target.password !== undefined || auth !== null;
     return runTcpThenUdp(
       {
         store: deps.store,
@@ -133,9 +136,10 @@ export class Runner {
         device: device.target,
         servers: deps.settings.poolServers(job.pool),
         options: deps.settings.current.clientOptions,
-        auth: deps.settings.authSecrets(),
+        auth,
         trigger: job.trigger,
         roundId: job.roundId,
+        trustOnFirstUse: deps.loaded.config.ssh.trustOnFirstUse || !passwordSent,
       },
     );
   }

@@ -235,6 +235,23 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
     expect(unwritable.keys.size).toBe(0);
   });
 
+  it('does not trust an unknown key on first use when asked not to, but accepts a recorded or pinned one', async () => {
+    const hostKeys = new MemoryHostKeys();
+    const logger = { info: vi.fn(), warn: vi.fn() };
+    const fingerprint = lab.device(kind).hostKeyFingerprint;
+    const refused = await connector({ hostKeys, logger })
+      .connect(lab.sshTarget(kind), { trustOnFirstUse: false })
+      .then(() => null, (e: ClassifiedError) => e);
+    expect(refused?.errorClass).toBe('host-key-mismatch');
+    expect(refused?.message).toContain(`is not pinned and none is recorded, and a password would be sent`);
+    expect(refused?.message).toContain(`pin it as hostKey: ${fingerprint}, or set ssh.trustOnFirstUse: true`);
+    expect(hostKeys.keys.size).toBe(0);
+    expect(logger.warn).toHaveBeenCalledWith({ device: kind, presented: fingerprint }, expect.stringMatching(/not trusted on first use/));
+    sessions.push(await connector({ hostKeys }).connect({ ...lab.sshTarget(kind), hostKey: fingerprint }, { trustOnFirstUse: false }));
+    await hostKeys.record(kind, fingerprint);
+    sessions.push(await connector({ hostKeys }).connect(lab.sshTarget(kind), { trustOnFirstUse: false }));
+  });
+
   it('checks a pinned fingerprint, padded or not, ahead of the recorded one', async () => {
     const hostKeys = new MemoryHostKeys();
     await hostKeys.record(kind, 'SHA256:stale');

@@ -9,6 +9,7 @@ import {
   ClassifiedError,
   type DeviceConnector,
   type DeviceSession,
+  type ConnectOptions,
   type DeviceTarget,
   type ExecOptions,
   type ExecResult,
@@ -74,7 +75,7 @@ export class SshConnector implements DeviceConnector {
     this.fileCommandTimeoutMs = options.fileCommandTimeoutMs ?? 15_000;
   }
 
-  connect(target: DeviceTarget): Promise<DeviceSession> {
+  connect(target: DeviceTarget, connectOptions: ConnectOptions = {}): Promise<DeviceSession> {
     const { hostKeys, logger } = this.options;
     const client = new Client();
     let mismatch: string | undefined;
@@ -86,6 +87,14 @@ export class SshConnector implements DeviceConnector {
       const pinned = target.hostKey?.replace(/=+$/, '');
       const expected = pinned ?? (await hostKeys.get(target.id));
       if (expected === undefined) {
+        if (connectOptions.trustOnFirstUse === false) {
+          mismatch =
+            `the host key of ${describe(target)} is not pinned and none is recorded, and a password would be sent: the collector does not trust it on first use. ` +
+            `Check the key on the device (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub or dropbearkey -y -f <key>) and pin it as hostKey: ${presented}, ` +
+            'or set ssh.trustOnFirstUse: true in the collector configuration';
+          logger?.warn({ device: target.id, presented }, 'SSH host key not trusted on first use: a password would be sent');
+          return false;
+        }
         firstUse = presented;
         return true;
       }

@@ -251,14 +251,24 @@ describe('collector against the lab', () => {
     writeFileSync(join(keyDir, 'pass'), 'right-password');
     writeFileSync(join(keyDir, 'wrong'), 'wrong-password');
     writeFileSync(join(keyDir, 'server.pem'), server.auth?.publicKeyPem as string);
-    const opts = (passwordFile: string) => ({
+    const opts = (passwordFile: string, more: Partial<ConfigOptions> = {}): ConfigOptions => ({
       devices: ['osh'],
       servers: ['auth'],
       clientOptions: { time: 1, omit: 0, directions: ['upload'], udp: { enabled: false }, auth: { username: 'mon', passwordFile: join(keyDir, passwordFile), rsaPublicKeyFile: join(keyDir, 'server.pem') } },
+      ...more,
     });
-    const [ok] = await runOnce(config('auth-ok', opts('pass')), logger, ['osh']);
+    // a password is at stake: an unknown, unpinned host key is not trusted on first use
+    const [unpinned] = await runOnce(config('auth-unpinned', opts('pass')), logger, ['osh']);
+    expect([unpinned.status, unpinned.errorClass]).toEqual(['failed', 'host-key-mismatch']);
+    expect(unpinned.message).toContain(`pin it as hostKey: ${lab.device('osh').hostKeyFingerprint}`);
+    expect(unpinned.tests).toEqual([]);
+    const pinned = { deviceOverrides: { osh: { hostKey: lab.device('osh').hostKeyFingerprint } } };
+    const [ok] = await runOnce(config('auth-ok', opts('pass', pinned)), logger, ['osh']);
     expect(ok.status, ok.message ?? '').toBe('ok');
-    const [bad] = await runOnce(config('auth-bad', opts('wrong')), logger, ['osh']);
+    // or the operator opts into trust on first use (and is warned)
+    const tofu = config('auth-bad', opts('wrong', { extra: { ssh: { connectTimeoutMs: 3000, trustOnFirstUse: true } } }));
+    expect(tofu.warnings.join()).toMatch(/ssh.trustOnFirstUse is on/);
+    const [bad] = await runOnce(tofu, logger, ['osh']);
     expect([bad.status, bad.errorClass]).toEqual(['failed', 'iperf3-auth']);
     // no key file left on the device (the namespaces share this filesystem)
     const pem = server.auth?.publicKeyPem as string;
