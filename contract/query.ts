@@ -4,7 +4,7 @@
  * Saved queries carry `pluginVersion` so that old ones can be migrated later.
  */
 import { z } from 'zod';
-import { DIRECTIONS, METRIC_NAMES, type MetricName } from './metrics.js';
+import { DERIVED_METRIC_NAMES, DIRECTIONS, isDerivedMetric, METRIC_NAMES } from './metrics.js';
 import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
 
 export const QUERY_TYPES = ['timeseries', 'latest', 'runs', 'intervals'] as const;
@@ -27,8 +27,18 @@ export const labelMatcherSchema = z.strictObject({
 });
 export type LabelMatcher = z.infer<typeof labelMatcherSchema>;
 
-const metricSchema = z.enum(METRIC_NAMES as [MetricName, ...MetricName[]], {
-  error: (issue) => `unknown metric "${String(issue.input)}"; use one of ${METRIC_NAMES.join(', ')}`,
+const QUERY_METRIC_NAMES = [...METRIC_NAMES, ...DERIVED_METRIC_NAMES];
+
+/** Stored metrics only: derived metrics are named as such, so the message says where they work. */
+const storedMetricSchema = z.enum(METRIC_NAMES, {
+  error: (issue) =>
+    isDerivedMetric(String(issue.input))
+      ? `metric ${String(issue.input)} is only available in "latest" queries`
+      : `unknown metric "${String(issue.input)}"; use one of ${METRIC_NAMES.join(', ')}`,
+});
+/** Stored and derived metrics ("latest" queries). */
+const queryMetricSchema = z.enum(QUERY_METRIC_NAMES, {
+  error: (issue) => `unknown metric "${String(issue.input)}"; use one of ${QUERY_METRIC_NAMES.join(', ')}`,
 });
 
 const baseQuery = {
@@ -42,15 +52,26 @@ const baseQuery = {
 };
 
 const metricFilter = {
-  metrics: z.array(metricSchema).min(1, 'pick at least one metric').default(['tcp_received_bps']),
   /** `host:port` of one iperf3 server */
   server: z.string().optional(),
   direction: z.enum(DIRECTIONS).optional(),
   splitByServer: z.boolean().default(false),
 };
+const DEFAULT_METRICS = ['tcp_received_bps' as const];
+const PICK_A_METRIC = 'pick at least one metric';
 
-export const timeSeriesQuerySchema = z.object({ ...baseQuery, queryType: z.literal('timeseries'), ...metricFilter });
-export const latestQuerySchema = z.object({ ...baseQuery, queryType: z.literal('latest'), ...metricFilter });
+export const timeSeriesQuerySchema = z.object({
+  ...baseQuery,
+  queryType: z.literal('timeseries'),
+  metrics: z.array(storedMetricSchema).min(1, PICK_A_METRIC).default(() => [...DEFAULT_METRICS]),
+  ...metricFilter,
+});
+export const latestQuerySchema = z.object({
+  ...baseQuery,
+  queryType: z.literal('latest'),
+  metrics: z.array(queryMetricSchema).min(1, PICK_A_METRIC).default(() => [...DEFAULT_METRICS]),
+  ...metricFilter,
+});
 export const runsQuerySchema = z.object({
   ...baseQuery,
   queryType: z.literal('runs'),

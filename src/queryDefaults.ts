@@ -3,7 +3,7 @@
  * a provisioned dashboard written by hand); the editors work on the normalised form.
  */
 import { ALL_DEVICES, DEFAULT_QUERY, QUERY_TYPES, type QueryType } from '../contract/query.js';
-import type { MetricName } from '../contract/metrics.js';
+import type { QueryMetricName } from '../contract/metrics.js';
 import type { Iperf3DataQuery } from './types.js';
 import packageJson from '../package.json' with { type: 'json' };
 
@@ -19,12 +19,12 @@ export interface NormalizedQuery {
   refId: string;
   queryType: QueryType;
   devices: string[];
-  metrics: MetricName[];
+  metrics: QueryMetricName[];
 }
 
 export function normalizeQuery(query: Iperf3DataQuery): Iperf3DataQuery & NormalizedQuery {
   const queryType = isQueryType(query.queryType) ? query.queryType : (DEFAULT_QUERY.queryType as QueryType);
-  const metrics = 'metrics' in query && Array.isArray(query.metrics) ? query.metrics : (DEFAULT_QUERY as { metrics: MetricName[] }).metrics;
+  const metrics = 'metrics' in query && Array.isArray(query.metrics) ? query.metrics : (DEFAULT_QUERY as { metrics: QueryMetricName[] }).metrics;
   return {
     ...query,
     queryType,

@@ -3,7 +3,7 @@
  *   GET  devices    DeviceInfo[]: the inventory (id, host, labels, pool, enabled, last run)
  *   GET  labels     { [label]: values[] }: label names and values (matchers, variables)
  *   GET  servers    ServerInfo[]: the collector's iperf3 servers
- *   GET  metrics    CatalogueEntry[]: the metrics catalogue, derived metrics included
+ *   GET  metrics    CatalogueEntry[]: the metric catalogue of contract/metrics.ts, derived metrics included
  *   GET  runs?device=&status=&limit=   RunsResponse: recent runs
  *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
  */
@@ -12,7 +12,7 @@ import { MAX_RUNS_PER_REQUEST, RUN_STATUSES, type RunsResponse, type RunStatus }
 import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
-import { METRICS_CATALOGUE } from './metricsCatalogue.js';
+import { METRIC_CATALOGUE } from '../../contract/metrics.js';
 import { describeError } from './queryErrors.js';
 import { expandDeviceEntries } from './deviceSelection.js';
 
@@ -67,7 +67,7 @@ const HANDLERS: Record<string, Partial<Record<'GET' | 'POST', Handler>>> = {
 
 /** Resources that need no collector, available even before the settings are valid. */
 export function staticResource(path: string, method: string): ResourceResponse | null {
-  if (path === 'metrics' && method.toUpperCase() === 'GET') return jsonResponse(200, METRICS_CATALOGUE);
+  if (path === 'metrics' && method.toUpperCase() === 'GET') return jsonResponse(200, METRIC_CATALOGUE);
   return null;
 }
 

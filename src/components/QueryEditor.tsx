@@ -10,7 +10,7 @@ import { Alert, InlineSwitch, Input, MultiSelect, RadioButtonGroup, Select } fro
 import { useEffect, useState } from 'react';
 import type { DeviceInfo, RunStatus, ServerInfo } from '../../contract/api.js';
 import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from '../../contract/api.js';
-import type { Direction, MetricName } from '../../contract/metrics.js';
+import { isQueryMetric, isStoredMetric, type Direction } from '../../contract/metrics.js';
 import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
 import { normalizeQuery, PLUGIN_VERSION } from '../queryDefaults.js';
@@ -101,7 +101,12 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
       {withMetrics && (
         <EditorRow>
           <EditorField label="Metrics" htmlFor="iperf3-query-metrics">
-            <MetricPicker value={query.metrics} latest={query.queryType === 'latest'} onChange={(metrics: MetricName[]) => changeAndRun({ metrics })} />
+            <MetricPicker
+              queryType={query.queryType === 'latest' ? 'latest' : 'timeseries'}
+              value={query.metrics}
+              accepts={query.queryType === 'latest' ? isQueryMetric : isStoredMetric}
+              onChange={(metrics) => changeAndRun({ metrics } as Partial<Iperf3DataQuery>)}
+            />
           </EditorField>
           <EditorField label="Direction" optional>
             <RadioButtonGroup<Direction | ''>
