@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DERIVED_METRIC_NAMES, DIRECTIONS, isDerivedMetric, METRIC_NAMES } from './metrics.js';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
+import { runsLimitSchema, runStatusSchema } from './api.js';
 
 export const QUERY_TYPES = ['timeseries', 'latest', 'runs', 'intervals'] as const;
 export type QueryType = (typeof QUERY_TYPES)[number];
@@ -72,11 +72,13 @@ export const latestQuerySchema = z.object({
   metrics: z.array(queryMetricSchema).min(1, PICK_A_METRIC).default(() => [...DEFAULT_METRICS]),
   ...metricFilter,
 });
+export const DEFAULT_RUNS_LIMIT = 500;
 export const runsQuerySchema = z.object({
   ...baseQuery,
   queryType: z.literal('runs'),
-  status: z.array(z.enum(RUN_STATUSES)).default([]),
-  limit: z.number().int().min(1).max(MAX_RUNS_PER_REQUEST, `at most ${MAX_RUNS_PER_REQUEST} runs per query`).default(500),
+  status: z.array(runStatusSchema).default([]),
+  /** a run log is read on a screen: more rows than one request's default */
+  limit: runsLimitSchema.default(DEFAULT_RUNS_LIMIT),
 });
 export const intervalsQuerySchema = z.object({
   ...baseQuery,

@@ -76,7 +76,7 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
     this.variables = new DeviceVariableSupport(this);
     this.annotations = {
       // Failed and interrupted runs as annotations; the backend's run-log frame has time and message fields.
-      getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'], limit: 500 }),
+      getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'] }),
     };
   }
 

@@ -8,7 +8,13 @@
  *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
  */
 import { z } from 'zod';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES, type RunsResponse, type RunStatus } from '../../contract/api.js';
+import {
+  DEFAULT_RUNS_PER_REQUEST,
+  runNowRequestSchema,
+  runsLimitSchema,
+  runStatusSchema,
+  type RunsResponse,
+} from '../../contract/api.js';
 import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
@@ -42,10 +48,12 @@ function errorResponse(code: number, error: string, message: string): ResourceRe
   return jsonResponse(code, { error, message });
 }
 
-const runNowSchema = z.union([
-  z.strictObject({ devices: z.array(z.string().min(1)).min(1, 'name at least one device') }),
-  z.strictObject({ device: z.string().min(1, 'name a device') }),
-]);
+/** The collector's run-now body, plus `{"device": "r1"}` as a shorthand of `{"devices": ["r1"]}`. */
+const runNowBodySchema = z.preprocess((body) => {
+  if (body === null || typeof body !== 'object' || !('device' in body) || 'devices' in body) return body;
+  const { device, ...rest } = body;
+  return { ...rest, devices: [device] };
+}, runNowRequestSchema);
 
 type Handler = (client: CollectorClient, params: URLSearchParams, body: Uint8Array | null) => Promise<ResourceResponse>;
 
@@ -93,20 +101,15 @@ export async function handleResource(request: ResourceRequest, instance: () => D
 }
 
 async function listRuns(client: CollectorClient, params: URLSearchParams): Promise<ResourceResponse> {
-  const status = params.getAll('status');
-  const badStatus = status.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
-  if (badStatus.length > 0) {
-    return errorResponse(400, 'invalid-status', `unknown status ${badStatus.join(', ')}; use ${RUN_STATUSES.join(', ')}`);
-  }
-  const limit = Number(params.get('limit') ?? '100');
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RUNS_PER_REQUEST) {
-    return errorResponse(400, 'invalid-limit', `limit must be a whole number from 1 to ${MAX_RUNS_PER_REQUEST}`);
-  }
+  const status = z.array(runStatusSchema).safeParse(params.getAll('status'));
+  if (!status.success) return errorResponse(400, 'invalid-status', formatFieldErrors(fieldErrors(status.error, 'status')));
+  const limit = runsLimitSchema.safeParse(params.has('limit') ? Number(params.get('limit')) : DEFAULT_RUNS_PER_REQUEST);
+  if (!limit.success) return errorResponse(400, 'invalid-limit', formatFieldErrors(fieldErrors(limit.error, 'limit')));
   const devices = expandDeviceEntries(params.getAll('device'));
   const runs = await client.runs({
     devices: devices.length > 0 ? devices : undefined,
-    status: status.length > 0 ? (status as RunStatus[]) : undefined,
-    limit,
+    status: status.data.length > 0 ? status.data : undefined,
+    limit: limit.data,
   });
   return jsonResponse(200, { runs } satisfies RunsResponse);
 }
@@ -118,10 +121,9 @@ async function runNow(client: CollectorClient, _params: URLSearchParams, body: U
   } catch {
     return errorResponse(400, 'invalid-json', 'the body is not valid JSON; send {"devices": ["<device id>"]}');
   }
-  const parsed = runNowSchema.safeParse(parsedBody);
+  const parsed = runNowBodySchema.safeParse(parsedBody);
   if (!parsed.success) {
     return errorResponse(400, 'invalid-body', `${formatFieldErrors(fieldErrors(parsed.error))}; send {"devices": ["<device id>"]}`);
   }
-  const devices = 'devices' in parsed.data ? parsed.data.devices : [parsed.data.device];
-  return jsonResponse(202, await client.runNow(devices));
+  return jsonResponse(202, await client.runNow(parsed.data.devices));
 }
