@@ -4,6 +4,7 @@
  * fetched from the collector and turned into frames Grafana's panels and its alerting
  * expressions (Reduce, Threshold) accept: one series per frame with unique labels.
  */
+import pLimit from 'p-limit';
 import type { DeviceInfo, RunRecord, Series } from '../../contract/api.js';
 import {
   querySchema,
@@ -25,6 +26,10 @@ export const DEFAULT_MAX_POINTS = 1000;
 export const MAX_POINTS_PER_SERIES = 20_000;
 /** Devices per collector request: keeps URLs short for large fleets. */
 export const DEVICES_PER_REQUEST = 100;
+/** Collector requests one query has in flight at a time. */
+const REQUESTS_IN_FLIGHT = 4;
+/** Run-history look-ups (one small request per device) in flight at a time. */
+const LOOK_BACKS_IN_FLIGHT = 8;
 /** A missed nightly run shows as a gap: points further apart than this are not connected. */
 export const NIGHTLY_GAP_MS = 36 * 3600 * 1000;
 
@@ -125,20 +130,6 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
-/** Runs `task` over `items` with at most `limit` in flight, keeping the order of results. */
-async function mapLimited<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 /** Labels that identify a series: the device, plus server/direction/metric where they split series. */
 export function seriesLabels(
   s: { device: string; server: string | null; direction: string | null; metric: string },
@@ -177,7 +168,7 @@ async function timeSeriesFrames(query: TimeSeriesQuery, message: DataQueryMessag
     selection.devices.map((d) => d.id),
     DEVICES_PER_REQUEST,
   );
-  const responses = await mapLimited(groups, 4, (devices) =>
+  const responses = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) =>
     ctx.client.series(
       {
         devices,
@@ -229,7 +220,7 @@ async function latestFrames(query: LatestQuery, ctx: QueryContext): Promise<Data
       selection.devices.map((d) => d.id),
       DEVICES_PER_REQUEST,
     );
-    const responses = await mapLimited(groups, 4, (devices) =>
+    const responses = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) =>
       ctx.client.latest({ devices, metrics: stored, server: query.server, direction: query.direction }, ctx.signal),
     );
     values.push(...responses.flatMap((r) => r.values));
@@ -267,7 +258,7 @@ async function lastSuccessAges(devices: DeviceInfo[], ctx: QueryContext): Promis
     else if (device.lastRun) lookBack.push(device);
     else ages.set(device.id, Number.POSITIVE_INFINITY);
   }
-  await mapLimited(lookBack, 8, async (device) => {
+  await pLimit(LOOK_BACKS_IN_FLIGHT).map(lookBack, async (device) => {
     const [run] = await ctx.client.runs({ devices: [device.id], status: ['ok'], limit: 1 }, ctx.signal);
     ages.set(device.id, run ? (now - successAt(run)) / 1000 : Number.POSITIVE_INFINITY);
   });
@@ -287,7 +278,7 @@ async function runsFrames(query: RunsQuery, message: DataQueryMessage, ctx: Quer
         selection.devices.map((d) => d.id),
         DEVICES_PER_REQUEST,
       );
-      const results = await mapLimited(groups, 4, (devices) => ctx.client.runs({ ...request, devices }, ctx.signal));
+      const results = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) => ctx.client.runs({ ...request, devices }, ctx.signal));
       runs = results.flat();
     }
   }
