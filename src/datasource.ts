@@ -10,8 +10,7 @@ import {
   type TypedVariableModel,
 } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv, type TemplateSrv } from '@grafana/runtime';
-import type { DeviceInfo, RunNowResponse, RunsResponse, ServerInfo } from '../contract/api.js';
-import type { MetricDefinition } from '../contract/metrics.js';
+import type { DeviceInfo, RunNowResponse, ServerInfo } from '../contract/api.js';
 import { ALL_DEVICES, DEFAULT_QUERY, type LabelMatcher } from '../contract/query.js';
 import { PLUGIN_VERSION } from './queryDefaults.js';
 import type { Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
@@ -113,14 +112,6 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
 
   async getServers(): Promise<ServerInfo[]> {
     return this.getResource<ServerInfo[]>('servers');
-  }
-
-  async getMetrics(): Promise<MetricDefinition[]> {
-    return this.getResource<MetricDefinition[]>('metrics');
-  }
-
-  async getRuns(): Promise<RunsResponse> {
-    return this.getResource<RunsResponse>('runs');
   }
 
   /** Queues a run now for these devices (the collector skips devices already running). */

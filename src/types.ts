@@ -1,6 +1,6 @@
 /**
  * Types of the data source as Grafana sees it: jsonData and secureJsonData of the settings
- * page, and the query model wrapped as a Grafana DataQuery. Shapes come from src/shared so
+ * page, and the query model wrapped as a Grafana DataQuery. Shapes come from contract/ so
  * frontend, plugin backend and collector agree.
  */
 import type { DataQuery, DataSourceJsonData } from '@grafana/data';

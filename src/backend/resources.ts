@@ -1,7 +1,6 @@
 /**
  * CallResource: small JSON endpoints for the editors, template variables and actions.
  *   GET  devices    DeviceInfo[]: the inventory (id, host, labels, pool, enabled, last run)
- *   GET  labels     { [label]: values[] }: label names and values (matchers, variables)
  *   GET  servers    ServerInfo[]: the collector's iperf3 servers
  *   GET  metrics    CatalogueEntry[]: the metric catalogue of contract/metrics.ts, derived metrics included
  *   GET  runs?device=&status=&limit=   RunsResponse: recent runs
@@ -59,16 +58,6 @@ type Handler = (client: CollectorClient, params: URLSearchParams, body: Uint8Arr
 
 const HANDLERS: Record<string, Partial<Record<'GET' | 'POST', Handler>>> = {
   devices: { GET: async (client) => jsonResponse(200, await client.devices()) },
-  labels: {
-    GET: async (client) => {
-      const labels: Record<string, Set<string>> = {};
-      for (const device of await client.devices()) {
-        for (const [name, value] of Object.entries(device.labels)) (labels[name] ??= new Set()).add(value);
-      }
-      const names = Object.keys(labels).sort();
-      return jsonResponse(200, Object.fromEntries(names.map((name) => [name, [...labels[name]].sort()])));
-    },
-  },
   servers: { GET: async (client) => jsonResponse(200, await client.servers()) },
   runs: { GET: listRuns, POST: runNow },
 };
