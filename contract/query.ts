@@ -57,7 +57,8 @@ const metricFilter = {
   direction: z.enum(DIRECTIONS).optional(),
   splitByServer: z.boolean().default(false),
 };
-const DEFAULT_METRICS = ['tcp_received_bps' as const];
+/** What a new metric query shows. */
+export const DEFAULT_METRICS = ['tcp_received_bps' as const];
 const PICK_A_METRIC = 'pick at least one metric';
 
 export const timeSeriesQuerySchema = z.object({
@@ -101,10 +102,18 @@ export type IntervalsQuery = z.infer<typeof intervalsQuerySchema>;
 export type Iperf3Query = z.infer<typeof querySchema>;
 export type Iperf3QueryInput = z.input<typeof querySchema>;
 
-export const DEFAULT_QUERY: Partial<Iperf3QueryInput> = {
+/** Each query type's model as a saved query may hold it: fields with a default may be missing. */
+export interface QueryInputs {
+  timeseries: z.input<typeof timeSeriesQuerySchema>;
+  latest: z.input<typeof latestQuerySchema>;
+  runs: z.input<typeof runsQuerySchema>;
+  intervals: z.input<typeof intervalsQuerySchema>;
+}
+
+export const DEFAULT_QUERY: QueryInputs['timeseries'] = {
   queryType: 'timeseries',
   devices: [ALL_DEVICES],
-  metrics: ['tcp_received_bps'],
+  metrics: [...DEFAULT_METRICS],
 };
 
 /** Variable queries (CustomVariableSupport): list devices, label values or servers. */
@@ -115,6 +124,7 @@ export const variableQuerySchema = z.strictObject({
   labelMatchers: z.array(labelMatcherSchema).default([]),
 });
 export type VariableQuery = z.infer<typeof variableQuerySchema>;
+export type VariableQueryInput = z.input<typeof variableQuerySchema>;
 
 /** True when a device with these labels passes every matcher (regexes are anchored, as in Prometheus). */
 export function matchesLabels(labels: Record<string, string>, matchers: LabelMatcher[]): boolean {

@@ -80,7 +80,7 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
   }
 
   override getDefaultQuery(_app: CoreApp): Partial<Iperf3DataQuery> {
-    return { ...DEFAULT_QUERY, pluginVersion: PLUGIN_VERSION } as Partial<Iperf3DataQuery>;
+    return { ...DEFAULT_QUERY, pluginVersion: PLUGIN_VERSION };
   }
 
   override filterQuery(query: Iperf3DataQuery): boolean {
@@ -92,9 +92,9 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
     const out: Iperf3DataQuery = { ...query };
     if (query.devices) out.devices = interpolateList(templateSrv, query.devices, scopedVars);
     if (query.labelMatchers) out.labelMatchers = interpolateMatchers(templateSrv, query.labelMatchers, scopedVars);
-    if ('server' in query && query.server) {
-      const server = templateSrv.replace(query.server, scopedVars);
-      (out as { server?: string }).server = server === '' ? undefined : server;
+    if ((out.queryType === 'timeseries' || out.queryType === 'latest') && out.server) {
+      const server = templateSrv.replace(out.server, scopedVars);
+      out.server = server === '' ? undefined : server;
     }
     return out;
   }
