@@ -20,9 +20,12 @@ export const QUERY_TYPE_LABELS: Record<QueryType, { label: string; description: 
 /** A device entry of `*` selects every device. */
 export const ALL_DEVICES = '*';
 
+/** As in Prometheus: equal, not equal, anchored regex match, anchored regex non-match. */
+export const LABEL_MATCHER_OPS = ['=', '!=', '=~', '!~'] as const;
+
 export const labelMatcherSchema = z.strictObject({
   label: z.string().min(1, 'label name is required'),
-  op: z.enum(['=', '!=', '=~', '!~']).default('='),
+  op: z.enum(LABEL_MATCHER_OPS).default('='),
   value: z.string(),
 });
 export type LabelMatcher = z.infer<typeof labelMatcherSchema>;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { Cron } from 'croner';
+import { DIRECTIONS } from './metrics.js';
 
 const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -80,10 +81,10 @@ export const clientOptionsSchema = z.strictObject({
   blockcount: sizeSchema.nullable().default(null),
   omit: z.number().int().min(0, 'must be from 0 to 60 s').max(60, 'must be from 0 to 60 s').default(0),
   directions: z
-    .array(z.enum(['upload', 'download']))
+    .array(z.enum(DIRECTIONS))
     .min(1, 'pick at least one direction: upload, download')
     .refine((d) => new Set(d).size === d.length, 'list each direction once')
-    .default(['upload', 'download']),
+    .default(() => [...DIRECTIONS]),
   // prefault: a missing object is parsed as {}, so its defaults are the inner ones (written once)
   tcp: z.strictObject({ bitrate: bitrateSchema.default('0'), length: sizeSchema.nullable().default('128K') }).prefault({}),
   udp: z

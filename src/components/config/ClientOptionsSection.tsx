@@ -1,11 +1,11 @@
 import { ConfigSection, ConfigSubSection } from '@grafana/plugin-ui';
 import { Checkbox, Field, Input, InlineSwitch, SecretInput, Stack, TextArea } from '@grafana/ui';
+import { DIRECTIONS, type Direction } from '../../../contract/metrics.js';
 import { DEFAULT_CLIENT_OPTIONS, type SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import { parseNumberInput, type FieldErrorMap } from './settingsValidation.js';
 
 type ClientOptionsInput = NonNullable<SettingsInput['clientOptions']>;
-type Direction = 'upload' | 'download';
 
 interface Props {
   value: ClientOptionsInput | undefined;
@@ -48,14 +48,14 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
     onChange(next as ClientOptionsInput);
   };
   const err = (path: string) => ({ invalid: !!errors[`clientOptions.${path}`], error: errors[`clientOptions.${path}`] });
-  const directions: Direction[] = (value.directions as Direction[] | undefined) ?? [...DEFAULT_CLIENT_OPTIONS.directions];
+  const directions: Direction[] = value.directions ?? [...DEFAULT_CLIENT_OPTIONS.directions];
   const tcp = value.tcp ?? {};
   const udp = value.udp ?? {};
   const auth = value.auth ?? null;
   const udpEnabled = udp.enabled ?? DEFAULT_CLIENT_OPTIONS.udp.enabled;
 
   const toggleDirection = (d: Direction, on: boolean) =>
-    set({ directions: (['upload', 'download'] as Direction[]).filter((x) => (x === d ? on : directions.includes(x))) });
+    set({ directions: DIRECTIONS.filter((x) => (x === d ? on : directions.includes(x))) });
 
   return (
     <ConfigSection
@@ -94,7 +94,7 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
       </Stack>
       <Field label="Directions" description="upload: device to server; download: server to device (-R)" {...err('directions')}>
         <Stack gap={2}>
-          {(['upload', 'download'] as Direction[]).map((d) => (
+          {DIRECTIONS.map((d) => (
             <Checkbox key={d} label={d === 'upload' ? 'Upload' : 'Download'} value={directions.includes(d)} onChange={(e) => toggleDirection(d, e.currentTarget.checked)} />
           ))}
         </Stack>
