@@ -1,8 +1,9 @@
 /**
  * Payloads of the collector's HTTP API (docs/api.md), shared by the collector that serves
- * them and the plugin backend that reads them. Times are ISO-8601 strings in UTC unless the
- * name ends in `Ms` (Unix epoch milliseconds).
+ * them and the plugin backend that reads them, with the schemas of the values both check.
+ * Times are ISO-8601 strings in UTC unless the name ends in `Ms` (Unix epoch milliseconds).
  */
+import { z } from 'zod';
 import type { Direction, MetricName } from './metrics.js';
 import type { Settings } from './settings.js';
 
@@ -11,8 +12,22 @@ export const API_PREFIX = '/api/v1';
 /** Most runs one GET /api/v1/runs returns; the query model and the editors use the same bound. */
 export const MAX_RUNS_PER_REQUEST = 1000;
 
+/** Runs one request returns when it names no limit: the collector's API and the plugin's `runs` resource. */
+export const DEFAULT_RUNS_PER_REQUEST = 100;
+
+const LIMIT_RANGE = `must be a whole number from 1 to ${MAX_RUNS_PER_REQUEST}`;
+/** How many runs to list (GET /api/v1/runs, the plugin's `runs` resource, the run-log query). */
+export const runsLimitSchema = z
+  .number({ error: LIMIT_RANGE })
+  .int(LIMIT_RANGE)
+  .min(1, LIMIT_RANGE)
+  .max(MAX_RUNS_PER_REQUEST, `at most ${MAX_RUNS_PER_REQUEST} runs per request`);
+
 export const RUN_STATUSES = ['running', 'ok', 'failed', 'skipped', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+export const runStatusSchema = z.enum(RUN_STATUSES, {
+  error: (issue) => `"${String(issue.input)}" is not a run status; use one of ${RUN_STATUSES.join(', ')}`,
+});
 
 export const ERROR_CLASSES = [
   'unreachable', // SSH TCP connect failed / timed out: run is `skipped`, no zeros written
@@ -189,9 +204,16 @@ export interface SettingsResponse {
   updatedAt: string | null;
 }
 
-export interface RunNowRequest {
-  devices: string[];
-}
+/** POST /api/v1/runs: test these devices now. */
+export const runNowRequestSchema = z.strictObject(
+  {
+    devices: z
+      .array(z.string().trim().min(1, 'a device id cannot be empty'), { error: 'required: a list of device ids, e.g. ["r1"]' })
+      .min(1, 'name at least one device'),
+  },
+  { error: (issue) => (issue.code === 'invalid_type' ? 'send a JSON object such as {"devices": ["r1"]}' : undefined) },
+);
+export type RunNowRequest = z.infer<typeof runNowRequestSchema>;
 
 export interface RunNowResponse {
   queued: string[];

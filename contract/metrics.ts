@@ -1,11 +1,13 @@
 /**
  * The metric catalogue: one definition shared by the collector (what it stores), the plugin
- * backend (units, display names) and the frontend (grouped pickers).
+ * backend (units, display names, derived metrics) and the frontend (grouped pickers).
  *
  * A stored metric point is (run, device, server, direction, name, value, time, failed).
  * `direction` is `upload` (device -> server) or `download` (server -> device, iperf3 `-R`)
  * for per-test metrics and null for per-run metrics such as `result`.
  */
+import type { QueryType } from './query.js';
+
 export const DIRECTIONS = ['upload', 'download'] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
@@ -126,5 +128,66 @@ export const METRICS = [
   },
 ] as const satisfies readonly MetricDefinition[];
 
+/** A metric the collector stores. */
 export type MetricName = (typeof METRICS)[number]['name'];
-export const METRIC_NAMES = METRICS.map((m) => m.name) as MetricName[];
+export const METRIC_NAMES: MetricName[] = METRICS.map((m) => m.name);
+
+/** Metrics the plugin backend computes from the run history; the collector never stores them. */
+export const DERIVED_METRICS = [
+  {
+    name: 'last_success_age_s',
+    group: 'run',
+    unit: 's',
+    displayName: 'Time since last successful run',
+    description:
+      "seconds since the end of the device's last run in which every test succeeded (result = 1); +Inf when it never succeeded",
+    perDirection: false,
+    zeroOnFailure: false,
+  },
+] as const satisfies readonly MetricDefinition[];
+
+export type DerivedMetricName = (typeof DERIVED_METRICS)[number]['name'];
+export const DERIVED_METRIC_NAMES: DerivedMetricName[] = DERIVED_METRICS.map((m) => m.name);
+/** Feeds the "stale data" alert rule. */
+export const LAST_SUCCESS_AGE: DerivedMetricName = 'last_success_age_s';
+
+/** Any metric a query can name: stored or derived. */
+export type QueryMetricName = MetricName | DerivedMetricName;
+
+/** The query types that read metrics. */
+export type MetricQueryType = Extract<QueryType, 'timeseries' | 'latest'>;
+
+export interface CatalogueEntry extends MetricDefinition {
+  name: QueryMetricName;
+  /** computed by the plugin backend, not stored by the collector */
+  derived: boolean;
+  /** the query types that accept this metric (derived metrics: latest only) */
+  queryTypes: MetricQueryType[];
+}
+
+/** Every metric a query can name, derived ones included: the backend's `metrics` resource. */
+export const METRIC_CATALOGUE: CatalogueEntry[] = [
+  ...METRICS.map((m): CatalogueEntry => ({ ...m, derived: false, queryTypes: ['timeseries', 'latest'] })),
+  ...DERIVED_METRICS.map((m): CatalogueEntry => ({ ...m, derived: true, queryTypes: ['latest'] })),
+];
+
+export function isDerivedMetric(name: string): name is DerivedMetricName {
+  return (DERIVED_METRIC_NAMES as string[]).includes(name);
+}
+
+export function isStoredMetric(name: string): name is MetricName {
+  return (METRIC_NAMES as string[]).includes(name);
+}
+
+export function isQueryMetric(name: string): name is QueryMetricName {
+  return isStoredMetric(name) || isDerivedMetric(name);
+}
+
+export function catalogueEntry(name: string): CatalogueEntry | undefined {
+  return METRIC_CATALOGUE.find((m) => m.name === name);
+}
+
+/** The metrics a query of this type accepts, in catalogue order. */
+export function metricsFor(queryType: MetricQueryType): CatalogueEntry[] {
+  return METRIC_CATALOGUE.filter((m) => m.queryTypes.includes(queryType));
+}

@@ -4,8 +4,8 @@
  * Saved queries carry `pluginVersion` so that old ones can be migrated later.
  */
 import { z } from 'zod';
-import { DIRECTIONS, METRIC_NAMES, type MetricName } from './metrics.js';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
+import { DERIVED_METRIC_NAMES, DIRECTIONS, isDerivedMetric, METRIC_NAMES } from './metrics.js';
+import { runsLimitSchema, runStatusSchema } from './api.js';
 
 export const QUERY_TYPES = ['timeseries', 'latest', 'runs', 'intervals'] as const;
 export type QueryType = (typeof QUERY_TYPES)[number];
@@ -20,15 +20,28 @@ export const QUERY_TYPE_LABELS: Record<QueryType, { label: string; description: 
 /** A device entry of `*` selects every device. */
 export const ALL_DEVICES = '*';
 
+/** As in Prometheus: equal, not equal, anchored regex match, anchored regex non-match. */
+export const LABEL_MATCHER_OPS = ['=', '!=', '=~', '!~'] as const;
+
 export const labelMatcherSchema = z.strictObject({
   label: z.string().min(1, 'label name is required'),
-  op: z.enum(['=', '!=', '=~', '!~']).default('='),
+  op: z.enum(LABEL_MATCHER_OPS).default('='),
   value: z.string(),
 });
 export type LabelMatcher = z.infer<typeof labelMatcherSchema>;
 
-const metricSchema = z.enum(METRIC_NAMES as [MetricName, ...MetricName[]], {
-  error: (issue) => `unknown metric "${String(issue.input)}"; use one of ${METRIC_NAMES.join(', ')}`,
+const QUERY_METRIC_NAMES = [...METRIC_NAMES, ...DERIVED_METRIC_NAMES];
+
+/** Stored metrics only: derived metrics are named as such, so the message says where they work. */
+const storedMetricSchema = z.enum(METRIC_NAMES, {
+  error: (issue) =>
+    isDerivedMetric(String(issue.input))
+      ? `metric ${String(issue.input)} is only available in "latest" queries`
+      : `unknown metric "${String(issue.input)}"; use one of ${METRIC_NAMES.join(', ')}`,
+});
+/** Stored and derived metrics ("latest" queries). */
+const queryMetricSchema = z.enum(QUERY_METRIC_NAMES, {
+  error: (issue) => `unknown metric "${String(issue.input)}"; use one of ${QUERY_METRIC_NAMES.join(', ')}`,
 });
 
 const baseQuery = {
@@ -42,20 +55,34 @@ const baseQuery = {
 };
 
 const metricFilter = {
-  metrics: z.array(metricSchema).min(1, 'pick at least one metric').default(['tcp_received_bps']),
   /** `host:port` of one iperf3 server */
   server: z.string().optional(),
   direction: z.enum(DIRECTIONS).optional(),
   splitByServer: z.boolean().default(false),
 };
+/** What a new metric query shows. */
+export const DEFAULT_METRICS = ['tcp_received_bps' as const];
+const PICK_A_METRIC = 'pick at least one metric';
 
-export const timeSeriesQuerySchema = z.object({ ...baseQuery, queryType: z.literal('timeseries'), ...metricFilter });
-export const latestQuerySchema = z.object({ ...baseQuery, queryType: z.literal('latest'), ...metricFilter });
+export const timeSeriesQuerySchema = z.object({
+  ...baseQuery,
+  queryType: z.literal('timeseries'),
+  metrics: z.array(storedMetricSchema).min(1, PICK_A_METRIC).default(() => [...DEFAULT_METRICS]),
+  ...metricFilter,
+});
+export const latestQuerySchema = z.object({
+  ...baseQuery,
+  queryType: z.literal('latest'),
+  metrics: z.array(queryMetricSchema).min(1, PICK_A_METRIC).default(() => [...DEFAULT_METRICS]),
+  ...metricFilter,
+});
+export const DEFAULT_RUNS_LIMIT = 500;
 export const runsQuerySchema = z.object({
   ...baseQuery,
   queryType: z.literal('runs'),
-  status: z.array(z.enum(RUN_STATUSES)).default([]),
-  limit: z.number().int().min(1).max(MAX_RUNS_PER_REQUEST, `at most ${MAX_RUNS_PER_REQUEST} runs per query`).default(500),
+  status: z.array(runStatusSchema).default([]),
+  /** a run log is read on a screen: more rows than one request's default */
+  limit: runsLimitSchema.default(DEFAULT_RUNS_LIMIT),
 });
 export const intervalsQuerySchema = z.object({
   ...baseQuery,
@@ -78,10 +105,18 @@ export type IntervalsQuery = z.infer<typeof intervalsQuerySchema>;
 export type Iperf3Query = z.infer<typeof querySchema>;
 export type Iperf3QueryInput = z.input<typeof querySchema>;
 
-export const DEFAULT_QUERY: Partial<Iperf3QueryInput> = {
+/** Each query type's model as a saved query may hold it: fields with a default may be missing. */
+export interface QueryInputs {
+  timeseries: z.input<typeof timeSeriesQuerySchema>;
+  latest: z.input<typeof latestQuerySchema>;
+  runs: z.input<typeof runsQuerySchema>;
+  intervals: z.input<typeof intervalsQuerySchema>;
+}
+
+export const DEFAULT_QUERY: QueryInputs['timeseries'] = {
   queryType: 'timeseries',
   devices: [ALL_DEVICES],
-  metrics: ['tcp_received_bps'],
+  metrics: [...DEFAULT_METRICS],
 };
 
 /** Variable queries (CustomVariableSupport): list devices, label values or servers. */
@@ -92,6 +127,7 @@ export const variableQuerySchema = z.strictObject({
   labelMatchers: z.array(labelMatcherSchema).default([]),
 });
 export type VariableQuery = z.infer<typeof variableQuerySchema>;
+export type VariableQueryInput = z.input<typeof variableQuerySchema>;
 
 /** True when a device with these labels passes every matcher (regexes are anchored, as in Prometheus). */
 export function matchesLabels(labels: Record<string, string>, matchers: LabelMatcher[]): boolean {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { Cron } from 'croner';
+import { DIRECTIONS } from './metrics.js';
 
 const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -30,9 +31,12 @@ export const portSchema = z
   .min(1, 'must be a whole number from 1 to 65535')
   .max(65535, 'must be a whole number from 1 to 65535');
 
+/** iperf3's own default port. */
+export const DEFAULT_IPERF3_PORT = 5201;
+
 export const serverSchema = z.strictObject({
   host: hostSchema,
-  port: portSchema.default(5201),
+  port: portSchema.default(DEFAULT_IPERF3_PORT),
   label: z.string().trim().max(64, 'at most 64 characters').optional(),
 });
 export type Iperf3Server = z.infer<typeof serverSchema>;
@@ -77,20 +81,19 @@ export const clientOptionsSchema = z.strictObject({
   blockcount: sizeSchema.nullable().default(null),
   omit: z.number().int().min(0, 'must be from 0 to 60 s').max(60, 'must be from 0 to 60 s').default(0),
   directions: z
-    .array(z.enum(['upload', 'download']))
+    .array(z.enum(DIRECTIONS))
     .min(1, 'pick at least one direction: upload, download')
     .refine((d) => new Set(d).size === d.length, 'list each direction once')
-    .default(['upload', 'download']),
-  tcp: z
-    .strictObject({ bitrate: bitrateSchema.default('0'), length: sizeSchema.nullable().default('128K') })
-    .default({ bitrate: '0', length: '128K' }),
+    .default(() => [...DIRECTIONS]),
+  // prefault: a missing object is parsed as {}, so its defaults are the inner ones (written once)
+  tcp: z.strictObject({ bitrate: bitrateSchema.default('0'), length: sizeSchema.nullable().default('128K') }).prefault({}),
   udp: z
     .strictObject({
       enabled: z.boolean().default(true),
       bitrate: bitrateSchema.default('30M'),
       length: sizeSchema.nullable().default(null),
     })
-    .default({ enabled: true, bitrate: '30M', length: null }),
+    .prefault({}),
   auth: authSchema.nullable().default(null),
 });
 export type ClientOptions = z.infer<typeof clientOptionsSchema>;
@@ -177,18 +180,49 @@ const serverListSchema = (empty: string) =>
       });
     });
 
+export const poolNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -')
+  .max(64, 'pool names have at most 64 characters');
+/** Named server pools: devices of a pool are tested against its servers only. */
+export const poolsSchema = z
+  .record(poolNameSchema, serverListSchema('a pool needs at least one server'), {
+    // zod reports a bad record key as "Invalid key in record": pass on what the name schema said
+    error: (issue) => (issue.code === 'invalid_key' ? issue.issues?.[0]?.message : undefined),
+  })
+  .refine((pools) => Object.keys(pools).length <= SETTINGS_LIMITS.pools, `at most ${SETTINGS_LIMITS.pools} pools`)
+  .default({});
+
 /** What the Grafana data source owns and pushes to the collector (PUT /api/v1/settings). */
 export const settingsSchema = z.strictObject({
   servers: serverListSchema('add at least one iperf3 server'),
-  pools: z
-    .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -').max(64, 'pool names have at most 64 characters'), serverListSchema('a pool needs at least one server'))
-    .refine((pools) => Object.keys(pools).length <= SETTINGS_LIMITS.pools, `at most ${SETTINGS_LIMITS.pools} pools`)
-    .default({}),
-  clientOptions: clientOptionsSchema.default(DEFAULT_CLIENT_OPTIONS),
-  schedule: scheduleSchema.default(scheduleSchema.parse({})),
+  pools: poolsSchema,
+  clientOptions: clientOptionsSchema.prefault({}),
+  schedule: scheduleSchema.prefault({}),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export type SettingsInput = z.input<typeof settingsSchema>;
+
+/**
+ * The settings inside a data source's jsonData (frontend and plugin backend): the other keys
+ * of jsonData (collectorUrl, Grafana's own) are left out, and missing servers are reported as
+ * "add at least one iperf3 server".
+ */
+export const jsonDataSettingsSchema = z.object({ ...settingsSchema.shape, servers: settingsSchema.shape.servers.prefault([]) });
+
+/** jsonData.collectorUrl: where the plugin backend reaches the collector's HTTP API. */
+export const collectorUrlSchema = z
+  .string({ error: "is required: the collector's address, e.g. http://collector:8080" })
+  .trim()
+  .min(1, "is required: the collector's address, e.g. http://collector:8080")
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL, e.g. http://collector:8080');
 
 export interface FieldError {
   /** dotted path, e.g. `servers.1.host` */

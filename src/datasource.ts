@@ -10,8 +10,7 @@ import {
   type TypedVariableModel,
 } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv, type TemplateSrv } from '@grafana/runtime';
-import type { DeviceInfo, RunNowResponse, RunsResponse, ServerInfo } from '../contract/api.js';
-import type { MetricDefinition } from '../contract/metrics.js';
+import type { DeviceInfo, RunNowResponse, ServerInfo } from '../contract/api.js';
 import { ALL_DEVICES, DEFAULT_QUERY, type LabelMatcher } from '../contract/query.js';
 import { PLUGIN_VERSION } from './queryDefaults.js';
 import type { Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
@@ -76,12 +75,12 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
     this.variables = new DeviceVariableSupport(this);
     this.annotations = {
       // Failed and interrupted runs as annotations; the backend's run-log frame has time and message fields.
-      getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'], limit: 500 }),
+      getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'] }),
     };
   }
 
   override getDefaultQuery(_app: CoreApp): Partial<Iperf3DataQuery> {
-    return { ...DEFAULT_QUERY, pluginVersion: PLUGIN_VERSION } as Partial<Iperf3DataQuery>;
+    return { ...DEFAULT_QUERY, pluginVersion: PLUGIN_VERSION };
   }
 
   override filterQuery(query: Iperf3DataQuery): boolean {
@@ -93,9 +92,9 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
     const out: Iperf3DataQuery = { ...query };
     if (query.devices) out.devices = interpolateList(templateSrv, query.devices, scopedVars);
     if (query.labelMatchers) out.labelMatchers = interpolateMatchers(templateSrv, query.labelMatchers, scopedVars);
-    if ('server' in query && query.server) {
-      const server = templateSrv.replace(query.server, scopedVars);
-      (out as { server?: string }).server = server === '' ? undefined : server;
+    if ((out.queryType === 'timeseries' || out.queryType === 'latest') && out.server) {
+      const server = templateSrv.replace(out.server, scopedVars);
+      out.server = server === '' ? undefined : server;
     }
     return out;
   }
@@ -113,14 +112,6 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
 
   async getServers(): Promise<ServerInfo[]> {
     return this.getResource<ServerInfo[]>('servers');
-  }
-
-  async getMetrics(): Promise<MetricDefinition[]> {
-    return this.getResource<MetricDefinition[]>('metrics');
-  }
-
-  async getRuns(): Promise<RunsResponse> {
-    return this.getResource<RunsResponse>('runs');
   }
 
   /** Queues a run now for these devices (the collector skips devices already running). */

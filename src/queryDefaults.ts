@@ -2,8 +2,8 @@
  * Defaults and normalisation of saved queries. Saved queries may predate a field (or come from
  * a provisioned dashboard written by hand); the editors work on the normalised form.
  */
+import { isStoredMetric, type QueryMetricName } from '../contract/metrics.js';
 import { ALL_DEVICES, DEFAULT_QUERY, QUERY_TYPES, type QueryType } from '../contract/query.js';
-import type { MetricName } from '../contract/metrics.js';
 import type { Iperf3DataQuery } from './types.js';
 import packageJson from '../package.json' with { type: 'json' };
 
@@ -14,21 +14,32 @@ export function isQueryType(value: unknown): value is QueryType {
   return typeof value === 'string' && (QUERY_TYPES as readonly string[]).includes(value);
 }
 
-/** The query with every field the editor shows filled in. */
-export interface NormalizedQuery {
-  refId: string;
-  queryType: QueryType;
-  devices: string[];
-  metrics: MetricName[];
+/** The query with a known type and its devices filled in: what the editors show. */
+export function normalizeQuery(query: Iperf3DataQuery): Iperf3DataQuery & { devices: string[] } {
+  const devices = Array.isArray(query.devices) && query.devices.length > 0 ? query.devices : [ALL_DEVICES];
+  // Saved JSON reaches the editor unchecked: a query without a known type is read as the
+  // default type, as the backend does.
+  const queryType: unknown = query.queryType;
+  if (!isQueryType(queryType)) return { ...withQueryType(query, DEFAULT_QUERY.queryType), devices };
+  return { ...query, devices };
 }
 
-export function normalizeQuery(query: Iperf3DataQuery): Iperf3DataQuery & NormalizedQuery {
-  const queryType = isQueryType(query.queryType) ? query.queryType : (DEFAULT_QUERY.queryType as QueryType);
-  const metrics = 'metrics' in query && Array.isArray(query.metrics) ? query.metrics : (DEFAULT_QUERY as { metrics: MetricName[] }).metrics;
-  return {
-    ...query,
-    queryType,
-    devices: Array.isArray(query.devices) && query.devices.length > 0 ? query.devices : [ALL_DEVICES],
-    metrics,
-  } as Iperf3DataQuery & NormalizedQuery;
+/**
+ * The query as another type. Fields of the old type stay (switching back keeps them); derived
+ * metrics are dropped for a time series, which cannot show them.
+ */
+export function withQueryType(query: Iperf3DataQuery, queryType: QueryType): Iperf3DataQuery {
+  switch (queryType) {
+    case 'timeseries': {
+      const picked: QueryMetricName[] = ('metrics' in query && query.metrics) || [];
+      const stored = picked.filter(isStoredMetric);
+      return { ...query, queryType, metrics: stored.length > 0 ? stored : undefined };
+    }
+    case 'latest':
+      return { ...query, queryType };
+    case 'runs':
+      return { ...query, queryType };
+    case 'intervals':
+      return { ...query, queryType };
+  }
 }

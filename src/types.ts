@@ -1,10 +1,10 @@
 /**
  * Types of the data source as Grafana sees it: jsonData and secureJsonData of the settings
- * page, and the query model wrapped as a Grafana DataQuery. Shapes come from src/shared so
+ * page, and the query model wrapped as a Grafana DataQuery. Shapes come from contract/ so
  * frontend, plugin backend and collector agree.
  */
 import type { DataQuery, DataSourceJsonData } from '@grafana/data';
-import type { Iperf3QueryInput, VariableQuery } from '../contract/query.js';
+import type { QueryInputs, QueryType, VariableQueryInput } from '../contract/query.js';
 import type { SettingsInput } from '../contract/settings.js';
 
 /** jsonData: everything except secrets; the backend pushes servers/clientOptions/schedule to the collector. */
@@ -27,8 +27,14 @@ export interface Iperf3SecureJsonData {
 
 export type SecureJsonKey = keyof Iperf3SecureJsonData;
 
-/** A saved query as Grafana hands it to the editor: may predate defaults, so fields are optional. */
-export type Iperf3DataQuery = DataQuery & Partial<Iperf3QueryInput> & { pluginVersion?: string };
+/**
+ * A saved query of one type as Grafana hands it to the editor: it may predate defaults, so the
+ * fields that have one may be missing. Keyed on `queryType`, so that a `T` narrows the fields.
+ */
+export type Iperf3DataQueryOf<T extends QueryType> = { [P in T]: DataQuery & QueryInputs[P] & { queryType: P } }[T];
 
-/** The variable editor's query (CustomVariableSupport requires a DataQuery). */
-export type DeviceVariableQuery = DataQuery & Partial<VariableQuery>;
+/** A saved query of any type. */
+export type Iperf3DataQuery = Iperf3DataQueryOf<QueryType>;
+
+/** The variable editor's query (CustomVariableSupport requires a DataQuery); fields with a default may be missing. */
+export type DeviceVariableQuery = DataQuery & VariableQueryInput;

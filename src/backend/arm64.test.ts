@@ -15,7 +15,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, r
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { METRICS_CATALOGUE } from './metricsCatalogue.js';
+import { METRIC_CATALOGUE } from '../../contract/metrics.js';
 import { COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
 import { decodeFrame, fieldLabels, PluginClient, type DataSourceSettingsInput } from '../../tests/support/pluginClient.js';
 import {
@@ -170,7 +170,7 @@ describe('the arm64 plugin executable under qemu-aarch64', () => {
     const r = await client.callResource(settings, 'metrics');
     expect(r.code).toBe(200);
     expect(r.contentType).toContain('application/json');
-    expect(r.json).toEqual(JSON.parse(JSON.stringify(METRICS_CATALOGUE)));
+    expect(r.json).toEqual(JSON.parse(JSON.stringify(METRIC_CATALOGUE)));
   });
 
   it('answers CheckHealth and QueryData from a real collector', async () => {

@@ -39,7 +39,7 @@ describe('CollectorClient', () => {
     expect((await client.settings()).source).toBe('file');
     const runs = await client.runs({ devices: ['r1'], status: ['ok'], fromMs: NIGHT0, toMs: NOW, limit: 2 });
     expect(runs).toHaveLength(2);
-    expect((await client.run(runs[0].id)).id).toBe(runs[0].id);
+    expect((await client.intervals(runs[0].id)).run.id).toBe(runs[0].id);
     const series = await client.series({ devices: ['r1'], metrics: ['result'], fromMs: NIGHT0, toMs: NOW, maxPoints: 10, splitByServer: false });
     expect(series.series[0].points.length).toBe(4);
     const latest = await client.latest({ devices: ['r2'], metrics: ['tcp_received_bps'], direction: 'download' });
@@ -54,7 +54,7 @@ describe('CollectorClient', () => {
     expect((auth as CollectorAuthError).status).toBe(401);
     expect(String(auth)).not.toContain('secret-wrong-token');
     const client = new CollectorClient({ baseUrl: collector.url, token: collector.token });
-    const notFound = await client.run(424242).catch((e: unknown) => e);
+    const notFound = await client.intervals(424242).catch((e: unknown) => e);
     expect(notFound).toBeInstanceOf(CollectorRequestError);
     expect(notFound).toMatchObject({ status: 404, code: 'not-found' });
     const invalid = await client.putSettings({ servers: [] } as never).catch((e: unknown) => e);

@@ -1,5 +1,5 @@
 /**
- * Typed client of the collector's HTTP API (src/shared/api.ts). Every request carries the
+ * Typed client of the collector's HTTP API (contract/api.ts). Every request carries the
  * bearer token and a deadline; failures become one of three errors a caller can turn into
  * a message that says what to fix. The token never appears in an error message.
  */
@@ -133,10 +133,6 @@ export class CollectorClient {
       limit: query.limit,
     };
     return (await this.request<RunsResponse>('GET', '/runs', params, undefined, signal)).runs;
-  }
-
-  run(id: number, signal?: AbortSignal): Promise<RunRecord> {
-    return this.request('GET', `/runs/${encodeURIComponent(String(id))}`, {}, undefined, signal);
   }
 
   intervals(runId: number, signal?: AbortSignal): Promise<IntervalsResponse> {

@@ -3,8 +3,14 @@
  * bytes) and the decrypted secure settings. Parsed and validated once per data source and
  * version (`lastUpdatedMS`); the parsed instance, with its collector client, is cached.
  */
-import { z } from 'zod';
-import { fieldErrors, formatFieldErrors, settingsSchema, type FieldError, type Settings } from '../../contract/settings.js';
+import {
+  collectorUrlSchema,
+  fieldErrors,
+  formatFieldErrors,
+  jsonDataSettingsSchema,
+  type FieldError,
+  type Settings,
+} from '../../contract/settings.js';
 import { CollectorClient } from './collectorClient.js';
 
 /** What Grafana sends as `pluginContext.dataSourceInstanceSettings` (proto field names). */
@@ -35,19 +41,6 @@ export class SettingsError extends Error {
   }
 }
 
-const collectorUrlSchema = z
-  .string({ error: 'is required: the collector\'s address, e.g. http://collector:8080' })
-  .trim()
-  .min(1, "is required: the collector's address, e.g. http://collector:8080")
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
-    } catch {
-      return false;
-    }
-  }, 'must be an http:// or https:// URL, e.g. http://collector:8080');
-
 export function parseDataSourceConfig(message: DataSourceInstanceSettingsMessage): DataSourceConfig {
   const errors: FieldError[] = [];
   let jsonData: Record<string, unknown> = {};
@@ -66,12 +59,7 @@ export function parseDataSourceConfig(message: DataSourceInstanceSettingsMessage
   const secure = message.decryptedSecureJsonData ?? {};
   const apiToken = (secure.apiToken ?? '').trim();
   if (!apiToken) errors.push({ field: 'apiToken', message: "is required: paste the collector's API token into the data source settings" });
-  const settings = settingsSchema.safeParse({
-    servers: jsonData.servers ?? [],
-    pools: jsonData.pools,
-    clientOptions: jsonData.clientOptions,
-    schedule: jsonData.schedule,
-  });
+  const settings = jsonDataSettingsSchema.safeParse(jsonData);
   if (errors.length > 0 || !url.success) throw new SettingsError(errors);
   const password = secure.iperf3Password?.trim();
   // The iperf3 password travels to the collector inside the pushed settings (auth.password);

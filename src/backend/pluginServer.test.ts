@@ -432,13 +432,11 @@ describe('instances', () => {
 });
 
 describe('CallResource', () => {
-  it('lists devices, labels, servers, metrics and runs', async () => {
+  it('lists devices, servers, metrics and runs', async () => {
     const devices = await client.callResource(settings, 'devices');
     expect(devices.code).toBe(200);
     expect(devices.contentType).toBe('application/json');
     expect((devices.json as { id: string }[]).map((d) => d.id)).toEqual(['r1', 'r2', 'h3']);
-    const labels = await client.callResource(settings, 'labels');
-    expect(labels.json).toEqual({ kind: ['linux', 'openwrt'], site: ['milan', 'rome'] });
     const servers = await client.callResource(settings, 'servers');
     expect((servers.json as { key: string }[]).map((s) => s.key)).toEqual(collector.control.serverList.map((s) => s.key));
     const metrics = await client.callResource({ uid: 'no-settings' }, '/metrics/');
@@ -473,7 +471,7 @@ describe('CallResource', () => {
     expect(badLimit).toMatchObject({ code: 400, json: { error: 'invalid-limit' } });
     const notFound = await client.callResource(settings, 'nope');
     expect(notFound.code).toBe(404);
-    expect((notFound.json as { message: string }).message).toContain('available: devices, labels, metrics, runs, servers');
+    expect((notFound.json as { message: string }).message).toContain('available: devices, metrics, runs, servers');
     const wrongMethod = await client.callResource(settings, 'devices', { method: 'DELETE' });
     expect(wrongMethod).toMatchObject({ code: 405 });
   });

@@ -5,6 +5,7 @@
  */
 import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
+import pLimit from 'p-limit';
 import { checkHealth } from './checkHealth.js';
 import { InstanceManager, SettingsError, type DataSourceInstance, type DataSourceInstanceSettingsMessage } from './instanceSettings.js';
 import type { PluginLogger } from './logger.js';
@@ -147,22 +148,17 @@ export class PluginServer {
       return;
     }
     const ctx = { client: instance.client, fromAlert, now: this.now, signal: abort.signal };
-    const responses: Record<string, DataResponseMessage> = {};
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < queries.length) {
-        const query = queries[next++];
-        responses[query.refId] = await runQuery(query, ctx);
-      }
-    };
-    void Promise.all(Array.from({ length: Math.min(QUERY_CONCURRENCY, queries.length) }, worker)).then(() => {
-      for (const [refId, r] of Object.entries(responses)) {
-        if (r.status >= 500) this.logger.error({ refId, status: r.status, error: r.error }, 'query failed');
-        else if (r.status >= 400) this.logger.info({ refId, status: r.status, error: r.error }, 'query rejected');
-      }
-      this.logger.debug({ queries: queries.length, fromAlert, ms: this.now() - started }, 'QueryData');
-      callback(null, { responses });
-    });
+    void pLimit(QUERY_CONCURRENCY)
+      .map(queries, async (query) => [query.refId, await runQuery(query, ctx)] as const)
+      .then((answered) => {
+        const responses: Record<string, DataResponseMessage> = Object.fromEntries(answered);
+        for (const [refId, r] of answered) {
+          if (r.status >= 500) this.logger.error({ refId, status: r.status, error: r.error }, 'query failed');
+          else if (r.status >= 400) this.logger.info({ refId, status: r.status, error: r.error }, 'query rejected');
+        }
+        this.logger.debug({ queries: queries.length, fromAlert, ms: this.now() - started }, 'QueryData');
+        callback(null, { responses });
+      });
   };
 
   private readonly checkHealth = (

@@ -4,6 +4,7 @@
  * fetched from the collector and turned into frames Grafana's panels and its alerting
  * expressions (Reduce, Threshold) accept: one series per frame with unique labels.
  */
+import pLimit from 'p-limit';
 import type { DeviceInfo, RunRecord, Series } from '../../contract/api.js';
 import {
   querySchema,
@@ -13,11 +14,11 @@ import {
   type RunsQuery,
   type TimeSeriesQuery,
 } from '../../contract/query.js';
+import { catalogueEntry, isDerivedMetric, isStoredMetric, LAST_SUCCESS_AGE } from '../../contract/metrics.js';
 import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import { selectDevices, type DeviceSelection } from './deviceSelection.js';
 import { encodeFrame, type DataFrame, type FieldConfig, type FrameMeta } from './frames.js';
-import { catalogueEntry, isDerivedMetric, LAST_SUCCESS_AGE } from './metricsCatalogue.js';
 import { describeError, QueryError } from './queryErrors.js';
 
 /** Points per series when Grafana sends no maxDataPoints, and the most we ever ask for. */
@@ -25,6 +26,10 @@ export const DEFAULT_MAX_POINTS = 1000;
 export const MAX_POINTS_PER_SERIES = 20_000;
 /** Devices per collector request: keeps URLs short for large fleets. */
 export const DEVICES_PER_REQUEST = 100;
+/** Collector requests one query has in flight at a time. */
+const REQUESTS_IN_FLIGHT = 4;
+/** Run-history look-ups (one small request per device) in flight at a time. */
+const LOOK_BACKS_IN_FLIGHT = 8;
 /** A missed nightly run shows as a gap: points further apart than this are not connected. */
 export const NIGHTLY_GAP_MS = 36 * 3600 * 1000;
 
@@ -57,10 +62,7 @@ export interface QueryContext {
   signal?: AbortSignal;
 }
 
-/** A parsed query: the shared model, plus derived metrics the shared schema does not know. */
-export type ParsedQuery = Iperf3Query & { derivedMetrics: string[] };
-
-export function parseQuery(message: DataQueryMessage): ParsedQuery {
+export function parseQuery(message: DataQueryMessage): Iperf3Query {
   let raw: unknown;
   const text = message.json && message.json.length > 0 ? Buffer.from(message.json).toString('utf8') : '{}';
   try {
@@ -72,24 +74,9 @@ export function parseQuery(message: DataQueryMessage): ParsedQuery {
   const input = { ...(raw as Record<string, unknown>) };
   input.refId = message.refId || input.refId;
   input.queryType ??= message.queryType || 'timeseries';
-  // Derived metrics are checked here; the shared schema validates the stored ones.
-  let derivedMetrics: string[] = [];
-  let onlyDerived = false;
-  if (Array.isArray(input.metrics)) {
-    derivedMetrics = input.metrics.filter(isDerivedMetric) as string[];
-    const stored = input.metrics.filter((m) => !isDerivedMetric(m));
-    onlyDerived = derivedMetrics.length > 0 && stored.length === 0;
-    input.metrics = onlyDerived ? undefined : stored;
-  }
   const parsed = querySchema.safeParse(input);
   if (!parsed.success) throw new QueryError(400, `invalid query: ${formatFieldErrors(fieldErrors(parsed.error))}`);
-  const query = parsed.data;
-  if (derivedMetrics.length > 0 && query.queryType !== 'latest') {
-    throw new QueryError(400, `metric ${derivedMetrics.join(', ')} is only available in "latest" queries`);
-  }
-  // Only derived metrics were asked for: drop the default metric the schema filled in.
-  if (onlyDerived && query.queryType === 'latest') query.metrics = [];
-  return { ...query, derivedMetrics };
+  return parsed.data;
 }
 
 export async function runQuery(message: DataQueryMessage, ctx: QueryContext): Promise<DataResponseMessage> {
@@ -107,7 +94,7 @@ export async function runQuery(message: DataQueryMessage, ctx: QueryContext): Pr
   }
 }
 
-function framesFor(query: ParsedQuery, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
+function framesFor(query: Iperf3Query, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
   switch (query.queryType) {
     case 'timeseries':
       return timeSeriesFrames(query, message, ctx);
@@ -141,20 +128,6 @@ function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
-}
-
-/** Runs `task` over `items` with at most `limit` in flight, keeping the order of results. */
-async function mapLimited<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** Labels that identify a series: the device, plus server/direction/metric where they split series. */
@@ -195,7 +168,7 @@ async function timeSeriesFrames(query: TimeSeriesQuery, message: DataQueryMessag
     selection.devices.map((d) => d.id),
     DEVICES_PER_REQUEST,
   );
-  const responses = await mapLimited(groups, 4, (devices) =>
+  const responses = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) =>
     ctx.client.series(
       {
         devices,
@@ -236,28 +209,30 @@ function seriesFrame(refId: string, s: Series, split: { metric: boolean; server:
   };
 }
 
-async function latestFrames(query: LatestQuery & { derivedMetrics: string[] }, ctx: QueryContext): Promise<DataFrame[]> {
+async function latestFrames(query: LatestQuery, ctx: QueryContext): Promise<DataFrame[]> {
   const selection = await resolveDevices(query, ctx);
   if (selection.devices.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
+  const stored = query.metrics.filter(isStoredMetric);
+  const derived = query.metrics.filter(isDerivedMetric);
   const values: { device: string; metric: string; server: string | null; direction: string | null; value: number }[] = [];
-  if (query.metrics.length > 0) {
+  if (stored.length > 0) {
     const groups = chunks(
       selection.devices.map((d) => d.id),
       DEVICES_PER_REQUEST,
     );
-    const responses = await mapLimited(groups, 4, (devices) =>
-      ctx.client.latest({ devices, metrics: query.metrics, server: query.server, direction: query.direction }, ctx.signal),
+    const responses = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) =>
+      ctx.client.latest({ devices, metrics: stored, server: query.server, direction: query.direction }, ctx.signal),
     );
     values.push(...responses.flatMap((r) => r.values));
   }
-  if (query.derivedMetrics.includes(LAST_SUCCESS_AGE)) {
+  if (derived.includes(LAST_SUCCESS_AGE)) {
     const ages = await lastSuccessAges(selection.devices, ctx);
     for (const device of selection.devices) {
       values.push({ device: device.id, metric: LAST_SUCCESS_AGE, server: null, direction: null, value: ages.get(device.id) as number });
     }
   }
   if (values.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
-  const split = { metric: query.metrics.length + query.derivedMetrics.length > 1, server: query.splitByServer };
+  const split = { metric: query.metrics.length > 1, server: query.splitByServer };
   return values.map((v) => {
     const labels = seriesLabels(v, split);
     return {
@@ -283,7 +258,7 @@ async function lastSuccessAges(devices: DeviceInfo[], ctx: QueryContext): Promis
     else if (device.lastRun) lookBack.push(device);
     else ages.set(device.id, Number.POSITIVE_INFINITY);
   }
-  await mapLimited(lookBack, 8, async (device) => {
+  await pLimit(LOOK_BACKS_IN_FLIGHT).map(lookBack, async (device) => {
     const [run] = await ctx.client.runs({ devices: [device.id], status: ['ok'], limit: 1 }, ctx.signal);
     ages.set(device.id, run ? (now - successAt(run)) / 1000 : Number.POSITIVE_INFINITY);
   });
@@ -303,7 +278,7 @@ async function runsFrames(query: RunsQuery, message: DataQueryMessage, ctx: Quer
         selection.devices.map((d) => d.id),
         DEVICES_PER_REQUEST,
       );
-      const results = await mapLimited(groups, 4, (devices) => ctx.client.runs({ ...request, devices }, ctx.signal));
+      const results = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) => ctx.client.runs({ ...request, devices }, ctx.signal));
       runs = results.flat();
     }
   }

@@ -1,18 +1,23 @@
 /**
  * CallResource: small JSON endpoints for the editors, template variables and actions.
  *   GET  devices    DeviceInfo[]: the inventory (id, host, labels, pool, enabled, last run)
- *   GET  labels     { [label]: values[] }: label names and values (matchers, variables)
  *   GET  servers    ServerInfo[]: the collector's iperf3 servers
- *   GET  metrics    CatalogueEntry[]: the metrics catalogue, derived metrics included
+ *   GET  metrics    CatalogueEntry[]: the metric catalogue of contract/metrics.ts, derived metrics included
  *   GET  runs?device=&status=&limit=   RunsResponse: recent runs
  *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
  */
 import { z } from 'zod';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES, type RunsResponse, type RunStatus } from '../../contract/api.js';
+import {
+  DEFAULT_RUNS_PER_REQUEST,
+  runNowRequestSchema,
+  runsLimitSchema,
+  runStatusSchema,
+  type RunsResponse,
+} from '../../contract/api.js';
 import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
 import type { CollectorClient } from './collectorClient.js';
 import type { DataSourceInstance } from './instanceSettings.js';
-import { METRICS_CATALOGUE } from './metricsCatalogue.js';
+import { METRIC_CATALOGUE } from '../../contract/metrics.js';
 import { describeError } from './queryErrors.js';
 import { expandDeviceEntries } from './deviceSelection.js';
 
@@ -42,32 +47,24 @@ function errorResponse(code: number, error: string, message: string): ResourceRe
   return jsonResponse(code, { error, message });
 }
 
-const runNowSchema = z.union([
-  z.strictObject({ devices: z.array(z.string().min(1)).min(1, 'name at least one device') }),
-  z.strictObject({ device: z.string().min(1, 'name a device') }),
-]);
+/** The collector's run-now body, plus `{"device": "r1"}` as a shorthand of `{"devices": ["r1"]}`. */
+const runNowBodySchema = z.preprocess((body) => {
+  if (body === null || typeof body !== 'object' || !('device' in body) || 'devices' in body) return body;
+  const { device, ...rest } = body;
+  return { ...rest, devices: [device] };
+}, runNowRequestSchema);
 
 type Handler = (client: CollectorClient, params: URLSearchParams, body: Uint8Array | null) => Promise<ResourceResponse>;
 
 const HANDLERS: Record<string, Partial<Record<'GET' | 'POST', Handler>>> = {
   devices: { GET: async (client) => jsonResponse(200, await client.devices()) },
-  labels: {
-    GET: async (client) => {
-      const labels: Record<string, Set<string>> = {};
-      for (const device of await client.devices()) {
-        for (const [name, value] of Object.entries(device.labels)) (labels[name] ??= new Set()).add(value);
-      }
-      const names = Object.keys(labels).sort();
-      return jsonResponse(200, Object.fromEntries(names.map((name) => [name, [...labels[name]].sort()])));
-    },
-  },
   servers: { GET: async (client) => jsonResponse(200, await client.servers()) },
   runs: { GET: listRuns, POST: runNow },
 };
 
 /** Resources that need no collector, available even before the settings are valid. */
 export function staticResource(path: string, method: string): ResourceResponse | null {
-  if (path === 'metrics' && method.toUpperCase() === 'GET') return jsonResponse(200, METRICS_CATALOGUE);
+  if (path === 'metrics' && method.toUpperCase() === 'GET') return jsonResponse(200, METRIC_CATALOGUE);
   return null;
 }
 
@@ -93,20 +90,15 @@ export async function handleResource(request: ResourceRequest, instance: () => D
 }
 
 async function listRuns(client: CollectorClient, params: URLSearchParams): Promise<ResourceResponse> {
-  const status = params.getAll('status');
-  const badStatus = status.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
-  if (badStatus.length > 0) {
-    return errorResponse(400, 'invalid-status', `unknown status ${badStatus.join(', ')}; use ${RUN_STATUSES.join(', ')}`);
-  }
-  const limit = Number(params.get('limit') ?? '100');
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RUNS_PER_REQUEST) {
-    return errorResponse(400, 'invalid-limit', `limit must be a whole number from 1 to ${MAX_RUNS_PER_REQUEST}`);
-  }
+  const status = z.array(runStatusSchema).safeParse(params.getAll('status'));
+  if (!status.success) return errorResponse(400, 'invalid-status', formatFieldErrors(fieldErrors(status.error, 'status')));
+  const limit = runsLimitSchema.safeParse(params.has('limit') ? Number(params.get('limit')) : DEFAULT_RUNS_PER_REQUEST);
+  if (!limit.success) return errorResponse(400, 'invalid-limit', formatFieldErrors(fieldErrors(limit.error, 'limit')));
   const devices = expandDeviceEntries(params.getAll('device'));
   const runs = await client.runs({
     devices: devices.length > 0 ? devices : undefined,
-    status: status.length > 0 ? (status as RunStatus[]) : undefined,
-    limit,
+    status: status.data.length > 0 ? status.data : undefined,
+    limit: limit.data,
   });
   return jsonResponse(200, { runs } satisfies RunsResponse);
 }
@@ -118,10 +110,9 @@ async function runNow(client: CollectorClient, _params: URLSearchParams, body: U
   } catch {
     return errorResponse(400, 'invalid-json', 'the body is not valid JSON; send {"devices": ["<device id>"]}');
   }
-  const parsed = runNowSchema.safeParse(parsedBody);
+  const parsed = runNowBodySchema.safeParse(parsedBody);
   if (!parsed.success) {
     return errorResponse(400, 'invalid-body', `${formatFieldErrors(fieldErrors(parsed.error))}; send {"devices": ["<device id>"]}`);
   }
-  const devices = 'devices' in parsed.data ? parsed.data.devices : [parsed.data.device];
-  return jsonResponse(202, await client.runNow(devices));
+  return jsonResponse(202, await client.runNow(parsed.data.devices));
 }

@@ -65,7 +65,7 @@ afterEach(() => vi.useRealTimers());
 describe('ConfigEditor: collector', () => {
   it('writes the collector URL to jsonData and validates it at the field', async () => {
     const { last, user } = renderEditor(settings({ servers: VALID.servers }));
-    expect(screen.getByText(/collector URL is required/)).toBeInTheDocument();
+    expect(screen.getByText(/is required: the collector's address/)).toBeInTheDocument();
     const url = screen.getByTestId(Components.ConfigEditor.collectorUrl);
     await user.type(url, 'ftp://x');
     expect(last().jsonData.collectorUrl).toBe('ftp://x');

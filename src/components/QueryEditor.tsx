@@ -1,41 +1,48 @@
 /**
- * The query editor: devices, query type, and the fields of that type. Every choice that is
- * final (a pick in a list, a toggle, leaving a number field) runs the query. In the alert
- * rule editor only what alerts can evaluate is offered: numeric query types, no dashboard
- * variables.
+ * The query editor: query type and devices, then the small editor of that query type (a table
+ * keyed on the query type, as grafana/github-datasource does). Every choice that is final (a
+ * pick in a list, a toggle, leaving a number field) runs the query. In the alert rule editor
+ * only what alerts can evaluate is offered: numeric query types, no dashboard variables.
  */
 import { CoreApp, type QueryEditorProps, type SelectableValue } from '@grafana/data';
 import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
-import { Alert, InlineSwitch, Input, MultiSelect, RadioButtonGroup, Select } from '@grafana/ui';
-import { useEffect, useState } from 'react';
-import type { DeviceInfo, RunStatus, ServerInfo } from '../../contract/api.js';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from '../../contract/api.js';
-import type { Direction, MetricName } from '../../contract/metrics.js';
+import { Alert, RadioButtonGroup } from '@grafana/ui';
+import { useEffect, useState, type ReactElement } from 'react';
+import type { DeviceInfo, ServerInfo } from '../../contract/api.js';
 import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
-import { normalizeQuery, PLUGIN_VERSION } from '../queryDefaults.js';
+import { normalizeQuery, PLUGIN_VERSION, withQueryType } from '../queryDefaults.js';
 import { Components } from '../selectors.js';
 import type { Iperf3DataQuery, Iperf3DataSourceOptions } from '../types.js';
 import { DevicePicker } from './query/DevicePicker.js';
-import { MetricPicker } from './query/MetricPicker.js';
+import { IntervalsQueryEditor } from './query/IntervalsQueryEditor.js';
+import { LatestQueryEditor } from './query/LatestQueryEditor.js';
+import type { Loaded, QueryTypeEditorProps } from './query/queryTypeEditor.js';
+import { RunsQueryEditor } from './query/RunsQueryEditor.js';
+import { TimeSeriesQueryEditor } from './query/TimeSeriesQueryEditor.js';
 
 export type Iperf3QueryEditorProps = QueryEditorProps<DataSource, Iperf3DataQuery, Iperf3DataSourceOptions>;
 
-const DIRECTION_OPTIONS: Array<SelectableValue<Direction | ''>> = [
-  { label: 'Both', value: '' },
-  { label: 'Upload', value: 'upload', description: 'device to server' },
-  { label: 'Download', value: 'download', description: 'server to device (-R)' },
-];
+/** One editor per query type; each sees its own narrowed query. */
+const QUERY_TYPE_EDITORS: { [T in QueryType]: (props: QueryTypeEditorProps<T>) => ReactElement } = {
+  timeseries: TimeSeriesQueryEditor,
+  latest: LatestQueryEditor,
+  runs: RunsQueryEditor,
+  intervals: IntervalsQueryEditor,
+};
 
-const STATUS_OPTIONS: Array<SelectableValue<RunStatus>> = RUN_STATUSES.map((s) => ({ label: s, value: s }));
+function QueryTypeEditor<T extends QueryType>({ queryType, ...props }: QueryTypeEditorProps<T> & { queryType: T }) {
+  const Editor: (props: QueryTypeEditorProps<T>) => ReactElement = QUERY_TYPE_EDITORS[queryType];
+  return <Editor {...props} />;
+}
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String((e as { data?: { message?: string } })?.data?.message ?? e);
 }
 
 /** Loads a resource once per data source; undefined while loading. */
-function useResource<T>(load: () => Promise<T>, deps: unknown[]): { value?: T; error?: string } {
-  const [state, setState] = useState<{ value?: T; error?: string }>({});
+function useResource<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
+  const [state, setState] = useState<Loaded<T>>({});
   useEffect(() => {
     let current = true;
     load().then(
@@ -56,9 +63,8 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
   const servers = useResource<ServerInfo[]>(() => datasource.getServers(), [datasource]);
   const variables = alerting ? [] : datasource.getVariableNames();
 
-  const change = (patch: Partial<Iperf3DataQuery>) => onChange({ ...query, ...patch, pluginVersion: PLUGIN_VERSION } as Iperf3DataQuery);
-  const changeAndRun = (patch: Partial<Iperf3DataQuery>) => {
-    change(patch);
+  const changeAndRun = (next: Iperf3DataQuery) => {
+    onChange({ ...next, pluginVersion: PLUGIN_VERSION });
     onRunQuery();
   };
 
@@ -67,12 +73,6 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
     value: t,
     description: QUERY_TYPE_LABELS[t].description,
   }));
-  const withMetrics = query.queryType === 'timeseries' || query.queryType === 'latest';
-  const server = 'server' in query ? query.server : undefined;
-  const serverOptions: Array<SelectableValue<string>> = [
-    ...variables.map((v) => ({ label: v, value: v, description: 'dashboard variable' })),
-    ...(servers.value ?? []).map((s) => ({ label: s.label ? `${s.label} (${s.key})` : s.key, value: s.key })),
-  ];
 
   return (
     <EditorRows>
@@ -82,7 +82,7 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
             data-testid={Components.QueryEditor.queryType}
             options={typeOptions}
             value={query.queryType}
-            onChange={(queryType) => changeAndRun({ queryType } as Partial<Iperf3DataQuery>)}
+            onChange={(queryType) => changeAndRun(withQueryType(query, queryType))}
           />
         </EditorField>
         <EditorField label="Devices" htmlFor="iperf3-query-devices" tooltip="device ids from the collector inventory; * or All = every device">
@@ -91,96 +91,14 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
             devices={devices.value}
             loadError={devices.error}
             variables={variables}
-            onChange={(selected) => changeAndRun({ devices: selected })}
+            onChange={(selected) => changeAndRun({ ...query, devices: selected })}
           />
         </EditorField>
       </EditorRow>
       {alerting && !QUERY_TYPE_LABELS[query.queryType].alerting && (
         <Alert severity="warning" title={`${QUERY_TYPE_LABELS[query.queryType].label} cannot be used in alert rules: choose Time series or Latest value.`} />
       )}
-      {withMetrics && (
-        <EditorRow>
-          <EditorField label="Metrics" htmlFor="iperf3-query-metrics">
-            <MetricPicker value={query.metrics} latest={query.queryType === 'latest'} onChange={(metrics: MetricName[]) => changeAndRun({ metrics })} />
-          </EditorField>
-          <EditorField label="Direction" optional>
-            <RadioButtonGroup<Direction | ''>
-              data-testid={Components.QueryEditor.direction}
-              options={DIRECTION_OPTIONS}
-              value={('direction' in query && query.direction) || ''}
-              onChange={(d) => changeAndRun({ direction: d === '' ? undefined : d } as Partial<Iperf3DataQuery>)}
-            />
-          </EditorField>
-          <EditorField label="Server" htmlFor="iperf3-query-server" optional>
-            <Select<string>
-              inputId="iperf3-query-server"
-              data-testid={Components.QueryEditor.server}
-              aria-label="Server"
-              options={serverOptions}
-              value={server ?? null}
-              isClearable
-              allowCustomValue
-              isLoading={servers.value === undefined && !servers.error}
-              placeholder="All servers"
-              width={30}
-              onChange={(v) => changeAndRun({ server: v?.value } as Partial<Iperf3DataQuery>)}
-            />
-          </EditorField>
-          <EditorField label="Split by server" htmlFor="iperf3-query-split-by-server">
-            <InlineSwitch
-              id="iperf3-query-split-by-server"
-              data-testid={Components.QueryEditor.splitByServer}
-              value={'splitByServer' in query ? Boolean(query.splitByServer) : false}
-              onChange={(e) => changeAndRun({ splitByServer: e.currentTarget.checked } as Partial<Iperf3DataQuery>)}
-            />
-          </EditorField>
-        </EditorRow>
-      )}
-      {query.queryType === 'runs' && (
-        <EditorRow>
-          <EditorField label="Status" htmlFor="iperf3-query-status" optional>
-            <MultiSelect<RunStatus>
-              inputId="iperf3-query-status"
-              data-testid={Components.QueryEditor.status}
-              aria-label="Status"
-              options={STATUS_OPTIONS}
-              value={'status' in query ? (query.status ?? []) : []}
-              placeholder="Any status"
-              width={40}
-              onChange={(selected) => changeAndRun({ status: selected.map((s) => s.value as RunStatus) } as Partial<Iperf3DataQuery>)}
-            />
-          </EditorField>
-          <EditorField label="Limit" htmlFor="iperf3-query-limit">
-            <Input
-              id="iperf3-query-limit"
-              data-testid={Components.QueryEditor.limit}
-              type="number"
-              min={1}
-              max={MAX_RUNS_PER_REQUEST}
-              width={12}
-              placeholder="500"
-              defaultValue={'limit' in query && query.limit !== undefined ? String(query.limit) : ''}
-              onBlur={(e) => changeAndRun({ limit: e.currentTarget.value === '' ? undefined : Number(e.currentTarget.value) } as Partial<Iperf3DataQuery>)}
-            />
-          </EditorField>
-        </EditorRow>
-      )}
-      {query.queryType === 'intervals' && (
-        <EditorRow>
-          <EditorField label="Run id" htmlFor="iperf3-query-run-id" tooltip="empty = the latest finished run of the first device" optional>
-            <Input
-              id="iperf3-query-run-id"
-              data-testid={Components.QueryEditor.runId}
-              type="number"
-              min={1}
-              width={14}
-              placeholder="latest"
-              defaultValue={'runId' in query && query.runId !== undefined ? String(query.runId) : ''}
-              onBlur={(e) => changeAndRun({ runId: e.currentTarget.value === '' ? undefined : Number(e.currentTarget.value) } as Partial<Iperf3DataQuery>)}
-            />
-          </EditorField>
-        </EditorRow>
-      )}
+      <QueryTypeEditor<QueryType> queryType={query.queryType} query={query} onChange={changeAndRun} servers={servers} variables={variables} />
     </EditorRows>
   );
 }

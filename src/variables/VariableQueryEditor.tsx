@@ -1,7 +1,7 @@
 import { type QueryEditorProps, type SelectableValue } from '@grafana/data';
 import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
 import { Button, Input, RadioButtonGroup, Select, Stack } from '@grafana/ui';
-import type { LabelMatcher, VariableQuery } from '../../contract/query.js';
+import { LABEL_MATCHER_OPS, type LabelMatcher, type VariableQuery } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
 import { Components } from '../selectors.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from '../types.js';
@@ -14,7 +14,7 @@ const KINDS: Array<SelectableValue<VariableQuery['kind']>> = [
   { label: 'Servers', value: 'servers', description: 'iperf3 servers (host:port)' },
 ];
 
-const OPS: Array<SelectableValue<LabelMatcher['op']>> = ['=', '!=', '=~', '!~'].map((op) => ({ label: op, value: op as LabelMatcher['op'] }));
+const OPS: Array<SelectableValue<LabelMatcher['op']>> = LABEL_MATCHER_OPS.map((op) => ({ label: op, value: op }));
 
 export function VariableQueryEditor({ query, onChange }: Props) {
   const kind = query.kind ?? 'devices';

@@ -33,14 +33,17 @@ export function pluginExecutablePath(arch: PluginArch = 'amd64'): string {
   return join(REPO_ROOT, 'dist', `${executable}_linux_${arch}`);
 }
 
-/** mtime of the newest file the executable is built from (test files and test helpers are not bundled). */
+/**
+ * mtime of the newest file the executable is built from (test files and test helpers are not
+ * bundled); package-lock.json stands for the bundled dependencies.
+ */
 function newestSourceMs(): number {
   const files = ['src/backend', 'contract'].flatMap((dir) =>
     readdirSync(join(REPO_ROOT, dir), { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile() && !e.name.endsWith('.test.ts') && !e.parentPath.split('/').includes('testing'))
       .map((e) => join(e.parentPath, e.name)),
   );
-  return Math.max(...[...files, join(REPO_ROOT, 'src/plugin.json')].map((path) => statSync(path).mtimeMs));
+  return Math.max(...[...files, join(REPO_ROOT, 'src/plugin.json'), join(REPO_ROOT, 'package-lock.json')].map((path) => statSync(path).mtimeMs));
 }
 
 /**

@@ -1,11 +1,11 @@
 import { ConfigSection, ConfigSubSection } from '@grafana/plugin-ui';
 import { Checkbox, Field, Input, InlineSwitch, SecretInput, Stack, TextArea } from '@grafana/ui';
+import { DIRECTIONS, type Direction } from '../../../contract/metrics.js';
 import { DEFAULT_CLIENT_OPTIONS, type SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import { parseNumberInput, type FieldErrorMap } from './settingsValidation.js';
 
 type ClientOptionsInput = NonNullable<SettingsInput['clientOptions']>;
-type Direction = 'upload' | 'download';
 
 interface Props {
   value: ClientOptionsInput | undefined;
@@ -25,9 +25,9 @@ interface NumberOption {
 }
 
 const NUMBER_OPTIONS: NumberOption[] = [
-  { key: 'time', label: 'Duration (s)', description: '-t, 1 to 1800 s, default 10', width: 12 },
-  { key: 'connectTimeout', label: 'Connect timeout (ms)', description: '--connect-timeout, 100 to 60000 ms, default 1000', width: 14 },
-  { key: 'parallel', label: 'Parallel streams', description: '-P, 1 to 128, default 1', width: 12 },
+  { key: 'time', label: 'Duration (s)', description: `-t, 1 to 1800 s, default ${DEFAULT_CLIENT_OPTIONS.time}`, width: 12 },
+  { key: 'connectTimeout', label: 'Connect timeout (ms)', description: `--connect-timeout, 100 to 60000 ms, default ${DEFAULT_CLIENT_OPTIONS.connectTimeout}`, width: 14 },
+  { key: 'parallel', label: 'Parallel streams', description: `-P, 1 to 128, default ${DEFAULT_CLIENT_OPTIONS.parallel}`, width: 12 },
   { key: 'omit', label: 'Omit (s)', description: '--omit: skip TCP slow start, 0 to 60 s', width: 12 },
 ];
 
@@ -48,14 +48,14 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
     onChange(next as ClientOptionsInput);
   };
   const err = (path: string) => ({ invalid: !!errors[`clientOptions.${path}`], error: errors[`clientOptions.${path}`] });
-  const directions: Direction[] = (value.directions as Direction[] | undefined) ?? [...DEFAULT_CLIENT_OPTIONS.directions];
+  const directions: Direction[] = value.directions ?? [...DEFAULT_CLIENT_OPTIONS.directions];
   const tcp = value.tcp ?? {};
   const udp = value.udp ?? {};
   const auth = value.auth ?? null;
   const udpEnabled = udp.enabled ?? DEFAULT_CLIENT_OPTIONS.udp.enabled;
 
   const toggleDirection = (d: Direction, on: boolean) =>
-    set({ directions: (['upload', 'download'] as Direction[]).filter((x) => (x === d ? on : directions.includes(x))) });
+    set({ directions: DIRECTIONS.filter((x) => (x === d ? on : directions.includes(x))) });
 
   return (
     <ConfigSection
@@ -94,7 +94,7 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
       </Stack>
       <Field label="Directions" description="upload: device to server; download: server to device (-R)" {...err('directions')}>
         <Stack gap={2}>
-          {(['upload', 'download'] as Direction[]).map((d) => (
+          {DIRECTIONS.map((d) => (
             <Checkbox key={d} label={d === 'upload' ? 'Upload' : 'Download'} value={directions.includes(d)} onChange={(e) => toggleDirection(d, e.currentTarget.checked)} />
           ))}
         </Stack>
@@ -103,10 +103,10 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
       <ConfigSubSection title="TCP">
         <Stack gap={2}>
           <Field label="TCP bitrate" description="-b, 0 = unlimited" {...err('tcp.bitrate')}>
-            <Input id="iperf3-client-tcp-bitrate" width={14} placeholder="0" value={tcp.bitrate ?? ''} onChange={(e) => set({ tcp: { ...tcp, bitrate: e.currentTarget.value === '' ? undefined : e.currentTarget.value } })} />
+            <Input id="iperf3-client-tcp-bitrate" width={14} placeholder={DEFAULT_CLIENT_OPTIONS.tcp.bitrate} value={tcp.bitrate ?? ''} onChange={(e) => set({ tcp: { ...tcp, bitrate: e.currentTarget.value === '' ? undefined : e.currentTarget.value } })} />
           </Field>
-          <Field label="TCP length" description="-l buffer length, default 128K" {...err('tcp.length')}>
-            <Input id="iperf3-client-tcp-length" width={14} placeholder="128K" value={tcp.length ?? ''} onChange={(e) => set({ tcp: { ...tcp, length: e.currentTarget.value === '' ? undefined : e.currentTarget.value } })} />
+          <Field label="TCP length" description={`-l buffer length, default ${DEFAULT_CLIENT_OPTIONS.tcp.length}`} {...err('tcp.length')}>
+            <Input id="iperf3-client-tcp-length" width={14} placeholder={DEFAULT_CLIENT_OPTIONS.tcp.length ?? ''} value={tcp.length ?? ''} onChange={(e) => set({ tcp: { ...tcp, length: e.currentTarget.value === '' ? undefined : e.currentTarget.value } })} />
           </Field>
         </Stack>
       </ConfigSubSection>
@@ -117,8 +117,8 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
         </Field>
         {udpEnabled && (
           <Stack gap={2}>
-            <Field label="UDP bitrate" description="-b, default 30M" {...err('udp.bitrate')}>
-              <Input id="iperf3-client-udp-bitrate" width={14} placeholder="30M" value={udp.bitrate ?? ''} onChange={(e) => set({ udp: { ...udp, bitrate: e.currentTarget.value === '' ? undefined : e.currentTarget.value } })} />
+            <Field label="UDP bitrate" description={`-b, default ${DEFAULT_CLIENT_OPTIONS.udp.bitrate}`} {...err('udp.bitrate')}>
+              <Input id="iperf3-client-udp-bitrate" width={14} placeholder={DEFAULT_CLIENT_OPTIONS.udp.bitrate} value={udp.bitrate ?? ''} onChange={(e) => set({ udp: { ...udp, bitrate: e.currentTarget.value === '' ? undefined : e.currentTarget.value } })} />
             </Field>
             <Field label="UDP length" description="-l datagram size (empty = iperf3 default)" {...err('udp.length')}>
               <Input id="iperf3-client-udp-length" width={14} placeholder="unset" value={udp.length ?? ''} onChange={(e) => set({ udp: { ...udp, length: emptyToNull(e.currentTarget.value) } })} />

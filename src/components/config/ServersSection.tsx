@@ -1,6 +1,6 @@
 import { ConfigSection } from '@grafana/plugin-ui';
 import { Alert, Button, Field, Input, Stack } from '@grafana/ui';
-import type { SettingsInput } from '../../../contract/settings.js';
+import { DEFAULT_IPERF3_PORT, type SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import { parseNumberInput, type FieldErrorMap } from './settingsValidation.js';
 
@@ -35,13 +35,13 @@ export function ServersSection({ servers, errors, onChange }: Props) {
                 onChange={(e) => update(i, { host: e.currentTarget.value })}
               />
             </Field>
-            <Field label="Port" description={i === 0 ? 'default 5201' : undefined} invalid={!!errors[`servers.${i}.port`]} error={errors[`servers.${i}.port`]}>
+            <Field label="Port" description={i === 0 ? `default ${DEFAULT_IPERF3_PORT}` : undefined} invalid={!!errors[`servers.${i}.port`]} error={errors[`servers.${i}.port`]}>
               <Input
                 id={`iperf3-server-${i}-port`}
                 data-testid={Components.ConfigEditor.serverPort(i)}
                 width={12}
                 inputMode="numeric"
-                placeholder="5201"
+                placeholder={String(DEFAULT_IPERF3_PORT)}
                 value={server.port === undefined ? '' : String(server.port)}
                 onChange={(e) => update(i, { port: parseNumberInput(e.currentTarget.value) })}
               />
@@ -67,7 +67,7 @@ export function ServersSection({ servers, errors, onChange }: Props) {
             </Field>
           </Stack>
         ))}
-        <Button data-testid={Components.ConfigEditor.addServer} variant="secondary" icon="plus" onClick={() => onChange([...servers, { host: '', port: 5201 }])}>
+        <Button data-testid={Components.ConfigEditor.addServer} variant="secondary" icon="plus" onClick={() => onChange([...servers, { host: '', port: DEFAULT_IPERF3_PORT }])}>
           Add server
         </Button>
       </div>

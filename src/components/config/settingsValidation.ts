@@ -2,18 +2,11 @@
  * Field-level validation of the settings page with the shared zod schemas (one definition
  * for the editor, the plugin backend and the collector).
  */
-import { z } from 'zod';
-import { fieldErrors, settingsSchema } from '../../../contract/settings.js';
+import { collectorUrlSchema, fieldErrors, jsonDataSettingsSchema } from '../../../contract/settings.js';
 import type { Iperf3DataSourceOptions } from '../../types.js';
 
 /** dotted field path (`servers.0.host`, `clientOptions.time`, `collectorUrl`) -> message */
 export type FieldErrorMap = Record<string, string>;
-
-export const collectorUrlSchema = z
-  .string({ error: 'collector URL is required, e.g. http://collector:8080' })
-  .trim()
-  .min(1, 'collector URL is required, e.g. http://collector:8080')
-  .pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, e.g. http://collector:8080' }));
 
 export function validateJsonData(jsonData: Iperf3DataSourceOptions): FieldErrorMap {
   const errors: FieldErrorMap = {};
@@ -23,12 +16,7 @@ export function validateJsonData(jsonData: Iperf3DataSourceOptions): FieldErrorM
   };
   const url = collectorUrlSchema.safeParse(jsonData.collectorUrl);
   if (!url.success) add('collectorUrl', url.error.issues[0].message);
-  const settings = settingsSchema.safeParse({
-    servers: jsonData.servers ?? [],
-    pools: jsonData.pools,
-    clientOptions: jsonData.clientOptions,
-    schedule: jsonData.schedule,
-  });
+  const settings = jsonDataSettingsSchema.safeParse(jsonData);
   if (!settings.success) for (const e of fieldErrors(settings.error)) add(e.field, e.message);
   return errors;
 }

@@ -30,8 +30,6 @@ export function deviceOptions(devices: DeviceInfo[], variables: string[]): Array
 
 export function DevicePicker({ value, devices, loadError, variables, onChange }: Props) {
   const options = deviceOptions(devices ?? [], variables);
-  // keep entries the collector does not list (yet) visible instead of silently dropping them
-  for (const v of value) if (!options.some((o) => o.value === v)) options.push({ label: v, value: v, description: 'not in the collector inventory' });
   return (
     <Stack direction="column" gap={0.5}>
     <MultiSelect<string>
@@ -43,6 +41,7 @@ export function DevicePicker({ value, devices, loadError, variables, onChange }:
       isLoading={devices === undefined && !loadError}
       invalid={!!loadError}
       placeholder="Choose devices"
+      // also keeps picked ids the collector does not list (yet) visible
       allowCustomValue
       width={50}
       onChange={(selected) => {

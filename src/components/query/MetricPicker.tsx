@@ -1,44 +1,44 @@
 import type { SelectableValue } from '@grafana/data';
 import { MultiSelect } from '@grafana/ui';
-import { METRICS, type MetricGroup, type MetricName } from '../../../contract/metrics.js';
+import { metricsFor, type CatalogueEntry, type MetricGroup, type MetricQueryType, type QueryMetricName } from '../../../contract/metrics.js';
 import { Components } from '../../selectors.js';
 
 const GROUP_LABELS: Record<MetricGroup, string> = { tcp: 'TCP', udp: 'UDP (jitter, loss)', run: 'Run (result, duration)' };
+/** Metrics the plugin backend computes (what the stale-data alert uses) get a group of their own. */
+const DERIVED_LABEL = 'Derived';
 
-/** The catalogue of src/shared/metrics.ts, grouped as the pickers show it. */
-export const METRIC_OPTIONS: Array<SelectableValue<MetricName>> = (Object.keys(GROUP_LABELS) as MetricGroup[]).map((group) => ({
-  label: GROUP_LABELS[group],
-  options: METRICS.filter((m) => m.group === group).map((m) => ({ label: m.displayName, value: m.name, description: `${m.name}: ${m.description}` })),
-}));
+const option = (m: CatalogueEntry): SelectableValue<QueryMetricName> => ({ label: m.displayName, value: m.name, description: `${m.name}: ${m.description}` });
 
-/**
- * Computed by the plugin backend for "latest" queries (src/backend/metricsCatalogue.ts): what
- * the stale-data alert uses.
- */
-export const LAST_SUCCESS_AGE_OPTION: SelectableValue<MetricName> = {
-  label: 'Time since last successful run',
-  value: 'last_success_age_s' as MetricName,
-  description: 'last_success_age_s: seconds since the last run in which every test succeeded (+Inf when none did)',
-};
-
-interface Props {
-  value: MetricName[];
-  onChange: (metrics: MetricName[]) => void;
-  /** "latest" queries also offer the metrics the backend derives */
-  latest?: boolean;
+/** The catalogue of contract/metrics.ts that a query type accepts, grouped as the picker shows it. */
+export function metricOptions(queryType: MetricQueryType): Array<SelectableValue<QueryMetricName>> {
+  const entries = metricsFor(queryType);
+  const groups = (Object.keys(GROUP_LABELS) as MetricGroup[]).map((group) => ({
+    label: GROUP_LABELS[group],
+    options: entries.filter((m) => !m.derived && m.group === group).map(option),
+  }));
+  const derived = entries.filter((m) => m.derived).map(option);
+  return derived.length > 0 ? [...groups, { label: DERIVED_LABEL, options: derived }] : groups;
 }
 
-export function MetricPicker({ value, onChange, latest = false }: Props) {
+interface Props<N extends QueryMetricName> {
+  queryType: MetricQueryType;
+  value: N[];
+  onChange: (metrics: N[]) => void;
+  /** keeps the picks this query type accepts (the options come from the same catalogue) */
+  accepts: (name: QueryMetricName) => name is N;
+}
+
+export function MetricPicker<N extends QueryMetricName>({ queryType, value, onChange, accepts }: Props<N>) {
   return (
-    <MultiSelect<MetricName>
+    <MultiSelect<QueryMetricName>
       inputId="iperf3-query-metrics"
       data-testid={Components.QueryEditor.metrics}
       aria-label="Metrics"
-      options={latest ? [...METRIC_OPTIONS, { label: 'Derived', options: [LAST_SUCCESS_AGE_OPTION] }] : METRIC_OPTIONS}
+      options={metricOptions(queryType)}
       value={value}
       width={50}
       placeholder="Choose metrics"
-      onChange={(selected) => onChange(selected.map((s) => s.value).filter((v): v is MetricName => v !== undefined))}
+      onChange={(selected) => onChange(selected.map((s) => s.value).filter((v): v is QueryMetricName => v !== undefined).filter(accepts))}
     />
   );
 }

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { clientOptionsSchema, collectorUrlSchema, DEFAULT_CLIENT_OPTIONS, fieldErrors, jsonDataSettingsSchema, settingsSchema } from './settings.js';
+
+describe('settings defaults', () => {
+  it('fills a missing tcp or udp block from the inner defaults, and keeps what is given', () => {
+    expect(clientOptionsSchema.parse({}).tcp).toEqual({ bitrate: '0', length: '128K' });
+    expect(clientOptionsSchema.parse({}).udp).toEqual({ enabled: true, bitrate: '30M', length: null });
+    expect(clientOptionsSchema.parse({ udp: { bitrate: '10M' } }).udp).toEqual({ enabled: true, bitrate: '10M', length: null });
+    expect(settingsSchema.parse({ servers: [{ host: '192.0.2.1' }] })).toMatchObject({
+      servers: [{ host: '192.0.2.1', port: 5201 }],
+      pools: {},
+      clientOptions: DEFAULT_CLIENT_OPTIONS,
+      schedule: { cron: '0 2 * * *', timezone: 'UTC', runAtStart: false },
+    });
+  });
+
+  it('hands every parse its own defaults, so changing one result never changes another', () => {
+    const a = settingsSchema.parse({ servers: [{ host: '192.0.2.1' }] });
+    a.clientOptions.directions.pop();
+    a.schedule.cron = '0 3 * * *';
+    const b = settingsSchema.parse({ servers: [{ host: '192.0.2.1' }] });
+    expect(b.clientOptions.directions).toEqual(['upload', 'download']);
+    expect(b.schedule.cron).toBe('0 2 * * *');
+  });
+
+  it('checks pool names and that a pool has servers', () => {
+    const pools = { 'south pool': [{ host: '192.0.2.2' }], north: [], ['x'.repeat(65)]: [{ host: '192.0.2.3' }] };
+    const bad = settingsSchema.safeParse({ servers: [{ host: '192.0.2.1' }], pools });
+    expect(fieldErrors(bad.error!).map((e) => e.message).sort()).toEqual(
+      ['a pool needs at least one server', 'pool names have at most 64 characters', 'pool names use letters, digits, . _ -'].sort(),
+    );
+  });
+});
+
+describe('data source jsonData', () => {
+  it('takes the settings out of jsonData, ignoring its other keys', () => {
+    const parsed = jsonDataSettingsSchema.parse({ collectorUrl: 'http://c:8686', servers: [{ host: 'iperf3.example.net' }], tlsSkipVerify: true });
+    expect(parsed).toEqual(settingsSchema.parse({ servers: [{ host: 'iperf3.example.net' }] }));
+  });
+
+  it('asks for a server when jsonData has none', () => {
+    const missing = jsonDataSettingsSchema.safeParse({ collectorUrl: 'http://c:8686' });
+    expect(fieldErrors(missing.error!)).toEqual([{ field: 'servers', message: 'add at least one iperf3 server' }]);
+  });
+
+  it('accepts an http(s) collector URL and says how to fix anything else', () => {
+    expect(collectorUrlSchema.parse(' https://collector.example:8686/base ')).toBe('https://collector.example:8686/base');
+    expect(collectorUrlSchema.safeParse(undefined).error?.issues[0].message).toBe("is required: the collector's address, e.g. http://collector:8080");
+    expect(collectorUrlSchema.safeParse('  ').error?.issues[0].message).toBe("is required: the collector's address, e.g. http://collector:8080");
+    for (const bad of ['ftp://collector', 'collector:8080', 'http//x']) {
+      expect(collectorUrlSchema.safeParse(bad).error?.issues[0].message).toBe('must be an http:// or https:// URL, e.g. http://collector:8080');
+    }
+  });
+});
