@@ -208,7 +208,9 @@ export interface SettingsResponse {
 export const runNowRequestSchema = z.strictObject(
   {
     devices: z
-      .array(z.string().trim().min(1, 'a device id cannot be empty'), { error: 'required: a list of device ids, e.g. ["r1"]' })
+      .array(z.string().trim().min(1, 'a device id cannot be empty').max(200, 'a device id has at most 200 characters'), {
+        error: 'required: a list of device ids, e.g. ["r1"]',
+      })
       .min(1, 'name at least one device'),
   },
   { error: (issue) => (issue.code === 'invalid_type' ? 'send a JSON object such as {"devices": ["r1"]}' : undefined) },

@@ -5,7 +5,7 @@
  * comma-separated values.
  */
 import { z } from 'zod';
-import { MAX_RUNS_PER_REQUEST, RUN_STATUSES } from './api.js';
+import { DEFAULT_RUNS_PER_REQUEST, MAX_RUNS_PER_REQUEST, runNowRequestSchema, runStatusSchema } from './api.js';
 import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
 import { settingsSchema } from './settings.js';
 
@@ -84,10 +84,7 @@ const metricList = list(
   `one or more metrics (${METRIC_NAMES.join(', ')})`,
 ).pipe(z.array(z.enum(METRIC_NAMES)).min(1, `name at least one metric (${METRIC_NAMES.join(', ')})`));
 
-const statusList = list(
-  z.enum(RUN_STATUSES, { error: (iss) => `"${String(iss.input)}" is not a run status; use one of ${RUN_STATUSES.join(', ')}` }),
-  'one or more statuses',
-);
+const statusList = list(runStatusSchema, 'one or more statuses');
 
 const direction = z.enum(DIRECTIONS, { error: `use one of ${DIRECTIONS.join(', ')}` });
 const server = single('host:port of an iperf3 server').min(1, 'give the server as host:port, e.g. 10.0.0.1:5201');
@@ -111,7 +108,7 @@ export function apiSchemas(limits: ApiLimits) {
         status: statusList.optional(),
         from: time('a time').optional(),
         to: time('a time').optional(),
-        limit: wholeNumber(1, limits.maxRuns).default(100),
+        limit: wholeNumber(1, limits.maxRuns).default(DEFAULT_RUNS_PER_REQUEST),
       })
       .superRefine(checkRange(Number.POSITIVE_INFINITY)),
     seriesQuery: z
@@ -136,15 +133,9 @@ export function apiSchemas(limits: ApiLimits) {
     runId: z.strictObject({
       id: z.string().regex(/^[1-9]\d{0,15}$/, 'a run id is a positive whole number').transform(Number),
     }),
-    runNowBody: z.strictObject(
-      {
-        devices: z
-          .array(deviceId.trim().min(1, 'a device id cannot be empty'), { error: 'required: a list of device ids, e.g. ["r1"]' })
-          .min(1, 'name at least one device')
-          .max(limits.maxDevices, `at most ${limits.maxDevices} devices per request; split the request`),
-      },
-      { error: (iss) => (iss.code === 'invalid_type' ? 'send a JSON object such as {"devices": ["r1"]}' : undefined) },
-    ),
+    runNowBody: runNowRequestSchema.extend({
+      devices: runNowRequestSchema.shape.devices.max(limits.maxDevices, `at most ${limits.maxDevices} devices per request; split the request`),
+    }),
   };
 }
 

@@ -4,7 +4,7 @@
  * data source can push the same keys over the API.
  */
 import { z } from 'zod';
-import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, hostSchema, portSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
+import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, hostSchema, poolsSchema, portSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
@@ -45,7 +45,7 @@ export const collectorConfigSchema = z
     apiTokenFile: z.string().min(1, 'a file holding the API bearer token is required'),
     schedule: scheduleSchema.default(scheduleSchema.parse({})),
     servers: z.array(serverSchema).default([]),
-    pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -'), z.array(serverSchema).min(1, 'a pool needs at least one server')).default({}),
+    pools: poolsSchema,
     clientOptions: clientOptionsSchema.default(DEFAULT_CLIENT_OPTIONS),
     ssh: z
       .strictObject({
