@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matchesLabels, querySchema, variableQuerySchema } from './query.js';
+import { labelFilter, labelMatcherSchema, matchesLabels, querySchema, variableQuerySchema } from './query.js';
 
 describe('label matchers', () => {
   const labels = { site: 'hq', org: 'org-a' };
@@ -25,5 +25,25 @@ describe('query model', () => {
     const bad = querySchema.safeParse({ queryType: 'latest', metrics: ['tcp_bps'] });
     expect(bad.error?.issues[0]).toMatchObject({ path: ['metrics', 0], message: expect.stringMatching(/unknown metric "tcp_bps"; use one of tcp_received_bps/) });
     expect(querySchema.safeParse({ queryType: 'runs', limit: 5000 }).error?.issues[0].path).toEqual(['limit']);
+  });
+});
+
+describe('label matchers on RE2', () => {
+  it('anchors regexes, compiles each once, and stays linear on patterns that make backtracking engines explode', { timeout: 5000 }, () => {
+    const labels = { site: 'a'.repeat(18), role: 'ap' };
+    const hostile = labelFilter([{ label: 'site', op: '=~', value: '(?:.|.|.)*Z' }]);
+    expect(hostile(labels)).toBe(false);
+    expect(labelFilter([{ label: 'site', op: '=~', value: '(a+)+' }])(labels)).toBe(true);
+    expect(labelFilter([{ label: 'role', op: '=~', value: 'a' }])(labels)).toBe(false); // anchored
+    expect(labelFilter([{ label: 'role', op: '!~', value: 'a.*' }])(labels)).toBe(false);
+    expect(labelFilter([{ label: 'missing', op: '=', value: '' }])(labels)).toBe(true);
+    expect(matchesLabels(labels, [{ label: 'role', op: '!=', value: 'x' }])).toBe(true);
+  });
+
+  it('rejects regexes RE2 cannot run, naming the field', () => {
+    const parsed = labelMatcherSchema.safeParse({ label: 'site', op: '=~', value: '(a)\\1' });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]).toMatchObject({ path: ['value'], message: expect.stringMatching(/^not a valid regular expression \(RE2 syntax/) });
+    expect(labelMatcherSchema.safeParse({ label: 'site', op: '=', value: '(' }).success).toBe(true); // only regex operators compile
   });
 });

@@ -3,6 +3,7 @@
  * backend, which validates every incoming query with `querySchema`.
  * Saved queries carry `pluginVersion` so that old ones can be migrated later.
  */
+import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { DERIVED_METRIC_NAMES, DIRECTIONS, isDerivedMetric, METRIC_NAMES } from './metrics.js';
 import { runsLimitSchema, runStatusSchema } from './api.js';
@@ -23,11 +24,29 @@ export const ALL_DEVICES = '*';
 /** As in Prometheus: equal, not equal, anchored regex match, anchored regex non-match. */
 export const LABEL_MATCHER_OPS = ['=', '!=', '=~', '!~'] as const;
 
-export const labelMatcherSchema = z.strictObject({
-  label: z.string().min(1, 'label name is required'),
-  op: z.enum(LABEL_MATCHER_OPS).default('='),
-  value: z.string(),
-});
+/** A regular expression of a label matcher: RE2 syntax (as Prometheus), matched in linear time. */
+export function compileLabelRegex(pattern: string): RE2JS {
+  return RE2JS.compile(pattern);
+}
+
+export const labelMatcherSchema = z
+  .strictObject({
+    label: z.string().min(1, 'label name is required').max(200, 'a label name has at most 200 characters'),
+    op: z.enum(LABEL_MATCHER_OPS).default('='),
+    value: z.string().max(1000, 'a matcher value has at most 1000 characters'),
+  })
+  .superRefine((m, ctx) => {
+    if (m.op !== '=~' && m.op !== '!~') return;
+    try {
+      compileLabelRegex(m.value);
+    } catch (err) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['value'],
+        message: `not a valid regular expression (RE2 syntax, as in Prometheus: no look-arounds or back-references): ${(err as Error).message}`,
+      });
+    }
+  });
 export type LabelMatcher = z.infer<typeof labelMatcherSchema>;
 
 const QUERY_METRIC_NAMES = [...METRIC_NAMES, ...DERIVED_METRIC_NAMES];
@@ -129,19 +148,32 @@ export const variableQuerySchema = z.strictObject({
 export type VariableQuery = z.infer<typeof variableQuerySchema>;
 export type VariableQueryInput = z.input<typeof variableQuerySchema>;
 
-/** True when a device with these labels passes every matcher (regexes are anchored, as in Prometheus). */
-export function matchesLabels(labels: Record<string, string>, matchers: LabelMatcher[]): boolean {
-  return matchers.every((m) => {
-    const v = labels[m.label] ?? '';
+/**
+ * A filter passing devices whose labels satisfy every matcher. Regexes are anchored, as in
+ * Prometheus, and run on RE2 (linear time): a hostile pattern such as `(?:.|.|.)*Z` cannot stall
+ * the process that evaluates it. Each regex is compiled once per filter. Throws on an invalid regex.
+ */
+export function labelFilter(matchers: LabelMatcher[]): (labels: Record<string, string>) => boolean {
+  const tests = matchers.map((m): ((v: string) => boolean) => {
     switch (m.op) {
       case '=':
-        return v === m.value;
+        return (v) => v === m.value;
       case '!=':
-        return v !== m.value;
-      case '=~':
-        return new RegExp(`^(?:${m.value})$`).test(v);
-      case '!~':
-        return !new RegExp(`^(?:${m.value})$`).test(v);
+        return (v) => v !== m.value;
+      case '=~': {
+        const re = compileLabelRegex(m.value);
+        return (v) => re.matches(v);
+      }
+      case '!~': {
+        const re = compileLabelRegex(m.value);
+        return (v) => !re.matches(v);
+      }
     }
   });
+  return (labels) => matchers.every((m, i) => tests[i](labels[m.label] ?? ''));
+}
+
+/** True when a device with these labels passes every matcher (see labelFilter). */
+export function matchesLabels(labels: Record<string, string>, matchers: LabelMatcher[]): boolean {
+  return labelFilter(matchers)(labels);
 }

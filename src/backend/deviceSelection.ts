@@ -3,7 +3,7 @@
  * `a,b` or `{a,b}` inside one entry), `*` for all, narrowed by label matchers.
  */
 import type { DeviceInfo } from '../../contract/api.js';
-import { ALL_DEVICES, matchesLabels, type LabelMatcher } from '../../contract/query.js';
+import { ALL_DEVICES, labelFilter, type LabelMatcher } from '../../contract/query.js';
 import { QueryError } from './queryErrors.js';
 
 /** At most this many devices per query: bounds the work of one request. */
@@ -46,16 +46,9 @@ export function selectDevices(entries: readonly string[], matchers: LabelMatcher
     devices = ids.map((id) => known.get(id) as DeviceInfo);
   }
   if (matchers.length > 0) {
-    for (const m of matchers) {
-      if (m.op === '=~' || m.op === '!~') {
-        try {
-          new RegExp(m.value);
-        } catch {
-          throw new QueryError(400, `label matcher ${m.label}${m.op}"${m.value}": not a valid regular expression`);
-        }
-      }
-    }
-    devices = devices.filter((d) => matchesLabels(d.labels, matchers));
+    // the query schema has compiled every regex already (contract/query.ts)
+    const passes = labelFilter(matchers);
+    devices = devices.filter((d) => passes(d.labels));
   }
   if (devices.length > MAX_DEVICES_PER_QUERY) {
     throw new QueryError(

@@ -157,6 +157,26 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     expect((await host.resource(settings, 'devices')).status).toBe(200);
   });
 
+  it('lets Editors and Admins start runs, and refuses Viewers and anonymous users with 403 before reaching the collector', async () => {
+    const before = collector.control.queued.length;
+    const post = (user: { login: string; role: 'Viewer' | 'Editor' | 'Admin' } | null) =>
+      host.resource(settings, 'runs', { method: 'POST', body: { devices: ['r2'] }, user });
+    for (const user of [{ login: 'v', role: 'Viewer' as const }, null]) {
+      const refused = await post(user);
+      expect(refused.status).toBe(403);
+      expect(refused.body).toEqual({
+        error: 'forbidden',
+        message: `starting runs needs the Editor or Admin role in this organization (${user ? 'your role is Viewer' : 'no user is signed in'}); ask an Editor or Admin`,
+      });
+    }
+    expect(collector.control.queued.length).toBe(before);
+    expect((await post({ login: 'e', role: 'Editor' })).status).toBe(202);
+    expect((await post({ login: 'a', role: 'Admin' })).status).toBe(202);
+    expect(collector.control.queued.slice(before)).toEqual([['r2'], ['r2']]);
+    // reading stays open to every role
+    expect((await host.resource(settings, 'runs', { user: { login: 'v', role: 'Viewer' } })).status).toBe(200);
+  });
+
   it('logs what go-plugin can parse, and exits by itself, promptly, when Grafana stops it (GRPCController/Shutdown)', async () => {
     const stopped = await host.shutdown();
     expect(stopped).toMatchObject({ graceful: true, exitCode: 0, stdout: '' });

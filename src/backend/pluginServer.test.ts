@@ -239,6 +239,18 @@ describe('QueryData: time series', () => {
     expect(bad.error).toContain('not a valid regular expression');
   });
 
+  // a backtracking engine spends ~12 s on `(?:.|.|.)*Z` against an 18-character value, blocking every query
+  it('matches hostile label regexes in linear time: the answer is right and comes at once', { timeout: 5000 }, async () => {
+    for (const value of ['(?:.|.|.)*Z', '(a+)+$', '(x+x+)+y', '(.*a){20}']) {
+      const r = await query({ queryType: 'latest', devices: ['*'], labelMatchers: [{ label: 'site', op: '=~', value }], metrics: ['result'] });
+      expect(r.status, value).toBe(200);
+      expect(r.frames.map(decodeFrame).flatMap((f) => f.table.numCols)).toEqual([0]); // nothing matches, an empty typed frame
+    }
+    const lookaround = await query({ queryType: 'latest', devices: ['*'], labelMatchers: [{ label: 'site', op: '=~', value: 'r(?=o)' }] });
+    expect(lookaround.status).toBe(400);
+    expect(lookaround.error).toMatch(/RE2 syntax, as in Prometheus/);
+  });
+
   it('returns an empty frame when the devices have no data in range', async () => {
     const r = await query({ queryType: 'timeseries', devices: ['h3'], metrics: ['udp_bps'] });
     expect(r.status).toBe(200);
@@ -452,6 +464,11 @@ describe('CallResource', () => {
   });
 
   it('queues a run now and reports bad requests with status codes', async () => {
+    for (const user of [{ login: 'v', role: 'Viewer' }, { login: '', role: '' }, null]) {
+      const refused = await client.callResource(settings, 'runs', { method: 'POST', body: { devices: ['r1'] }, user });
+      expect(refused).toMatchObject({ code: 403, json: { error: 'forbidden', message: expect.stringMatching(/needs the Editor or Admin role/) } });
+    }
+    expect((await client.callResource(settings, 'devices', { user: null })).code).toBe(200);
     const queued = await client.callResource(settings, 'runs', { method: 'POST', body: { devices: ['r1'] } });
     expect(queued).toMatchObject({ code: 202, json: { queued: ['r1'] } });
     const single = await client.callResource(settings, 'runs', { method: 'POST', body: { device: 'r2' } });

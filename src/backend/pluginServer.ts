@@ -28,7 +28,7 @@ const QUERY_CONCURRENCY = 4;
 interface PluginContextMessage {
   orgId?: number;
   pluginId?: string;
-  user?: { login?: string } | null;
+  user?: { login?: string; role?: string } | null;
   dataSourceInstanceSettings?: DataSourceInstanceSettingsMessage | null;
 }
 
@@ -38,6 +38,20 @@ export interface PluginServerOptions {
   collectorTimeoutMs?: number;
   /** called after GRPCController/Shutdown has been answered */
   onShutdownRequest?: () => void;
+}
+
+/** Grafana org roles that may change or start something; any role may read. */
+const CHANGING_ROLES = new Set(['Editor', 'Admin']);
+
+/**
+ * Grafana lets every role that may query a data source call its resources, Viewers and
+ * anonymous users included: anything but a read needs an Editor or an Admin.
+ */
+export function refuseChange(method: string, user: PluginContextMessage['user']): ResourceResponse | null {
+  if (['GET', 'HEAD'].includes(method.toUpperCase())) return null;
+  if (user?.role && CHANGING_ROLES.has(user.role)) return null;
+  const who = user?.role ? `your role is ${user.role}` : 'no user is signed in';
+  return jsonResponse(403, { error: 'forbidden', message: `starting runs needs the Editor or Admin role in this organization (${who}); ask an Editor or Admin` });
 }
 
 export class PluginServer {
@@ -204,6 +218,11 @@ export class PluginServer {
     };
     if (fixed) {
       respond(fixed);
+      return;
+    }
+    const refused = refuseChange(method, pluginContext?.user);
+    if (refused) {
+      respond(refused);
       return;
     }
     let instance: DataSourceInstance;

@@ -14,7 +14,7 @@ import {
 } from '@grafana/data';
 import { getTemplateSrv } from '@grafana/runtime';
 import { from, map, type Observable } from 'rxjs';
-import { matchesLabels, variableQuerySchema, type VariableQuery } from '../../contract/query.js';
+import { labelFilter, variableQuerySchema, type VariableQuery } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
 import { interpolateMatchers } from '../datasource.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from '../types.js';
@@ -37,7 +37,8 @@ export async function listVariableValues(
     return servers.map((s) => ({ text: s.label ? `${s.label} (${s.key})` : s.key, value: s.key }));
   }
   const matchers = interpolateMatchers(getTemplateSrv(), query.labelMatchers, scopedVars);
-  const devices = (await ds.getDevices()).filter((d) => matchesLabels(d.labels, matchers));
+  const passes = labelFilter(matchers);
+  const devices = (await ds.getDevices()).filter((d) => passes(d.labels));
   if (query.kind === 'labelValues') {
     if (!query.label) throw new Error('label values: choose which label to list, e.g. site');
     const label = query.label;

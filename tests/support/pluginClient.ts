@@ -158,11 +158,12 @@ export class PluginClient {
   callResource(
     settings: DataSourceSettingsInput,
     path: string,
-    options: { method?: string; query?: string; body?: unknown } = {},
+    options: { method?: string; query?: string; body?: unknown; user?: { login: string; role: string } | null } = {},
   ): Promise<{ code: number; json: unknown; contentType: string | undefined }> {
     const client = this.clients.Resource as unknown as { CallResource(r: object): grpc.ClientReadableStream<{ code: number; body: Buffer; headers: Record<string, { values: string[] }> }> };
     const stream = client.CallResource({
-      pluginContext: pluginContext(settings),
+      // Grafana passes the signed-in user; an Editor unless a test says otherwise
+      pluginContext: { ...pluginContext(settings), user: options.user === undefined ? { login: 'editor', role: 'Editor' } : options.user },
       path,
       method: options.method ?? 'GET',
       url: `/api/datasources/uid/iperf3-ds/resources/${path}${options.query ? `?${options.query}` : ''}`,
