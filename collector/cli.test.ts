@@ -7,6 +7,7 @@ import { formatSummary, runCli, USAGE, type Runtime } from './cli.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { COLLECTOR_VERSION } from './version.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
+import { DatabaseInUseError } from './errors.js';
 
 let dir: string;
 const TOKEN = 'cli-token-0123456789abcdef';
@@ -167,6 +168,31 @@ describe('collector CLI', () => {
     t = io();
     expect(await runCli(['run', 'ap-1', 'ap-2', ...cfg], t.io, runtime([ok, failed]))).toBe(1);
     expect(t.out.join('')).toContain('ap-2: failed via 10.0.0.1:5201 [server-unreachable] tcp upload: unable to connect (run 8)\n  tcp upload: failed [server-unreachable]');
+  });
+
+  it('forget-host-key takes one device of the configuration and says what happened', async () => {
+    const cfg = ['--config', join(dir, 'good.yaml')];
+    let t = io();
+    const rt = runtime([]);
+    expect(await runCli(['forget-host-key', 'ap-1', ...cfg], t.io, rt)).toBe(1);
+    expect(t.err.join('')).toBe('no host key is recorded for ap-1: nothing to forget\n');
+    t = io();
+    expect(await runCli(['forget-host-key', 'ap-2', ...cfg], t.io, { ...rt, forgetHostKey: async () => true })).toBe(0);
+    expect(t.out.join('')).toMatch(/^forgot the SSH host key recorded for ap-2/);
+    t = io();
+    expect(await runCli(['forget-host-key', ...cfg], t.io, rt)).toBe(2);
+    expect(await runCli(['forget-host-key', 'ap-1', 'ap-2', ...cfg], t.io, rt)).toBe(2);
+    expect(rt.calls).toEqual(['forget ap-1']);
+  });
+
+  it('prints a startup failure in one line with exit code 1, and lets other errors through', async () => {
+    const cfg = ['--config', join(dir, 'good.yaml'), '--log-level', 'silent'];
+    const t = io();
+    const inUse = { ...runtime([]), serve: async () => Promise.reject(new DatabaseInUseError('/data/x.db')) };
+    expect(await runCli(['serve', ...cfg], t.io, inUse)).toBe(1);
+    expect(t.err.join('')).toMatch(/^error: database \/data\/x\.db is in use by another collector process/);
+    const bug = { ...runtime([]), run: async () => Promise.reject(new TypeError('a bug')) };
+    await expect(runCli(['run', 'ap-1', ...cfg], io().io, bug)).rejects.toThrow('a bug');
   });
 
   it('serve takes no device ids and hands the loaded config to the runtime', async () => {

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from './config/load.js';
 import { ClassifiedError, type DeviceConnector } from './model.js';
-import { parseListen, startService, type Service } from './service.js';
+import { forgetHostKey, parseListen, startService, type Service } from './service.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 
 const TOKEN = 'core-token-0123456789abcdef';
@@ -261,6 +261,15 @@ describe('collector core behind the API', () => {
     const again = new Database(config.databasePath, { timeout: 0 });
     again.prepare('DELETE FROM settings').run();
     again.close();
+  });
+
+  it('forgets a recorded host key beside a running service, once', async () => {
+    const config = loaded();
+    service = await startService(config, logger, { connector: unreachable, schedule: false });
+    await service.store.hostKeys.record('a', 'SHA256:old');
+    expect(await forgetHostKey(config, 'a')).toBe(true);
+    expect(await service.store.hostKeys.get('a')).toBeUndefined();
+    expect(await forgetHostKey(config, 'a')).toBe(false);
   });
 
   it('parses listen addresses, IPv6 included', () => {

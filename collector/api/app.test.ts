@@ -329,6 +329,13 @@ describe('settings', () => {
     expect(log).not.toContain(TOKEN);
   });
 
+  it('never sends an answer that breaks its published schema: a 500 instead of a half-valid reply', async () => {
+    control.deviceList = [{ id: 'a', host: '192.0.2.1', port: 22, labels: { site: 7 as unknown as string }, pool: null, enabled: true }];
+    const res = await get('/api/v1/devices');
+    expect(res.status).toBe(500);
+    expect(res.json()).toEqual({ error: 'internal', message: 'internal error; the collector log has the details' });
+  });
+
   it('keeps a token or password put in the query string out of the access log', async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(chunk.toString()), cb()) }));

@@ -127,6 +127,12 @@ describe.each(['openssh', 'dropbear'] as const)('SshConnector against %s', (kind
     expect(missing.exitCode).toBe(127);
     expect(missing.stderr).toMatch(/no-such-command-xyz/);
     expect(missing.stderr).not.toContain('ipl-ssh-pid');
+    // A command that fails at once can have its confirmation, exit status and close in one TCP
+    // read: the exit status must still be seen (it once surfaced as "lost the SSH connection").
+    for (let i = 0; i < 25; i++) {
+      const fast = await session.exec(['sh', '-c', 'exit 7'], { timeoutMs: 5000 });
+      expect(fast.exitCode, `attempt ${i}`).toBe(7);
+    }
   });
 
   it('passes hostile arguments through unchanged and feeds stdin', async () => {

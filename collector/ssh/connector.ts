@@ -174,10 +174,17 @@ class SshSession implements DeviceSession {
     private readonly fileCommandTimeoutMs: number,
   ) {}
 
-  /** Opens an exec channel; ssh2's synchronous "Not connected" becomes a rejection too. */
-  private openChannel(command: string): Promise<ClientChannel> {
+  /**
+   * Opens an exec channel; ssh2's synchronous "Not connected" becomes a rejection too.
+   * `onOpen` runs synchronously in ssh2's callback, before the channel can emit anything.
+   */
+  private openChannel(command: string, onOpen: (channel: ClientChannel) => void = () => undefined): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
-      this.client.exec(command, (error, channel) => (error ? reject(error) : resolve(channel)));
+      this.client.exec(command, (error, channel) => {
+        if (error) return reject(error);
+        onOpen(channel);
+        resolve(channel);
+      });
     });
   }
 
@@ -257,7 +264,10 @@ class SshSession implements DeviceSession {
         return part;
       };
 
-      this.openChannel(command).then((opened) => {
+      // Listeners go on in ssh2's callback itself, not in a promise continuation: when the
+      // confirmation, the exit status and the close arrive in one TCP read (a command that fails
+      // at once, on a loaded machine), ssh2 emits 'exit' before any microtask runs.
+      this.openChannel(command, (opened) => {
         channel = opened;
         opened.on('data', (chunk: Buffer) => stdout.push(admit(chunk)));
         opened.stderr.on('data', (chunk: Buffer) => {
@@ -281,7 +291,7 @@ class SshSession implements DeviceSession {
         });
         opened.on('close', settle);
         opened.end(options.stdin);
-      }, (error: Error) => {
+      }).catch((error: Error) => {
         settled = true;
         clearTimeout(deadline);
         clearTimeout(backstop);

@@ -13,6 +13,12 @@ beforeAll(async () => {
   // Fault injection: a server that hangs, answers plain text, or fails.
   faulty = createServer((req, res) => {
     if (req.url?.includes('/hang')) return; // never answers
+    if (req.url?.startsWith('/malformed')) {
+      // a 200 that is not the collector's contract: health without servers, devices without ids
+      const body = req.url.includes('/health') ? { status: 'ok', version: '0.0.9', devices: 1 } : { devices: [{ host: 'h' }] };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      return;
+    }
     if (req.url?.includes('/health')) {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream down');
       return;
@@ -82,5 +88,15 @@ describe('CollectorClient', () => {
     expect(failing).toMatchObject({ status: 500, message: 'disk full' });
     const noFields = await new CollectorClient({ baseUrl: faultyUrl, token: 't' }).runNow(['x']).catch((e: unknown) => e);
     expect(noFields).toMatchObject({ fields: [] });
+  });
+
+  it('checks every reply against the contract and names a collector that breaks it', async () => {
+    const other = new CollectorClient({ baseUrl: `${faultyUrl}/malformed`, token: 't' });
+    const health = await other.health().catch((e: unknown) => e);
+    expect(health).toBeInstanceOf(CollectorRequestError);
+    expect(health).toMatchObject({ status: 502, code: 'malformed-reply' });
+    expect((health as Error).message).toMatch(/^the collector's answer to GET \/api\/v1\/health does not match this plugin's contract \(.*servers.*\): is .* the same version\?$/);
+    const devices = await other.devices().catch((e: unknown) => e);
+    expect((devices as Error).message).toMatch(/devices\.0\.id/);
   });
 });

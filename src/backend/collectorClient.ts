@@ -13,14 +13,25 @@ import {
   type LatestResponse,
   type RunNowResponse,
   type RunRecord,
-  type RunsResponse,
   type RunStatus,
   type SeriesParams,
   type SeriesResponse,
   type ServerInfo,
   type SettingsResponse,
 } from '../../contract/api.js';
-import type { Settings } from '../../contract/settings.js';
+import {
+  devicesResponseSchema,
+  healthResponseSchema,
+  intervalsResponseSchema,
+  latestResponseSchema,
+  runNowResponseSchema,
+  runsResponseSchema,
+  seriesResponseSchema,
+  serversResponseSchema,
+  settingsResponseSchema,
+} from '../../contract/apiResponses.js';
+import { fieldErrors, formatFieldErrors, type Settings } from '../../contract/settings.js';
+import type { z } from 'zod';
 
 export const DEFAULT_COLLECTOR_TIMEOUT_MS = 15_000;
 
@@ -101,27 +112,27 @@ export class CollectorClient {
   }
 
   health(signal?: AbortSignal): Promise<HealthResponse> {
-    return this.request('GET', '/health', {}, undefined, signal);
+    return this.request(healthResponseSchema, 'GET', '/health', {}, undefined, signal);
   }
 
   async devices(signal?: AbortSignal): Promise<DeviceInfo[]> {
-    return (await this.request<{ devices: DeviceInfo[] }>('GET', '/devices', {}, undefined, signal)).devices;
+    return (await this.request(devicesResponseSchema, 'GET', '/devices', {}, undefined, signal)).devices;
   }
 
   async servers(signal?: AbortSignal): Promise<ServerInfo[]> {
-    return (await this.request<{ servers: ServerInfo[] }>('GET', '/servers', {}, undefined, signal)).servers;
+    return (await this.request(serversResponseSchema, 'GET', '/servers', {}, undefined, signal)).servers;
   }
 
   settings(signal?: AbortSignal): Promise<SettingsResponse> {
-    return this.request('GET', '/settings', {}, undefined, signal);
+    return this.request(settingsResponseSchema, 'GET', '/settings', {}, undefined, signal);
   }
 
   putSettings(settings: Settings, signal?: AbortSignal): Promise<SettingsResponse> {
-    return this.request('PUT', '/settings', {}, settings, signal);
+    return this.request(settingsResponseSchema, 'PUT', '/settings', {}, settings, signal);
   }
 
   runNow(devices: string[], signal?: AbortSignal): Promise<RunNowResponse> {
-    return this.request('POST', '/runs', {}, { devices }, signal);
+    return this.request(runNowResponseSchema, 'POST', '/runs', {}, { devices }, signal);
   }
 
   async runs(query: RunsRequest, signal?: AbortSignal): Promise<RunRecord[]> {
@@ -132,11 +143,11 @@ export class CollectorClient {
       to: query.toMs,
       limit: query.limit,
     };
-    return (await this.request<RunsResponse>('GET', '/runs', params, undefined, signal)).runs;
+    return (await this.request(runsResponseSchema, 'GET', '/runs', params, undefined, signal)).runs;
   }
 
   intervals(runId: number, signal?: AbortSignal): Promise<IntervalsResponse> {
-    return this.request('GET', `/runs/${encodeURIComponent(String(runId))}/intervals`, {}, undefined, signal);
+    return this.request(intervalsResponseSchema, 'GET', `/runs/${encodeURIComponent(String(runId))}/intervals`, {}, undefined, signal);
   }
 
   series(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesResponse> {
@@ -150,12 +161,12 @@ export class CollectorClient {
       direction: query.direction,
       splitByServer: query.splitByServer,
     };
-    return this.request('GET', '/series', params, undefined, signal);
+    return this.request(seriesResponseSchema, 'GET', '/series', params, undefined, signal);
   }
 
   latest(query: LatestRequest, signal?: AbortSignal): Promise<LatestResponse> {
     const params = { device: query.devices, metric: query.metrics, server: query.server, direction: query.direction };
-    return this.request('GET', '/latest', params, undefined, signal);
+    return this.request(latestResponseSchema, 'GET', '/latest', params, undefined, signal);
   }
 
   /** Builds the URL of an API path with repeated query parameters for lists. */
@@ -171,6 +182,7 @@ export class CollectorClient {
   }
 
   private async request<T>(
+    schema: z.ZodType<T>,
     method: string,
     path: string,
     params: Record<string, QueryValue>,
@@ -200,12 +212,23 @@ export class CollectorClient {
     }
     const text = await response.text();
     if (response.ok) {
+      let json: unknown;
       try {
-        return JSON.parse(text) as T;
+        json = JSON.parse(text);
       } catch {
         // e.g. the URL points at a web server that is not the collector
-        throw new CollectorRequestError(response.status, 'not-json', `${method} ${API_PREFIX}${path} did not answer JSON: is ${this.baseUrl} the collector?`);
+        throw new CollectorRequestError(502, 'not-json', `${method} ${API_PREFIX}${path} did not answer JSON: is ${this.baseUrl} the collector?`);
       }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) {
+        throw new CollectorRequestError(
+          502,
+          'malformed-reply',
+          `the collector's answer to ${method} ${API_PREFIX}${path} does not match this plugin's contract (${formatFieldErrors(fieldErrors(parsed.error)).slice(0, 300)}): ` +
+            `is ${this.baseUrl} the collector, and are the collector and the plugin the same version?`,
+        );
+      }
+      return parsed.data;
     }
     const apiError = parseApiError(text);
     if (response.status === 401 || response.status === 403) {

@@ -10,6 +10,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,17 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     const badServer = await host.checkHealth({ ...settings, uid: 'exe-server', jsonData: { collectorUrl: collector.url, servers: [{ host: '300.1.1.1' }] } });
     expect(badServer).toMatchObject({ status: 'ERROR' });
     expect(badServer.message).toContain('servers.0.host');
+    // a 200 that breaks the contract (an older collector, or another service at that address)
+    const liar = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok","devices":1}'));
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+    try {
+      const malformed = await host.checkHealth({ ...settings, uid: 'exe-liar', jsonData: { ...(settings.jsonData as object), collectorUrl: `http://127.0.0.1:${(liar.address() as { port: number }).port}` } });
+      expect(malformed.status).toBe('ERROR');
+      expect(malformed.message).toMatch(/does not match this plugin's contract/);
+    } finally {
+      liar.close();
+    }
+    expect((await host.checkHealth(settings)).status).toBe('OK'); // and the plugin is still there
   });
 
   it('answers QueryData for every query type with frames the SDK reads as the data types they claim', async () => {

@@ -190,10 +190,13 @@ export class PluginServer {
       callback(null, { status: 'ERROR', message, jsonDetails: Buffer.from(JSON.stringify({})) });
       return;
     }
-    void checkHealth(instance).then((result) => {
-      this.logger.info({ datasource: instance.key, status: result.status }, 'CheckHealth');
-      callback(null, { status: result.status, message: result.message, jsonDetails: Buffer.from(JSON.stringify(result.details)) });
-    });
+    // a rejection must never escape: Grafana gets an ERROR with the reason, and the plugin keeps running
+    void checkHealth(instance)
+      .catch((error: unknown) => ({ status: 'ERROR', message: describeError(error).message, details: {} }))
+      .then((result) => {
+        this.logger.info({ datasource: instance.key, status: result.status }, 'CheckHealth');
+        callback(null, { status: result.status, message: result.message, jsonDetails: Buffer.from(JSON.stringify(result.details)) });
+      });
   };
 
   private readonly collectMetrics = (

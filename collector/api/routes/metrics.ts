@@ -1,6 +1,7 @@
 /** Metric time series and latest values, as the plugin backend queries them. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, type LatestResponse, type SeriesResponse } from '../../../contract/api.js';
+import { latestResponseSchema, seriesResponseSchema } from '../../../contract/apiResponses.js';
 import type { RouteDeps } from './deps.js';
 
 export const metricRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
@@ -8,7 +9,7 @@ export const metricRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
 
   app.get(
     `${API_PREFIX}/series`,
-    { schema: { summary: 'Time series per device, metric and direction (and server), at most maxPoints each', querystring: schemas.seriesQuery } },
+    { schema: { summary: 'Time series per device, metric and direction (and server), at most maxPoints each', querystring: schemas.seriesQuery, response: { 200: seriesResponseSchema } } },
     async (request): Promise<SeriesResponse> => {
       const q = request.query;
       return {
@@ -31,7 +32,7 @@ export const metricRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
 
   app.get(
     `${API_PREFIX}/latest`,
-    { schema: { summary: 'The latest value per device, metric and direction, at or before `to`', querystring: schemas.latestQuery } },
+    { schema: { summary: 'The latest value per device, metric and direction, at or before `to`', querystring: schemas.latestQuery, response: { 200: latestResponseSchema } } },
     async (request): Promise<LatestResponse> => {
       const q = request.query;
       return { values: await store.metrics.latest({ devices: q.device, metrics: q.metric, server: q.server, direction: q.direction, beforeMs: q.to }) };

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, type SettingsResponse } from '../../../contract/api.js';
 import { pushedSettingsSchema } from '../../../contract/apiParams.js';
+import { settingsResponseSchema } from '../../../contract/apiResponses.js';
 import type { Settings } from '../../../contract/settings.js';
 import type { RouteDeps } from './deps.js';
 
@@ -17,14 +18,14 @@ function withoutSecrets(settings: Settings): Settings {
 export const settingsRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps }) => {
   const { control, store } = deps;
 
-  app.get(`${API_PREFIX}/settings`, { schema: { summary: 'The settings in effect (secrets masked) and where they come from' } }, async (): Promise<SettingsResponse> => {
+  app.get(`${API_PREFIX}/settings`, { schema: { summary: 'The settings in effect (secrets masked) and where they come from', response: { 200: settingsResponseSchema } } }, async (): Promise<SettingsResponse> => {
     const current = control.currentSettings();
     return { ...current, settings: withoutSecrets(current.settings) };
   });
 
   app.put(
     `${API_PREFIX}/settings`,
-    { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: pushedSettingsSchema } },
+    { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: pushedSettingsSchema, response: { 200: settingsResponseSchema } } },
     async (request): Promise<SettingsResponse> => {
       const settings = request.body;
       // saved and applied in one transaction: when applying throws, nothing is stored

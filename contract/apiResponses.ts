@@ -1,0 +1,147 @@
+/**
+ * Schemas of the collector API's answers, typed against the payload interfaces of api.ts. The
+ * collector's routes serialize through them (an answer that breaks its contract is a 500, never
+ * a half-valid reply), the OpenAPI document publishes them, and the plugin backend parses every
+ * reply with them, so a collector of another version is named instead of crashing a panel.
+ */
+import { z } from 'zod';
+import {
+  ERROR_CLASSES,
+  RUN_STATUSES,
+  TRIGGERS,
+  type DeviceInfo,
+  type HealthResponse,
+  type IntervalsResponse,
+  type LatestResponse,
+  type RunNowResponse,
+  type RunRecord,
+  type RunsResponse,
+  type SeriesResponse,
+  type ServerHealth,
+  type ServerInfo,
+  type SettingsResponse,
+  type TestRecord,
+} from './api.js';
+import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
+import { settingsSchema } from './settings.js';
+
+const iso = z.string().describe('ISO-8601 time in UTC');
+const protocol = z.enum(['tcp', 'udp']);
+const direction = z.enum(DIRECTIONS);
+const errorClass = z.enum(ERROR_CLASSES).nullable();
+
+export const testRecordSchema: z.ZodType<TestRecord> = z.object({
+  id: z.number().int(),
+  protocol,
+  direction,
+  status: z.enum(['ok', 'failed']),
+  errorClass,
+  message: z.string().nullable(),
+  startedAt: iso,
+  endedAt: iso,
+});
+
+export const runRecordSchema: z.ZodType<RunRecord> = z.object({
+  id: z.number().int(),
+  device: z.string(),
+  server: z.string().nullable(),
+  trigger: z.enum(TRIGGERS),
+  status: z.enum(RUN_STATUSES),
+  errorClass,
+  message: z.string().nullable(),
+  startedAt: iso,
+  endedAt: iso.nullable(),
+  tests: z.array(testRecordSchema),
+});
+
+export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({
+  id: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  labels: z.record(z.string(), z.string()),
+  pool: z.string().nullable(),
+  enabled: z.boolean(),
+  lastRun: runRecordSchema.nullable(),
+});
+
+const serverInfoShape = {
+  host: z.string(),
+  port: z.number().int(),
+  label: z.string().optional(),
+  key: z.string(),
+  pool: z.string().nullable(),
+  busy: z.boolean(),
+  busySeconds: z.number(),
+};
+export const serverInfoSchema: z.ZodType<ServerInfo> = z.object(serverInfoShape);
+export const serverHealthSchema: z.ZodType<ServerHealth> = z.object({ ...serverInfoShape, reachable: z.boolean(), error: z.string().optional() });
+
+export const healthResponseSchema: z.ZodType<HealthResponse> = z.object({
+  status: z.literal('ok'),
+  version: z.string(),
+  startedAt: iso,
+  devices: z.number().int(),
+  enabledDevices: z.number().int(),
+  servers: z.array(serverHealthSchema),
+  nextRun: iso.nullable(),
+  lastScheduledRun: iso.nullable(),
+  running: z.boolean(),
+  queueLength: z.number().int(),
+  settingsSource: z.enum(['file', 'api']),
+});
+
+export const devicesResponseSchema: z.ZodType<{ devices: DeviceInfo[] }> = z.object({ devices: z.array(deviceInfoSchema) });
+export const serversResponseSchema: z.ZodType<{ servers: ServerInfo[] }> = z.object({ servers: z.array(serverInfoSchema) });
+export const runsResponseSchema: z.ZodType<RunsResponse> = z.object({ runs: z.array(runRecordSchema) });
+export const runNowResponseSchema: z.ZodType<RunNowResponse> = z.object({ queued: z.array(z.string()) });
+
+export const settingsResponseSchema: z.ZodType<SettingsResponse> = z.object({
+  settings: settingsSchema,
+  source: z.enum(['file', 'api']),
+  updatedAt: iso.nullable(),
+});
+
+const nullableDirection = direction.nullable();
+export const seriesResponseSchema: z.ZodType<SeriesResponse> = z.object({
+  fromMs: z.number(),
+  toMs: z.number(),
+  maxPoints: z.number().int(),
+  series: z.array(
+    z.object({
+      device: z.string(),
+      metric: z.enum(METRIC_NAMES),
+      server: z.string().nullable(),
+      direction: nullableDirection,
+      points: z.array(z.tuple([z.number(), z.number(), z.union([z.literal(0), z.literal(1)])])),
+    }),
+  ),
+});
+
+export const latestResponseSchema: z.ZodType<LatestResponse> = z.object({
+  values: z.array(
+    z.object({
+      device: z.string(),
+      metric: z.enum(METRIC_NAMES),
+      server: z.string().nullable(),
+      direction: nullableDirection,
+      timeMs: z.number(),
+      value: z.number(),
+      failed: z.union([z.literal(0), z.literal(1)]),
+    }),
+  ),
+});
+
+export const intervalsResponseSchema: z.ZodType<IntervalsResponse> = z.object({
+  run: runRecordSchema,
+  intervals: z.array(
+    z.object({
+      protocol,
+      direction,
+      start: z.number(),
+      end: z.number(),
+      timeMs: z.number(),
+      bitsPerSecond: z.number(),
+      omitted: z.boolean(),
+    }),
+  ),
+});
