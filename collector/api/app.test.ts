@@ -342,9 +342,11 @@ describe('settings', () => {
     app = build({ logger });
     await call({ method: 'GET', url: `/api/v1/devices?token=${TOKEN}&x=1&Password=hunter2&api_key=k3y`, token: null });
     await call({ method: 'GET', url: `/api/v1/runs?device=a&access_token=${TOKEN}` });
+    await call({ method: 'GET', url: '/api/v1/servers?%E0%A4%A=1&token&x' });
     const log = lines.join('');
     expect(log).toContain('"url":"/api/v1/devices?token=[redacted]&x=1&Password=[redacted]&api_key=[redacted]"');
     expect(log).toContain('"url":"/api/v1/runs?device=a&access_token=[redacted]"');
+    expect(log).toContain('"url":"/api/v1/servers?%E0%A4%A=1&token=[redacted]&x"');
     expect(log).not.toContain(TOKEN);
     expect(log).not.toContain('hunter2');
     expect(log).not.toContain('k3y');

@@ -32,9 +32,9 @@ export function issueErrors(issues: readonly z.core.$ZodIssue[], known: readonly
 
 /** The parameter names a route's schema for `part` knows (for "unknown parameter" answers). */
 function knownKeys(request: FastifyRequest, part: string): string[] {
-  const schema = (request.routeOptions.schema as Record<string, unknown> | undefined)?.[part];
-  const shape = (schema as { shape?: Record<string, unknown> } | undefined)?.shape;
-  return shape ? Object.keys(shape) : [];
+  // only routes with a zod object schema for `part` reach here: their validation failed
+  const schema = (request.routeOptions.schema as Record<string, { shape: Record<string, unknown> }>)[part];
+  return Object.keys(schema.shape);
 }
 
 export function installErrorHandling(app: FastifyInstance): void {
@@ -44,7 +44,7 @@ export function installErrorHandling(app: FastifyInstance): void {
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {
-      const part = err.validationContext ?? 'querystring';
+      const part = String(err.validationContext); // querystring, params or body
       // the type provider passes each zod issue as code (keyword), path (instancePath), message and the rest in params
       const issues = err.validation.map(
         (v) => ({ ...v.params, code: v.keyword, message: v.message, path: v.instancePath.split('/').filter((p) => p !== '') }) as unknown as z.core.$ZodIssue,

@@ -194,7 +194,7 @@ class SshSession implements DeviceSession {
     return new Promise<ExecResult>((resolve, reject) => {
       const stdout: Buffer[] = [];
       const stderr: Buffer[] = [];
-      let head = ''; // stderr until the PID line has been seen (at most 4 KiB)
+      let head = ''; // stderr until the PID line has been seen
       let pid: number | undefined;
       let timedOut = false;
       let outputTooLarge = false;
@@ -272,18 +272,14 @@ class SshSession implements DeviceSession {
         opened.on('data', (chunk: Buffer) => stdout.push(admit(chunk)));
         opened.stderr.on('data', (chunk: Buffer) => {
           if (pid !== undefined) return stderr.push(admit(chunk));
-          head += chunk.toString();
+          // stderr before the PID line counts against the cap too (the wrapper may never run)
+          head += admit(chunk).toString();
           const match = PID_LINE.exec(head);
           if (match) {
             pid = Number(match[1]);
-            const rest = head.replace(match[0], '');
+            stderr.push(Buffer.from(head.replace(match[0], '')));
             head = '';
-            stderr.push(admit(Buffer.from(rest)));
             killRemote();
-          } else if (head.length > 4096) {
-            // no PID line (the wrapper did not run): the text counts against the cap like any output
-            stderr.push(admit(Buffer.from(head)));
-            head = '';
           }
         });
         opened.on('exit', (code: number | null) => {

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { DatabaseInUseError } from '../../errors.js';
+import { DatabaseInUseError, StartupError } from '../../errors.js';
 
 export interface Ownership {
   release(): void;
@@ -15,14 +15,16 @@ export interface Ownership {
 export function acquireOwnership(databasePath: string): Ownership {
   const path = `${databasePath}.owner`;
   if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
-  const lock = new Database(path, { timeout: 0 });
+  let lock: Database.Database | undefined;
   try {
+    lock = new Database(path, { timeout: 0 });
     lock.pragma('locking_mode = EXCLUSIVE');
     lock.exec('BEGIN EXCLUSIVE');
   } catch (err) {
-    lock.close();
+    lock?.close();
     if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new DatabaseInUseError(databasePath);
-    throw err;
+    throw new StartupError(`cannot lock database ${databasePath} (${path}): ${(err as Error).message}; check that the collector may write the database's folder`, { cause: err });
   }
-  return { release: () => lock.close() };
+  const held = lock;
+  return { release: () => held.close() };
 }

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -398,5 +398,9 @@ describe('the database file', () => {
     writeFileSync(join(dir, 'text.db'), 'not a database '.repeat(20));
     expect(() => SqliteStore.open(join(dir, 'text.db'))).toThrow(/cannot use database .*text\.db: .*\(SQLITE_NOTADB\); the file is not a SQLite database/);
     expect(() => SqliteStore.open(join(dir, 'text.db'))).toThrow(StartupError);
+    mkdirSync(join(dir, 'folder.db'));
+    expect(() => SqliteStore.open(join(dir, 'folder.db'))).toThrow(/cannot use database .*folder\.db: .*the collector cannot open or create it|cannot use database .*folder\.db/);
+    mkdirSync(join(dir, 'locked.db.owner'));
+    expect(() => SqliteStore.open(join(dir, 'locked.db'), { owner: true })).toThrow(/^cannot lock database .*locked\.db/);
   });
 });
