@@ -88,16 +88,19 @@ export interface InstanceManagerOptions {
   onNewInstance?: (instance: DataSourceInstance) => void;
 }
 
-/** One instance per data source, rebuilt when Grafana reports a newer `lastUpdatedMS`. */
+/**
+ * One instance per data source of an organization (uids are unique per organization only),
+ * rebuilt when Grafana reports another `lastUpdatedMS`.
+ */
 export class InstanceManager {
   private readonly instances = new Map<string, DataSourceInstance>();
 
   constructor(private readonly options: InstanceManagerOptions = {}) {}
 
   /** Throws SettingsError when the settings are missing or invalid. */
-  get(message: DataSourceInstanceSettingsMessage | null | undefined, notify = true): DataSourceInstance {
+  get(message: DataSourceInstanceSettingsMessage | null | undefined, notify = true, orgId = 0): DataSourceInstance {
     if (!message) throw new SettingsError([{ field: '(root)', message: 'the request carries no data source settings' }]);
-    const key = message.uid || String(message.id ?? '');
+    const key = `${orgId}/${message.uid || String(message.id ?? '')}`;
     const lastUpdatedMS = Number(message.lastUpdatedMS ?? 0);
     const cached = this.instances.get(key);
     if (cached && cached.lastUpdatedMS === lastUpdatedMS) return cached;

@@ -493,6 +493,13 @@ describe('CallResource', () => {
     expect(wrongMethod).toMatchObject({ code: 405 });
   });
 
+  it('keeps the data sources of two organizations apart, even with the same uid and version', async () => {
+    const other = { ...settings, orgId: 2, jsonData: { ...(settings.jsonData as object), collectorUrl: DEAD } };
+    expect((await client.callResource(settings, 'devices')).code).toBe(200);
+    expect((await client.callResource(other, 'devices')).code).toBe(502); // org 2's own (dead) collector
+    expect((await client.callResource(settings, 'devices')).code).toBe(200);
+  });
+
   it('maps collector and settings failures to status codes', async () => {
     const wrongToken = await client.callResource({ ...settings, uid: 'r-wt', secure: { apiToken: 'bad' } }, 'devices');
     expect(wrongToken).toMatchObject({ code: 502, json: { error: 'downstream' } });

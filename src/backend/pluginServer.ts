@@ -126,7 +126,7 @@ export class PluginServer {
   }
 
   private instanceFor(context: PluginContextMessage | null | undefined, notify = true): DataSourceInstance {
-    return this.instances.get(context?.dataSourceInstanceSettings, notify);
+    return this.instances.get(context?.dataSourceInstanceSettings, notify, context?.orgId);
   }
 
   /** The collector persists the servers, client options and schedule the data source owns. */

@@ -14,11 +14,13 @@ export interface DataSourceSettingsInput {
   secure?: Record<string, string>;
   /** raw jsonData bytes (overrides jsonData) */
   jsonBytes?: Buffer;
+  /** Grafana organization (default 1); uids are unique per organization only */
+  orgId?: number;
 }
 
 export function pluginContext(input: DataSourceSettingsInput, user: { login: string } | null = { login: 'admin' }) {
   return {
-    orgId: 1,
+    orgId: input.orgId ?? 1,
     pluginId: 'iperf3grafana-iperf3-datasource',
     ...(user ? { user } : {}),
     dataSourceInstanceSettings: {
