@@ -263,6 +263,21 @@ describe('collector core behind the API', () => {
     again.close();
   });
 
+  it('takes a push of unchanged settings as a no-op: nothing written, nothing restarted', async () => {
+    service = await startService(loaded(), logger, { connector: unreachable, schedule: false });
+    const body = JSON.stringify({ servers: [{ host: '10.9.0.1' }], pools: { 'org-a': [{ host: '10.9.1.1' }] }, clientOptions: { auth: { username: 'u', password: 'pw', rsaPublicKey: 'PEM' } } });
+    const first = await api('/api/v1/settings', { method: 'PUT', body });
+    expect(first.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 20));
+    const again = await api('/api/v1/settings', { method: 'PUT', body });
+    expect(again.body.updatedAt).toBe(first.body.updatedAt);
+    expect((await service.store.settings.get())?.updatedAt).toBe(first.body.updatedAt);
+    // another password is a change
+    await new Promise((r) => setTimeout(r, 20));
+    const changed = await api('/api/v1/settings', { method: 'PUT', body: body.replace('"pw"', '"pw2"') });
+    expect(changed.body.updatedAt).not.toBe(first.body.updatedAt);
+  });
+
   it('forgets a recorded host key beside a running service, once', async () => {
     const config = loaded();
     service = await startService(config, logger, { connector: unreachable, schedule: false });

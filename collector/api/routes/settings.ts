@@ -28,6 +28,12 @@ export const settingsRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { de
     { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: pushedSettingsSchema, response: { 200: settingsResponseSchema } } },
     async (request): Promise<SettingsResponse> => {
       const settings = request.body;
+      // The data source pushes on every new plugin instance and every Save & test, read paths
+      // included: settings equal to the stored ones change nothing (no write, no schedule restart).
+      const stored = await store.settings.get();
+      if (stored && control.currentSettings().source === 'api' && JSON.stringify(stored.settings) === JSON.stringify(settings)) {
+        return { settings: withoutSecrets(settings), source: 'api', updatedAt: stored.updatedAt };
+      }
       // saved and applied in one transaction: when applying throws, nothing is stored
       const updatedAt = await store.settings.save(settings, (at) => control.applySettings(settings, at));
       return { settings: withoutSecrets(settings), source: 'api', updatedAt };
