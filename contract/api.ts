@@ -143,6 +143,10 @@ export interface LatestParams {
   metrics: MetricName[];
   server?: string;
   direction?: Direction;
+  /** only values measured at or after this time (the start of the panel's or rule's range) */
+  fromMs?: number;
+  /** the newest value at or before this time (the end of the range) */
+  toMs?: number;
 }
 
 export interface SeriesResponse {

@@ -123,13 +123,16 @@ export function apiSchemas(limits: ApiLimits) {
         splitByServer: z.stringbool({ error: 'use true or false' }).default(false),
       })
       .superRefine(checkRange(limits.maxRangeMs)),
-    latestQuery: z.strictObject({
-      device: devicesOrAll(limits),
-      metric: metricList,
-      server: server.optional(),
-      direction: direction.optional(),
-      to: time('a time').optional(),
-    }),
+    latestQuery: z
+      .strictObject({
+        device: devicesOrAll(limits),
+        metric: metricList,
+        server: server.optional(),
+        direction: direction.optional(),
+        from: time('a time').optional(),
+        to: time('a time').optional(),
+      })
+      .superRefine(checkRange(Number.POSITIVE_INFINITY)),
     runId: z.strictObject({
       id: z.string().regex(/^[1-9]\d{0,15}$/, 'a run id is a positive whole number').transform(Number),
     }),

@@ -606,13 +606,16 @@ describe('GET /api/v1/latest', () => {
     expect(before.values).toEqual([
       { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', timeMs: D0, value: 100, failed: 0 },
     ]);
+    // nothing measured inside from..to: no value, however recent the one before
+    expect((await get(`/api/v1/latest?device=all&metric=tcp_received_bps&from=${D0 + 1}&to=${D0 + 2}`)).json().values).toEqual([]);
+    expect((await fields(`/api/v1/latest?device=a&metric=result&from=${D0 + 2}&to=${D0 + 1}`))).toEqual([{ field: 'from', message: 'must not be after "to"' }]);
   });
 
   it('names the bad parameter', async () => {
     expect(await fields('/api/v1/latest?metric=result')).toEqual([{ field: 'device', message: 'required: one or more device ids' }]);
     expect(await fields('/api/v1/latest?device=a&metric=result&to=soon&maxPoints=3')).toEqual([
       { field: 'to', message: expect.stringContaining('"soon" is not a time') },
-      { field: 'maxPoints', message: 'unknown parameter; known: device, metric, server, direction, to' },
+      { field: 'maxPoints', message: 'unknown parameter; known: device, metric, server, direction, from, to' },
     ]);
   });
 });

@@ -33,8 +33,10 @@ export interface RunQuery {
 
 export type SeriesQuery = Omit<SeriesParams, 'devices'> & { devices: string[] | 'all' };
 
-export type LatestQuery = Omit<LatestParams, 'devices'> & {
+export type LatestQuery = Omit<LatestParams, 'devices' | 'fromMs' | 'toMs'> & {
   devices: string[] | 'all';
+  /** only points at or after this time (default: no bound) */
+  afterMs?: number;
   /** the latest point at or before this time (default: no bound) */
   beforeMs?: number;
 };

@@ -165,7 +165,7 @@ export class CollectorClient {
   }
 
   latest(query: LatestRequest, signal?: AbortSignal): Promise<LatestResponse> {
-    const params = { device: query.devices, metric: query.metrics, server: query.server, direction: query.direction };
+    const params = { device: query.devices, metric: query.metrics, server: query.server, direction: query.direction, from: query.fromMs, to: query.toMs };
     return this.request(latestResponseSchema, 'GET', '/latest', params, undefined, signal);
   }
 

@@ -274,6 +274,18 @@ describe('QueryData: latest, runs, intervals', () => {
     for (const f of frames) expect(f.table.schema.fields.map((x) => String(x.type))).toEqual(['Float64']);
   });
 
+  it('answers latest queries with the newest value inside the time range, and no data when there is none', async () => {
+    const inRange = (fromMs: number, toMs: number) =>
+      client.queryData(settings, [{ refId: 'A', json: { queryType: 'latest', devices: ['r1'], metrics: ['result'] }, fromMs, toMs }]).then((r) => r.A);
+    // night 1 only: r1 was ok then (its newest value ever is the failure of night 3)
+    const night1 = await inRange(NIGHT0 + DAY - 3_600_000, NIGHT0 + DAY + 3_600_000);
+    expect(night1.frames.map(decodeFrame).map((f) => (f.table.getChild('result')!.toArray() as Float64Array)[0])).toEqual([1]);
+    // an alert rule looking at the last 36 h of a device that stopped being tested a year later: no data, not a stale value
+    const later = await inRange(NIGHT0 + 400 * DAY, NIGHT0 + 401 * DAY);
+    expect(later.status).toBe(200);
+    expect(later.frames.map(decodeFrame).map((f) => f.table.numCols)).toEqual([0]);
+  });
+
   it('derives seconds since the last successful run, +Inf for a device that never succeeded', async () => {
     const r = await query({ queryType: 'latest', devices: ['*'], metrics: ['last_success_age_s'] });
     expect(r.status).toBe(200);

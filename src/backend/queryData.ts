@@ -99,7 +99,7 @@ function framesFor(query: Iperf3Query, message: DataQueryMessage, ctx: QueryCont
     case 'timeseries':
       return timeSeriesFrames(query, message, ctx);
     case 'latest':
-      return latestFrames(query, ctx);
+      return latestFrames(query, message, ctx);
     case 'runs':
       return runsFrames(query, message, ctx);
     case 'intervals':
@@ -209,7 +209,12 @@ function seriesFrame(refId: string, s: Series, split: { metric: boolean; server:
   };
 }
 
-async function latestFrames(query: LatestQuery, ctx: QueryContext): Promise<DataFrame[]> {
+/**
+ * The newest value of each series inside the query's time range: an alert rule over the last
+ * 36 h gets no data for a device that stopped being tested, instead of its last value forever.
+ */
+async function latestFrames(query: LatestQuery, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
+  const { fromMs, toMs } = timeRangeOf(message, ctx.now());
   const selection = await resolveDevices(query, ctx);
   if (selection.devices.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
   const stored = query.metrics.filter(isStoredMetric);
@@ -221,7 +226,7 @@ async function latestFrames(query: LatestQuery, ctx: QueryContext): Promise<Data
       DEVICES_PER_REQUEST,
     );
     const responses = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) =>
-      ctx.client.latest({ devices, metrics: stored, server: query.server, direction: query.direction }, ctx.signal),
+      ctx.client.latest({ devices, metrics: stored, server: query.server, direction: query.direction, fromMs, toMs }, ctx.signal),
     );
     values.push(...responses.flatMap((r) => r.values));
   }

@@ -35,7 +35,7 @@ export const metricRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
     { schema: { summary: 'The latest value per device, metric and direction, at or before `to`', querystring: schemas.latestQuery, response: { 200: latestResponseSchema } } },
     async (request): Promise<LatestResponse> => {
       const q = request.query;
-      return { values: await store.metrics.latest({ devices: q.device, metrics: q.metric, server: q.server, direction: q.direction, beforeMs: q.to }) };
+      return { values: await store.metrics.latest({ devices: q.device, metrics: q.metric, server: q.server, direction: q.direction, afterMs: q.from, beforeMs: q.to }) };
     },
   );
 };

@@ -36,6 +36,10 @@ export class SqliteMetrics implements MetricStore {
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
+    if (query.afterMs !== undefined) {
+      where.push('time_ms >= ?');
+      params.push(query.afterMs);
+    }
     if (query.beforeMs !== undefined) {
       where.push('time_ms <= ?');
       params.push(query.beforeMs);
