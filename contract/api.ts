@@ -9,6 +9,9 @@ import type { Settings } from './settings.js';
 
 export const API_PREFIX = '/api/v1';
 
+/** Most points per series one GET /api/v1/series returns; the plugin never asks for more. */
+export const MAX_POINTS_PER_SERIES = 10_000;
+
 /** Most runs one GET /api/v1/runs returns; the query model and the editors use the same bound. */
 export const MAX_RUNS_PER_REQUEST = 1000;
 

@@ -5,7 +5,7 @@
  * comma-separated values.
  */
 import { z } from 'zod';
-import { DEFAULT_RUNS_PER_REQUEST, MAX_RUNS_PER_REQUEST, runNowRequestSchema, runStatusSchema } from './api.js';
+import { DEFAULT_RUNS_PER_REQUEST, MAX_POINTS_PER_SERIES, MAX_RUNS_PER_REQUEST, runNowRequestSchema, runStatusSchema } from './api.js';
 import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
 import { settingsSchema } from './settings.js';
 
@@ -28,7 +28,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   maxDevices: 1000,
   maxRangeMs: 5 * 366 * 86_400_000,
   maxRuns: MAX_RUNS_PER_REQUEST,
-  maxPoints: 10_000,
+  maxPoints: MAX_POINTS_PER_SERIES,
   bodyLimit: 1024 * 1024,
   healthCheckTimeoutMs: 2000,
 };

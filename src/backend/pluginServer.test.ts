@@ -260,6 +260,10 @@ describe('QueryData: time series', () => {
   it('limits points per series to maxDataPoints', async () => {
     const r = await query({ queryType: 'timeseries', devices: ['r1'], metrics: ['result'] }, { maxDataPoints: 2 });
     expect(decodeFrame(r.frames[0]).table.numRows).toBeLessThanOrEqual(2);
+    // a wide panel may ask for more than the collector gives: clamped to its bound, not an error
+    const wide = await query({ queryType: 'timeseries', devices: ['r1'], metrics: ['result'] }, { maxDataPoints: 15_000 });
+    expect(wide.status).toBe(200);
+    expect(decodeFrame(wide.frames[0]).table.numRows).toBe(4);
   });
 });
 

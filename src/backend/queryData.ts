@@ -5,7 +5,7 @@
  * expressions (Reduce, Threshold) accept: one series per frame with unique labels.
  */
 import pLimit from 'p-limit';
-import type { DeviceInfo, RunRecord, Series } from '../../contract/api.js';
+import { MAX_POINTS_PER_SERIES, type DeviceInfo, type RunRecord, type Series } from '../../contract/api.js';
 import {
   querySchema,
   type IntervalsQuery,
@@ -21,9 +21,8 @@ import { selectDevices, type DeviceSelection } from './deviceSelection.js';
 import { encodeFrame, type DataFrame, type FieldConfig, type FrameMeta } from './frames.js';
 import { describeError, QueryError } from './queryErrors.js';
 
-/** Points per series when Grafana sends no maxDataPoints, and the most we ever ask for. */
+/** Points per series when Grafana sends no maxDataPoints; the most is the collector's bound. */
 export const DEFAULT_MAX_POINTS = 1000;
-export const MAX_POINTS_PER_SERIES = 20_000;
 /** Devices per collector request: keeps URLs short for large fleets. */
 export const DEVICES_PER_REQUEST = 100;
 /** Collector requests one query has in flight at a time. */
