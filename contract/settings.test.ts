@@ -52,3 +52,25 @@ describe('data source jsonData', () => {
     }
   });
 });
+
+describe('secrets stay where they belong', () => {
+  it('refuses collector URLs that would carry credentials or send the token elsewhere', () => {
+    const message = (url: string) => collectorUrlSchema.safeParse(url).error?.issues[0].message;
+    expect(message('http://user:pw@collector:8686')).toMatch(/^must not contain a user name or password/);
+    expect(message('http://collector.example@evil.example:8686')).toMatch(/^must not contain a user name or password/);
+    expect(message('http://evil.example/steal?')).toMatch(/^must not contain a query \(\?\) or fragment \(#\)/);
+    expect(message('http://evil.example/steal#')).toMatch(/^must not contain a query/);
+    expect(message('http://collector:8686/?x=1')).toMatch(/^must not contain a query/);
+    expect(message('ftp://collector')).toBe('must be an http:// or https:// URL, e.g. http://collector:8080');
+    expect(collectorUrlSchema.safeParse('http://collector:8686/prefix').success).toBe(true);
+  });
+
+  it('refuses an iperf3 password or file paths in plain jsonData, naming the field', () => {
+    const parsed = jsonDataSettingsSchema.safeParse({ servers: [{ host: '10.0.0.1' }], clientOptions: { auth: { username: 'u', password: 'visible', passwordFile: '/etc/p' } } });
+    expect(fieldErrors(parsed.error!)).toEqual([
+      { field: 'clientOptions.auth.password', message: expect.stringMatching(/^a password in jsonData is readable by every Viewer/) },
+      { field: 'clientOptions.auth.passwordFile', message: 'file paths belong to the collector configuration, not to the data source' },
+    ]);
+    expect(jsonDataSettingsSchema.safeParse({ servers: [{ host: '10.0.0.1' }], clientOptions: { auth: { username: 'u' } } }).success).toBe(true);
+  });
+});

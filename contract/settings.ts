@@ -208,21 +208,48 @@ export type SettingsInput = z.input<typeof settingsSchema>;
  * of jsonData (collectorUrl, Grafana's own) are left out, and missing servers are reported as
  * "add at least one iperf3 server".
  */
-export const jsonDataSettingsSchema = z.object({ ...settingsSchema.shape, servers: settingsSchema.shape.servers.prefault([]) });
+export const jsonDataSettingsSchema = z
+  .object({ ...settingsSchema.shape, servers: settingsSchema.shape.servers.prefault([]) })
+  .superRefine((settings, ctx) => {
+    const auth = settings.clientOptions.auth;
+    // jsonData is readable by every Viewer of the data source: secrets belong in secureJsonData
+    if (auth?.password !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientOptions', 'auth', 'password'],
+        message: 'a password in jsonData is readable by every Viewer: remove it and enter it in the secure field (secureJsonData.iperf3Password)',
+      });
+    }
+    for (const key of ['passwordFile', 'rsaPublicKeyFile'] as const) {
+      if (auth?.[key] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['clientOptions', 'auth', key], message: 'file paths belong to the collector configuration, not to the data source' });
+      }
+    }
+  });
 
 /** jsonData.collectorUrl: where the plugin backend reaches the collector's HTTP API. */
 export const collectorUrlSchema = z
   .string({ error: "is required: the collector's address, e.g. http://collector:8080" })
   .trim()
   .min(1, "is required: the collector's address, e.g. http://collector:8080")
-  .refine((value) => {
+  .superRefine((value, ctx) => {
+    let url: URL;
     try {
-      const url = new URL(value);
-      return url.protocol === 'http:' || url.protocol === 'https:';
+      url = new URL(value);
     } catch {
-      return false;
+      ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL, e.g. http://collector:8080' });
+      return;
     }
-  }, 'must be an http:// or https:// URL, e.g. http://collector:8080');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL, e.g. http://collector:8080' });
+    } else if (url.username || url.password) {
+      // the API token goes in its own secure field; a user name would also hide the real host (http://good@evil)
+      ctx.addIssue({ code: 'custom', message: 'must not contain a user name or password: put the API token in its secure field' });
+    } else if (value.includes('?') || value.includes('#')) {
+      // the plugin appends API paths: a ? or # would send every call, with the token, to the same place
+      ctx.addIssue({ code: 'custom', message: "must not contain a query (?) or fragment (#): give the collector's base address, e.g. http://collector:8080" });
+    }
+  });
 
 export interface FieldError {
   /** dotted path, e.g. `servers.1.host` */

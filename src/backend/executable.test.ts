@@ -85,6 +85,18 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
       liar.close();
     }
     expect((await host.checkHealth(settings)).status).toBe('OK'); // and the plugin is still there
+    // a URL ending in ? would send every call, with the token, wherever an Editor points it
+    const query = await host.checkHealth({ ...settings, uid: 'exe-q', jsonData: { ...(settings.jsonData as object), collectorUrl: 'http://evil.example/x?' } });
+    expect(query.status).toBe('ERROR');
+    expect(query.message).toMatch(/collectorUrl: must not contain a query \(\?\) or fragment/);
+    const password = await host.checkHealth({
+      ...settings,
+      uid: 'exe-pw',
+      jsonData: { ...(settings.jsonData as object), clientOptions: { auth: { username: 'u', password: 'in-plain-sight' } } },
+    });
+    expect(password.status).toBe('ERROR');
+    expect(password.message).toMatch(/clientOptions\.auth\.password: a password in jsonData is readable by every Viewer/);
+    expect(password.message).not.toContain('in-plain-sight');
   });
 
   it('answers QueryData for every query type with frames the SDK reads as the data types they claim', async () => {
