@@ -3,7 +3,7 @@
  * the Grafana data source pushes them, run-now validation, the server list and busy state.
  * (Runs against real devices are in tests/integration/collector-lab.test.ts.)
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -276,6 +276,27 @@ describe('collector core behind the API', () => {
     await new Promise((r) => setTimeout(r, 20));
     const changed = await api('/api/v1/settings', { method: 'PUT', body: body.replace('"pw"', '"pw2"') });
     expect(changed.body.updatedAt).not.toBe(first.body.updatedAt);
+  });
+
+  it('keeps the pushed iperf3 password encrypted at rest, readable only with the API token it was saved under', async () => {
+    const config = loaded();
+    service = await startService(config, logger, { connector: unreachable, schedule: false });
+    const body = { servers: [{ host: '10.9.0.1' }], pools: { 'org-a': [{ host: '10.9.1.1' }] }, clientOptions: { auth: { username: 'u', password: 'top-secret-pw', rsaPublicKey: 'PEM' } } };
+    expect((await api('/api/v1/settings', { method: 'PUT', body: JSON.stringify(body) })).status).toBe(200);
+    await service.close();
+    // nowhere in the database files, in any form sqlite writes
+    for (const file of [config.databasePath, `${config.databasePath}-wal`].filter((f) => existsSync(f))) {
+      expect(readFileSync(file).includes(Buffer.from('top-secret-pw')), file).toBe(false);
+    }
+    service = await startService(config, logger, { connector: unreachable, schedule: false });
+    expect(service.collector.currentSettings().settings.clientOptions.auth?.password).toBe('top-secret-pw');
+    await service.close();
+    // a new API token: the password cannot be read any more, and the log says what to do
+    const lines: string[] = [];
+    const capture = pino({ level: 'warn' }, { write: (l: string) => lines.push(l) });
+    service = await startService({ ...config, apiToken: 'another-token-0123456789abcdef' }, capture, { connector: unreachable, schedule: false });
+    expect(service.collector.currentSettings().settings.clientOptions.auth?.password).toBeUndefined();
+    expect(lines.join('')).toContain('encrypted with another API token');
   });
 
   it('forgets a recorded host key beside a running service, once', async () => {

@@ -66,6 +66,11 @@ export class Collector {
   static async open(opts: CollectorOptions): Promise<Collector> {
     const inventory = new Inventory(opts.loaded.devices);
     const settings = await EffectiveSettings.load(opts.loaded, opts.store.settings, inventory);
+    if (settings.secretLost) {
+      opts.logger.warn(
+        'the iperf3 password saved with the pushed settings was encrypted with another API token and cannot be read: authenticated tests fail until the data source is saved again in Grafana (Save & test)',
+      );
+    }
     return new Collector(opts, inventory, settings);
   }
 

@@ -12,6 +12,7 @@ import type { RunSummary } from './dispatch/deviceRun.js';
 import type { DeviceConnector } from './model.js';
 import { SshConnector } from './ssh/connector.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
+import { SecretBox } from './store/secretBox.js';
 import type { Store } from './store/store.js';
 import { Telemetry } from './telemetry.js';
 import { COLLECTOR_VERSION } from './version.js';
@@ -40,7 +41,7 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 async function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
-  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock, owner: true });
+  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock, owner: true, secrets: SecretBox.fromToken(loaded.apiToken) });
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
   const telemetry = new Telemetry();

@@ -19,13 +19,15 @@ export class EffectiveSettings {
     private settingsUpdatedAt: string | null,
     private readonly loaded: LoadedConfig,
     private readonly inventory: Inventory,
+    /** the stored iperf3 password was sealed with another API token */
+    readonly secretLost = false,
   ) {}
 
   /** The stored settings when Grafana pushed some, else the file's. */
   static async load(loaded: LoadedConfig, store: SettingsStore, inventory: Inventory): Promise<EffectiveSettings> {
     const { config } = loaded;
     const stored = await store.get();
-    if (stored) return new EffectiveSettings(stored.settings, 'api', stored.updatedAt, loaded, inventory);
+    if (stored) return new EffectiveSettings(stored.settings, 'api', stored.updatedAt, loaded, inventory, stored.secretLost === true);
     const fileSettings: Settings = { servers: config.servers, pools: config.pools, clientOptions: config.clientOptions, schedule: config.schedule };
     return new EffectiveSettings(fileSettings, 'file', null, loaded, inventory);
   }

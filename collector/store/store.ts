@@ -45,6 +45,8 @@ export interface StoredSettings {
   settings: Settings;
   /** ISO time of the last save */
   updatedAt: string;
+  /** a password was stored but cannot be decrypted (the API token changed): it is missing from `settings` */
+  secretLost?: boolean;
 }
 
 /** The stored settings do not parse with this collector's schema. */

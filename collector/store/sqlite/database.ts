@@ -7,6 +7,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StartupError } from '../../errors.js';
+import type { SecretBox } from '../secretBox.js';
 import { applyMigrations, MIGRATIONS, SchemaTooNewError } from './migrations.js';
 import { acquireOwnership, type Ownership } from './ownership.js';
 
@@ -17,6 +18,8 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
   /** take ownership of the database for this process (serve and run do; readers such as tests do not) */
   owner?: boolean;
+  /** encrypts the secrets the store keeps (default: a key for this process only) */
+  secrets?: SecretBox;
 }
 
 export class SqliteDatabase {

@@ -46,7 +46,7 @@ describe('opening and migrating', () => {
     db.close();
 
     const again = SqliteStore.open(path);
-    expect(again.schemaVersion()).toBe(1);
+    expect(again.schemaVersion()).toBe(MIGRATIONS.length);
     expect(await again.hostKeys.get('r1')).toBe('SHA256:abc');
     await again.close();
   });
@@ -80,7 +80,7 @@ describe('opening and migrating', () => {
 
     expect(() => SqliteStore.open(path)).toThrow(SchemaTooNewError);
     expect(() => SqliteStore.open(path)).toThrow(
-      `database ${path} has schema version 7, but this collector knows versions up to 1: it was written by a newer collector`,
+      `database ${path} has schema version 7, but this collector knows versions up to ${MIGRATIONS.length}: it was written by a newer collector`,
     );
     // the refused file was closed, not left locked: it can be opened and inspected
     const check = new Database(path);
@@ -128,5 +128,29 @@ describe('opening and migrating', () => {
     const list: Migration[] = [{ version: 2, description: 'x', up: () => undefined }];
     expect(() => applyMigrations(db, list, 'order.db')).toThrow('migration list out of order: position 1 has version 2');
     db.close();
+  });
+});
+
+describe('migration 2: the settings secret moves out of the JSON', () => {
+  it('upgrades a version-1 database, keeping its settings, and seals the password of the next save', async () => {
+    const dir2 = mkdtempSync(join(tmpdir(), 'mig2-'));
+    const path = join(dir2, 'v1.db');
+    const db = new Database(path);
+    applyMigrations(db, MIGRATIONS.slice(0, 1), path);
+    db.prepare('INSERT INTO settings (id, json, updated_at) VALUES (1, ?, 0)').run(JSON.stringify({ servers: [{ host: '10.0.0.1', port: 5201 }] }));
+    db.close();
+    const store = SqliteStore.open(path);
+    expect(store.schemaVersion()).toBe(2);
+    const stored = await store.settings.get();
+    expect(stored?.settings.servers).toEqual([{ host: '10.0.0.1', port: 5201 }]);
+    await store.settings.save({ ...stored!.settings, clientOptions: { ...stored!.settings.clientOptions, auth: { username: 'u', password: 'sealed-pw', pkcs1Padding: false } } });
+    const raw = new Database(path);
+    const row = raw.prepare('SELECT json, secret FROM settings').get() as { json: string; secret: string };
+    raw.close();
+    expect(row.json).not.toContain('sealed-pw');
+    expect(row.secret).toMatch(/^v1:/);
+    expect((await store.settings.get())?.settings.clientOptions.auth?.password).toBe('sealed-pw');
+    await store.close();
+    rmSync(dir2, { recursive: true, force: true });
   });
 });

@@ -102,6 +102,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'settings: the pushed iperf3 password encrypted in its own column, never in the JSON',
+    up(db) {
+      db.exec('ALTER TABLE settings ADD COLUMN secret TEXT');
+    },
+  },
 ];
 
 export class SchemaTooNewError extends StartupError {

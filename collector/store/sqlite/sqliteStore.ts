@@ -1,4 +1,5 @@
 /** The default store: one SQLite file (WAL), for one collector process. */
+import { SecretBox } from '../secretBox.js';
 import type { Store } from '../store.js';
 import { SqliteDatabase, type SqliteOptions } from './database.js';
 import { SqliteHostKeys } from './hostKeys.js';
@@ -18,17 +19,20 @@ export class SqliteStore implements Store {
   readonly hostKeys: SqliteHostKeys;
   readonly settings: SqliteSettings;
 
-  private constructor(private readonly sql: SqliteDatabase) {
+  private constructor(
+    private readonly sql: SqliteDatabase,
+    secrets: SecretBox,
+  ) {
     this.rounds = new SqliteRounds(sql);
     this.runs = new SqliteRuns(sql);
     this.metrics = new SqliteMetrics(sql);
     this.hostKeys = new SqliteHostKeys(sql);
-    this.settings = new SqliteSettings(sql);
+    this.settings = new SqliteSettings(sql, secrets);
   }
 
   /** Opens (creating it and its folder when missing) and migrates the database at `path`. */
   static open(path: string, opts: SqliteOptions = {}): SqliteStore {
-    return new SqliteStore(SqliteDatabase.open(path, opts));
+    return new SqliteStore(SqliteDatabase.open(path, opts), opts.secrets ?? SecretBox.ephemeral());
   }
 
   /** The schema version of the open database. */

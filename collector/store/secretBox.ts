@@ -1,0 +1,43 @@
+/**
+ * Encryption of the secrets a store keeps (the iperf3 password pushed by Grafana): AES-256-GCM
+ * with a key derived (HKDF-SHA256) from the collector's API token, which lives in a secret file,
+ * never in the database. A database file copied elsewhere does not reveal the password; a new
+ * API token makes the stored one unreadable, and the data source must be saved again.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+
+const VERSION = 'v1';
+
+export class SecretBox {
+  private constructor(private readonly key: Buffer) {}
+
+  /** The key of a collector, from its API token. */
+  static fromToken(token: string): SecretBox {
+    return new SecretBox(Buffer.from(hkdfSync('sha256', token, 'iperf3-collector', 'settings secrets v1', 32)));
+  }
+
+  /** A key for this process only (stores opened by tests and tools that never restart). */
+  static ephemeral(): SecretBox {
+    return new SecretBox(randomBytes(32));
+  }
+
+  seal(plain: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const data = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+    return [VERSION, iv.toString('base64'), cipher.getAuthTag().toString('base64'), data.toString('base64')].join(':');
+  }
+
+  /** The plain text, or null when it was sealed with another key (or is damaged). */
+  open(sealed: string): string | null {
+    const [version, iv, tag, data] = sealed.split(':');
+    if (version !== VERSION || !iv || !tag || data === undefined) return null;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
+      decipher.setAuthTag(Buffer.from(tag, 'base64'));
+      return Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]).toString('utf8');
+    } catch {
+      return null;
+    }
+  }
+}
