@@ -64,7 +64,7 @@ export function serviceImage(project: ComposeProject, service: string): string {
 }
 
 /** Builds every image of the given services that has a `build:` (each image once). */
-export async function buildImages(project: ComposeProject, services: string[], log: (line: string) => void = () => {}): Promise<Record<string, number>> {
+export async function buildImages(project: ComposeProject, services: string[], log: (line: string) => void = () => {}, extraArgs: string[] = []): Promise<Record<string, number>> {
   const times: Record<string, number> = {};
   for (const service of services) {
     const { build } = project.file.services[service];
@@ -75,9 +75,9 @@ export async function buildImages(project: ComposeProject, services: string[], l
     const dockerfile = typeof build === 'string' || !build.dockerfile ? join(context, 'Dockerfile') : resolve(context, build.dockerfile);
     log(`building ${image} from ${dockerfile}`);
     // --pull=never: the bases are the local ones (make-bases.sh); nothing is pulled
-    const result = await podman(['build', '--pull=never', '--layers', '-t', image, '-f', dockerfile, context]);
+    const result = await podman(['build', '--pull=never', '--layers', ...extraArgs, '-t', image, '-f', dockerfile, context]);
     if (result.code !== 0) throw new Error(`building ${image} failed:\n${(result.stdout + result.stderr).slice(-4000)}`);
-    times[image] = result.ms;
+    times[image] = Math.round(result.ms);
   }
   return times;
 }
@@ -87,13 +87,15 @@ export interface UpOptions {
   exclude?: string[];
   /** extra `-p` publications per service, e.g. { collector: ['127.0.0.1::8686'] } */
   publish?: Record<string, string[]>;
+  /** extra `podman run` options per service (inserted before the image) */
+  extraRunArgs?: Record<string, string[]>;
   log?: (line: string) => void;
   /** how long a one-shot service may take (default 10 min: plugin-build runs npm ci) */
   completionTimeoutMs?: number;
 }
 
 /** The `podman run` arguments of a service, from its compose definition. */
-export function runArgs(project: ComposeProject, service: string, publish: string[] = []): string[] {
+export function runArgs(project: ComposeProject, service: string, publish: string[] = [], extra: string[] = []): string[] {
   const s: Service = project.file.services[service];
   const args = ['run', '--detach', '--name', containerName(project, service), '--label', `${LABEL}=${project.name}`, '--label', `com.docker.compose.service=${service}`];
   args.push('--network', networkName(project), '--network-alias', service, '--hostname', service);
@@ -118,6 +120,7 @@ export function runArgs(project: ComposeProject, service: string, publish: strin
   }
   const entrypoint = list(s.entrypoint);
   if (entrypoint) args.push('--entrypoint', JSON.stringify(entrypoint.map((a) => interpolate(a))));
+  args.push(...extra);
   args.push(serviceImage(project, service));
   for (const a of list(s.command) ?? []) args.push(interpolate(a));
   return args;
@@ -198,7 +201,7 @@ export async function up(project: ComposeProject, options: UpOptions = {}): Prom
       }
       log(`starting ${service}`);
       const started = performance.now();
-      await podmanOk(runArgs(project, service, options.publish?.[service]));
+      await podmanOk(runArgs(project, service, options.publish?.[service], options.extraRunArgs?.[service]));
       times[service] = performance.now() - started;
     })();
     ready.set(service, promise);

@@ -5,8 +5,8 @@
  * the client) once it is on main; until then the TypeScript launcher and gRPC client of the
  * backend tests (src/backend/testing/) stand in.
  */
-import { launchPlugin, type LaunchedPlugin } from '../../src/backend/testing/pluginProcess.js';
-import { decodeFrame, PluginClient, type DataSourceSettingsInput, type DecodedFrame, type QueryInput } from '../../src/backend/testing/pluginClient.js';
+import { launchPlugin, type LaunchedPlugin } from '../support/pluginProcess.js';
+import { decodeFrame, PluginClient, type DataSourceSettingsInput, type DecodedFrame, type QueryInput } from '../support/pluginClient.js';
 
 export interface GrafanaHost {
   saveAndTest(settings: DataSourceSettingsInput): Promise<{ status: string; message: string }>;

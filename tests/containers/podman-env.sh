@@ -32,18 +32,19 @@ export CONTAINERS_STORAGE_CONF="$IPERF3_CONTAINERS_DIR/storage.conf"
 # (better-sqlite3 in collector/Dockerfile) against the headers in the node image instead of
 # downloading them from nodejs.org, which this machine cannot reach (nor GitHub, where the
 # prebuilt binaries are); cafile is the host's CA bundle when the host's npm uses one (a
-# TLS-inspecting egress proxy). Mounted, not baked in: the images stay as their recipes make
-# them (tests/containers/podman.ts: npmMounts).
+# TLS-inspecting egress proxy). The folder is mounted over /usr/local/etc, which is empty in the
+# images, so nothing of it is left in a layer (tests/containers/podman.ts: npmMounts).
+npm_etc="$IPERF3_CONTAINERS_DIR/npm-etc"
+mkdir -p "$npm_etc"
 host_cafile="$(npm config get cafile 2>/dev/null || true)"
 case "$host_cafile" in ""|null|undefined) host_cafile="${NODE_EXTRA_CA_CERTS:-}" ;; esac
 {
   echo "nodedir=/usr/local"
   if [ -n "$host_cafile" ] && [ -s "$host_cafile" ]; then
-    cp "$host_cafile" "$IPERF3_CONTAINERS_DIR/host-ca.crt"
+    cp "$host_cafile" "$npm_etc/host-ca.crt"
     echo "cafile=/usr/local/etc/host-ca.crt"
   else
-    rm -f "$IPERF3_CONTAINERS_DIR/host-ca.crt"
+    rm -f "$npm_etc/host-ca.crt"
   fi
-} > "$IPERF3_CONTAINERS_DIR/npmrc"
-npm_mounts=(--volume "$IPERF3_CONTAINERS_DIR/npmrc:/usr/local/etc/npmrc:ro")
-[ -s "$IPERF3_CONTAINERS_DIR/host-ca.crt" ] && npm_mounts+=(--volume "$IPERF3_CONTAINERS_DIR/host-ca.crt:/usr/local/etc/host-ca.crt:ro")
+} > "$npm_etc/npmrc"
+npm_mounts=(--volume "$npm_etc:/usr/local/etc:ro")

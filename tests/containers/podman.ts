@@ -4,6 +4,7 @@
  * (default /var/tmp/iperf3-containers), and small async wrappers.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const CONTAINERS_DIR = process.env.IPERF3_CONTAINERS_DIR ?? '/var/tmp/iperf3-containers';
@@ -61,4 +62,17 @@ export function podmanSync(args: string[]): number | null {
 
 export function hasPodman(): boolean {
   return spawnSync('podman', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * The machine's npm settings for builds and containers that run npm, written by podman-env.sh
+ * into a folder mounted over /usr/local/etc (empty in the images, so no layer keeps a trace):
+ * `nodedir` (native addons compile against the image's Node headers, since nodejs.org is out
+ * of reach here) and, when the host's npm trusts a CA bundle (a TLS-inspecting egress proxy),
+ * that bundle. Never baked into an image.
+ */
+export function npmMounts(): string[] {
+  const dir = join(CONTAINERS_DIR, 'npm-etc');
+  if (!existsSync(join(dir, 'npmrc'))) throw new Error(`${dir}/npmrc is missing: run tests/containers/make-bases.sh`);
+  return ['--volume', `${dir}:/usr/local/etc:ro`];
 }
