@@ -12,7 +12,7 @@
  * compose healthcheck is registered with the container and run here with
  * `podman healthcheck run` at its interval, as Docker's daemon would.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { composeFileSchema, type ComposeFile } from '../provisioning/composeSchema.js';
@@ -126,6 +126,29 @@ export function runArgs(project: ComposeProject, service: string, publish: strin
   return args;
 }
 
+/**
+ * `podman run` of a service. Docker creates a missing `working_dir` in the container; podman
+ * 4.3 refuses to start in one the image lacks (plugin-build's /build), so the container is
+ * created, the folder made in its own filesystem, then started.
+ */
+export async function runService(project: ComposeProject, service: string, publish: string[] = [], extra: string[] = []): Promise<void> {
+  const args = runArgs(project, service, publish, extra);
+  const workdir = project.file.services[service].working_dir;
+  if (!workdir) {
+    await podmanOk(args);
+    return;
+  }
+  const name = containerName(project, service);
+  await podmanOk(['create', ...args.slice(2)]);
+  const root = await podmanOk(['mount', name]);
+  try {
+    mkdirSync(join(root, workdir), { recursive: true });
+  } finally {
+    await podmanOk(['unmount', name]);
+  }
+  await podmanOk(['start', name]);
+}
+
 function dependencies(s: Service): [string, string][] {
   if (!s.depends_on) return [];
   if (Array.isArray(s.depends_on)) return s.depends_on.map((d) => [d, 'service_started']);
@@ -201,7 +224,7 @@ export async function up(project: ComposeProject, options: UpOptions = {}): Prom
       }
       log(`starting ${service}`);
       const started = performance.now();
-      await podmanOk(runArgs(project, service, options.publish?.[service], options.extraRunArgs?.[service]));
+      await runService(project, service, options.publish?.[service], options.extraRunArgs?.[service]);
       times[service] = performance.now() - started;
     })();
     ready.set(service, promise);

@@ -24,7 +24,7 @@ cat > "$IPERF3_CONTAINERS_DIR/storage.conf" <<EOF
 [storage]
 driver = "overlay"
 graphroot = "$IPERF3_CONTAINERS_DIR/storage"
-runroot = "/run/iperf3-containers"
+runroot = "/run/iperf3-containers-$(echo "$IPERF3_CONTAINERS_DIR" | sha256sum | cut -c1-8)"
 EOF
 export CONTAINERS_CONF="$IPERF3_CONTAINERS_DIR/containers.conf"
 export CONTAINERS_STORAGE_CONF="$IPERF3_CONTAINERS_DIR/storage.conf"
