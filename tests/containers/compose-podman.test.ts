@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../contract/api.js';
-import { REPO_ROOT } from '../support/pluginProcess.js';
+import { GO_PLUGIN_HANDSHAKE, GO_PLUGIN_MAX_PORT, GO_PLUGIN_MIN_PORT, REPO_ROOT } from '../support/pluginProcess.js';
 import type { DataSourceSettingsInput } from '../support/pluginClient.js';
 import { datasourcesFileSchema } from '../provisioning/grafanaSchemas.js';
 import { expandEnvDeep, provisioningFiles, readYaml } from '../provisioning/stackFiles.js';
@@ -246,6 +246,33 @@ describe('docker-compose.yml with podman, every service but Grafana', () => {
       db.close();
     }
   }, 1_000_000);
+
+  it('Grafana\'s side of the wiring, without Grafana\'s image: its uid reads the token and starts the plugin from the volumes as compose mounts them', async () => {
+    const grafana = project.file.services.grafana;
+    const mountOf = (volume: string) => {
+      const line = (grafana.volumes ?? []).find((v) => v.startsWith(`${volume}:`));
+      expect(line).toBeDefined();
+      const [, target, mode] = (line as string).split(':');
+      return { spec: `${volumeName(project, volume)}:${target}${mode ? `:${mode}` : ''}`, target };
+    };
+    const secrets = mountOf('secrets');
+    const plugin = mountOf('plugin');
+    // Grafana's image runs as uid 472; its entrypoint reads the token with `cat /secrets/api-token`
+    const entrypoint = (grafana.entrypoint as string[]).join(' ');
+    expect(entrypoint).toContain(`$$(cat ${secrets.target}/api-token)`);
+    const base = 'docker.io/library/debian:bookworm-slim';
+    const read = await podman(['run', '--rm', '--network', 'none', '--user', '472:0', '--volume', secrets.spec, base, 'cat', `${secrets.target}/api-token`]);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout.trim()).toBe(token);
+    // the executable, mounted read-only where Grafana mounts it, starts as uid 472 and prints go-plugin's handshake
+    const started = await podman([
+      'run', '--rm', '--network', 'none', '--user', '472:0', '--volume', plugin.spec,
+      '--env', 'grafana_plugin_type=datasource', '--env', 'PLUGIN_PROTOCOL_VERSIONS=2', '--env', `PLUGIN_MIN_PORT=${GO_PLUGIN_MIN_PORT}`, '--env', `PLUGIN_MAX_PORT=${GO_PLUGIN_MAX_PORT}`,
+      base, 'timeout', '5', `${plugin.target}/${PLUGIN.executable}_linux_amd64`,
+    ]);
+    expect(started.code, started.stderr).toBe(124); // still serving when `timeout` ended it
+    expect(started.stdout.split('\n')[0]).toMatch(GO_PLUGIN_HANDSHAKE);
+  }, 60_000);
 
   it('stops on SIGTERM within the grace period, cleanly', async () => {
     const stop = await podman(['stop', '--time', String(GRACE_MS / 1000), containerName(project, COLLECTOR)], { timeoutMs: GRACE_MS + 30_000 });
