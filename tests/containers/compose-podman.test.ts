@@ -18,7 +18,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../../contract/api.js';
 import { GO_PLUGIN_HANDSHAKE, GO_PLUGIN_MAX_PORT, GO_PLUGIN_MIN_PORT, REPO_ROOT } from '../support/pluginProcess.js';
-import type { DataSourceSettingsInput } from '../support/pluginClient.js';
+import type { HostDataSource } from '../support/grafanaHost.js';
 import { datasourcesFileSchema } from '../provisioning/grafanaSchemas.js';
 import { expandEnvDeep, provisioningFiles, readYaml } from '../provisioning/stackFiles.js';
 import { buildImages, containerName, down, inspect, loadCompose, logs, runService, serviceImage, startOrder, up, volumeName, waitCompleted, waitHealthy } from './compose.js';
@@ -77,7 +77,7 @@ async function startCollector(): Promise<number> {
 }
 
 /** The provisioned data source as Grafana hands it to the plugin: token expanded, collector URL pointed at the published port. */
-function provisionedSettings(apiToken: string): DataSourceSettingsInput {
+function provisionedSettings(apiToken: string): HostDataSource {
   const ds = datasourcesFileSchema.parse(readYaml(provisioningFiles('datasources')[0])).datasources[0];
   const env = { IPERF3_API_TOKEN: apiToken };
   const jsonData = expandEnvDeep(ds.jsonData ?? {}, env);
@@ -222,7 +222,10 @@ describe('docker-compose.yml with podman, every service but Grafana', () => {
     expect(await inspect(project, 'plugin-build', '{{.State.Status}} {{.State.ExitCode}}')).toBe('exited 0');
     const plugin = await volumePath('plugin');
     for (const file of ['plugin.json', 'module.js']) expect(statSync(join(plugin, file)).isFile()).toBe(true);
-    host = await startGrafanaHost(join(plugin, `${PLUGIN.executable}_linux_amd64`));
+    // the Grafana version of the compose file's image, announced to the plugin as Grafana does
+    const grafanaVersion = /^grafana\/grafana:(\d+\.\d+\.\d+)-ubuntu$/.exec(project.file.services.grafana.image ?? '')?.[1];
+    expect(grafanaVersion).toBeDefined();
+    host = startGrafanaHost(join(plugin, `${PLUGIN.executable}_linux_amd64`), grafanaVersion as string);
     // a wrong token fails Save & test: the check below is not vacuous
     expect((await host.saveAndTest(provisionedSettings('0'.repeat(64)))).status).toBe('ERROR');
     const settings = provisionedSettings(token);
@@ -234,9 +237,9 @@ describe('docker-compose.yml with podman, every service but Grafana', () => {
       { refId: 'A', json: { queryType: 'latest', devices: ['demo-device'], metrics: ['tcp_received_bps'], direction: 'upload' }, fromMs: now - 3_600_000, toMs: now },
     ]);
     expect(responses.A.status, responses.A.error).toBe(200);
-    const values = responses.A.frames.flatMap((f) => f.table.schema.fields.map((field, i) => ({ labels: field.metadata.get('labels'), value: f.table.getChildAt(i)?.get(0) as number })));
+    const values = responses.A.frames.flatMap((f) => f.fields.filter((field) => field.type === 'number').map((field) => ({ labels: field.labels, value: field.values[0] as number })));
     expect(values).toHaveLength(1);
-    expect(JSON.parse(values[0].labels ?? '{}')).toMatchObject({ device: 'demo-device' });
+    expect(values[0].labels).toMatchObject({ device: 'demo-device' });
     // the value of the newest stored upload run, read from the volume's database
     const db = new Database(join(await volumePath('collector-data'), 'iperf3.db'), { readonly: true, fileMustExist: true });
     try {

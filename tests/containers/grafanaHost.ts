@@ -1,36 +1,29 @@
 /**
  * Grafana's side of the plugin for the container test: launch a built plugin executable as
- * Grafana does, press "Save & test" (CheckHealth) and run queries (QueryData) with given data
- * source settings. The one place to swap for the Go host (tests/grafana-host, Grafana's SDK as
- * the client) once it is on main; until then the TypeScript launcher and gRPC client of the
- * backend tests (src/backend/testing/) stand in.
+ * Grafana does, press "Save & test" (CheckHealth) and run queries (/api/ds/query) with given
+ * data source settings. The one place that picks the host: tests/grafana-host (Go, on Grafana's
+ * plugin SDK and go-plugin, frames read back with @grafana/data), announcing the Grafana version
+ * of the compose file's Grafana image.
  */
-import { launchPlugin, type LaunchedPlugin } from '../support/pluginProcess.js';
-import { decodeFrame, PluginClient, type DataSourceSettingsInput, type DecodedFrame, type QueryInput } from '../support/pluginClient.js';
+import type { DataFrame } from '@grafana/data';
+import { GrafanaHost as GoHost, type HostDataSource, type HostQuery } from '../support/grafanaHost.js';
 
 export interface GrafanaHost {
-  saveAndTest(settings: DataSourceSettingsInput): Promise<{ status: string; message: string }>;
-  query(settings: DataSourceSettingsInput, queries: QueryInput[]): Promise<Record<string, { status: number; error: string; frames: DecodedFrame[] }>>;
+  saveAndTest(settings: HostDataSource): Promise<{ status: string; message: string }>;
+  query(settings: HostDataSource, queries: HostQuery[]): Promise<Record<string, { status: number; error?: string; frames: DataFrame[] }>>;
   close(): Promise<void>;
 }
 
-export async function startGrafanaHost(executable: string): Promise<GrafanaHost> {
-  const plugin: LaunchedPlugin = await launchPlugin({ executable });
-  const client = new PluginClient(plugin.address);
+export function startGrafanaHost(executable: string, grafanaVersion: string): GrafanaHost {
+  const host = GoHost.start({ plugin: executable, grafanaVersion });
   return {
     saveAndTest: async (settings) => {
-      const { status, message } = await client.checkHealth(settings);
+      const { status, message } = await host.checkHealth(settings);
       return { status, message };
     },
-    query: async (settings, queries) => {
-      const responses = await client.queryData(settings, queries);
-      return Object.fromEntries(
-        Object.entries(responses).map(([refId, r]) => [refId, { status: r.status, error: r.error, frames: r.frames.map((f) => decodeFrame(f)) }]),
-      );
-    },
+    query: (settings, queries) => host.query(settings, queries),
     close: async () => {
-      client.close();
-      await plugin.stop();
+      await host.close();
     },
   };
 }
