@@ -1,15 +1,17 @@
 // `npm run test:containers`: docker-compose.yml built and run with podman (compose-podman.test.ts).
-// Kept out of `npm test` for its cost (docs/provisioning.md); one file, long timeouts set per test.
+// The project's vitest configuration with only this folder included (`npm test` excludes it for
+// its cost, docs/provisioning.md); long timeouts are set per test.
 import { defineConfig } from 'vitest/config';
+import base from '../../vitest.config.js';
 
 export default defineConfig({
+  ...base,
   root: new URL('../..', import.meta.url).pathname,
   test: {
+    ...base.test,
     include: ['tests/containers/**/*.test.ts'],
-    fileParallelism: false,
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
-    reporters: ['default', 'junit'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    coverage: { enabled: false },
     outputFile: { junit: 'test-output/junit-containers.xml' },
   },
 });
