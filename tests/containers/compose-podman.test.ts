@@ -147,7 +147,9 @@ describe('docker-compose.yml with podman, every service but Grafana', () => {
     token = readFileSync(join(await volumePath('secrets'), 'api-token'), 'utf8').trim();
     // booleans, so that a failure message never prints the token
     expect(/^[0-9a-f]{64}$/.test(token), 'the generated token is 64 hex digits').toBe(true);
-    for (const service of ['iperf3-server', 'demo-device', COLLECTOR]) expect(await inspect(project, service, '{{.State.Status}}')).toBe('running');
+    for (const service of ['iperf3-server', 'demo-device', COLLECTOR]) {
+      expect(`${service} ${await inspect(project, service, '{{.State.Status}} (restarts: {{.RestartCount}})')}`, await logs(project, service)).toBe(`${service} running (restarts: 0)`);
+    }
     figures.collectorHealthyMs = Math.round(await waitHealthy(project, COLLECTOR));
     await waitHealthy(project, 'demo-device');
     // the compose file's command and users: the collector image's `node`, the iperf3 server's `nobody`
