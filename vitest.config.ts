@@ -3,7 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['collector/**/*.test.ts', 'contract/**/*.test.ts', 'src/**/*.test.{ts,tsx}', 'tests/**/*.test.ts'],
-    exclude: ['**/node_modules/**', '**/dist/**'],
+    // tests/containers builds and runs the compose stack with podman (about 11 minutes from
+    // nothing on 2 cores): its own command, `npm run test:containers`, not part of `npm test`.
+    exclude: ['**/node_modules/**', '**/dist/**', 'tests/containers/**'],
     // @grafana/* import CSS and CJS-only modules: let vite transform them for the jsdom editor tests.
     server: { deps: { inline: [/@grafana\//] } },
     // The lab tests share network namespaces and iperf3 servers: run files one at a time.
