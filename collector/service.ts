@@ -11,6 +11,7 @@ import type { LoadedConfig } from './config/load.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import type { DeviceConnector } from './model.js';
 import { SshConnector } from './ssh/connector.js';
+import { PostgresStore } from './store/postgres/postgresStore.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 import type { Store } from './store/store.js';
 import { Telemetry } from './telemetry.js';
@@ -39,8 +40,14 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)) };
 }
 
+/** SQLite by default; PostgreSQL when `database` is a postgres:// URL (several collectors share it). */
+export async function openStore(loaded: LoadedConfig, clock?: () => Date): Promise<Store> {
+  if (loaded.postgres) return PostgresStore.open(loaded.postgres.url, { password: loaded.postgres.password, clock });
+  return SqliteStore.open(loaded.databasePath, { clock, owner: true });
+}
+
 async function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
-  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock, owner: true });
+  const store = await openStore(loaded, options.clock);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
   const telemetry = new Telemetry();

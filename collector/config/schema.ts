@@ -41,7 +41,10 @@ export type DeviceConfig = z.infer<typeof deviceSchema>;
 export const collectorConfigSchema = z
   .strictObject({
     listen: listenSchema.default('127.0.0.1:8686'),
+    /** a SQLite file path, or a postgres:// URL (without the password) for several collectors */
     database: z.string().min(1).default('./data/iperf3.db'),
+    /** the PostgreSQL password (else the PGPASSWORD environment variable) */
+    databasePasswordFile: z.string().min(1).optional(),
     apiTokenFile: z.string().min(1, 'a file holding the API bearer token is required'),
     schedule: scheduleSchema.default(scheduleSchema.parse({})),
     servers: z.array(serverSchema).default([]),
