@@ -63,7 +63,15 @@ async function postgresHarness(): Promise<Harness> {
     }
   };
   return {
-    open: (clock) => PostgresStore.open(url, { clock, password: pgCluster.password }),
+    open: async (clock) => {
+      // a restarted collector: the database has ended the previous one's sessions
+      for (let i = 0; i < 500; i++) {
+        const left = await rows(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${database}' AND application_name = 'iperf3-collector'`);
+        if (Number(left[0].n) === 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return PostgresStore.open(url, { clock, password: pgCluster.password });
+    },
     rows,
     count: async (table) => Number((await rows(`SELECT count(*) AS n FROM ${table}`))[0].n),
     insertionOrder: 'id',
@@ -97,6 +105,11 @@ describe.each([
     await store.close();
     await h.dispose();
   });
+  /** The collector stops (its database session ends) and starts again on the same database. */
+  async function restart(): Promise<void> {
+    await store.close();
+    store = await h.open(() => now);
+  }
 
 
   describe('runs', () => {
@@ -244,6 +257,7 @@ describe.each([
       await store.runs.finish(c, okOutcome(T0 + 2, 1, 1));
 
       now = new Date('2025-03-02T00:00:00.000Z');
+      await restart();
       expect(await store.markInterrupted()).toBe(2);
       for (const id of [a, b]) {
         expect(await store.runs.get(id)).toMatchObject({
@@ -282,6 +296,7 @@ describe.each([
       await store.runs.finish(await run('other-round', first), okOutcome(T0, 1, 1));
       await store.runs.finish(await run('manual', null), okOutcome(T0, 1, 1));
       const interrupted = await run('interrupted-dev', second);
+      await restart();
       await store.markInterrupted();
       expect(interrupted).toBeGreaterThan(0);
 

@@ -103,8 +103,10 @@ export class PgDatabase {
       await client.connect();
       await client.query('SELECT pg_advisory_lock_shared($1, $2)', [...LIVENESS_LOCK]);
       const { rows } = await client.query<{ pid: number; since: Date }>(
-        'SELECT pid, backend_start AS since FROM pg_stat_activity WHERE pid = pg_backend_pid()',
+        // milliseconds, as a JavaScript Date holds it and as runs store it
+        "SELECT pid, date_trunc('milliseconds', backend_start) AS since FROM pg_stat_activity WHERE pid = pg_backend_pid()",
       );
+      if (this.closed) throw new PostgresUnavailableError('the store closed while reconnecting');
       this.session = { client, identity: rows[0] };
       this.reconnectDelay = this.opts.reconnectMs?.first ?? 500;
     } catch (err) {
@@ -121,12 +123,11 @@ export class PgDatabase {
   }
 
   private scheduleReconnect(): void {
-    if (this.closed || this.reconnectTimer) return;
+    if (this.closed) return;
     const delay = this.reconnectDelay;
     this.reconnectDelay = Math.min(delay * 2, this.opts.reconnectMs?.max ?? 30_000);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      if (this.closed) return;
       this.connectSession().catch(() => this.scheduleReconnect());
     }, delay);
     this.reconnectTimer.unref();
@@ -154,6 +155,9 @@ export class PgDatabase {
   async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: unknown;
+    // a checked-out connection that the server ends emits 'error'; the query in flight fails with it anyway
+    const ignore = (): void => {};
+    client.on('error', ignore);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -164,6 +168,7 @@ export class PgDatabase {
       throw err;
     } finally {
       // a connection that could not roll back is destroyed rather than reused
+      client.off('error', ignore);
       client.release(broken instanceof Error ? broken : undefined);
     }
   }

@@ -17,7 +17,7 @@ const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in progres
 
 /** Runs whose collector session no longer exists: that collector died or lost its connection. */
 const ORPHANED = `status = 'running' AND NOT EXISTS (
-  SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND a.backend_start = runs.owner_since)`;
+  SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND date_trunc('milliseconds', a.backend_start) = runs.owner_since)`;
 
 export class PostgresStore implements Store {
   readonly rounds: PgRounds;
@@ -40,8 +40,8 @@ export class PostgresStore implements Store {
   }
 
   async schemaVersion(): Promise<number> {
-    const { rows } = await this.db.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
-    return rows[0].v ?? 0;
+    const { rows } = await this.db.query<{ v: number }>('SELECT COALESCE(max(version), 0) AS v FROM schema_migrations');
+    return rows[0].v;
   }
 
   /**
@@ -54,7 +54,7 @@ export class PostgresStore implements Store {
     return this.db.tx(async (client) => {
       const others = await client.query<{ n: number }>(
         `SELECT count(DISTINCT pid)::int AS n FROM pg_locks
-         WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted AND pid <> $3`,
+         WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted AND pid <> $3`,
         [...LIVENESS_LOCK, this.db.identity().pid],
       );
       if (others.rows[0].n === 0) await client.query("UPDATE rounds SET status = 'interrupted', ended_at = $1 WHERE status = 'running'", [now]);
@@ -62,7 +62,7 @@ export class PostgresStore implements Store {
         `UPDATE runs SET status = 'interrupted', error_class = 'interrupted', message = $1, ended_at = $2 WHERE ${ORPHANED}`,
         [INTERRUPTED_MESSAGE, now],
       );
-      return runs.rowCount ?? 0;
+      return Number(runs.rowCount);
     });
   }
 
@@ -71,7 +71,7 @@ export class PostgresStore implements Store {
     return this.db.tx(async (client) => {
       const runs = await client.query("DELETE FROM runs WHERE started_at < $1 AND status <> 'running'", [cutoff]);
       await client.query("DELETE FROM rounds WHERE planned_at < $1 AND status <> 'running'", [cutoff]);
-      return runs.rowCount ?? 0;
+      return Number(runs.rowCount);
     });
   }
 

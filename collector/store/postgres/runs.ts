@@ -98,13 +98,11 @@ export class PgRuns implements RunStore {
         );
         if (!o.ok) continue;
         for (const m of o.metrics) metric(m.name, m.value, test.server, test.direction, false);
-        if (o.intervals.length > 0) {
-          await client.query(
-            `INSERT INTO intervals (test_id, start, "end", bps, omitted)
-             SELECT $1, * FROM unnest($2::float8[], $3::float8[], $4::float8[], $5::boolean[])`,
-            [inserted.rows[0].id, o.intervals.map((i) => i.start), o.intervals.map((i) => i.end), o.intervals.map((i) => i.bitsPerSecond), o.intervals.map((i) => i.omitted)],
-          );
-        }
+        await client.query(
+          `INSERT INTO intervals (test_id, start, "end", bps, omitted)
+           SELECT $1, * FROM unnest($2::float8[], $3::float8[], $4::float8[], $5::boolean[])`,
+          [inserted.rows[0].id, o.intervals.map((i) => i.start), o.intervals.map((i) => i.end), o.intervals.map((i) => i.bitsPerSecond), o.intervals.map((i) => i.omitted)],
+        );
       }
       for (const m of outcome.metrics) metric(m.name, m.value, outcome.server, m.direction, m.failed);
       // WITH ORDINALITY keeps the insertion order in the identity column
