@@ -94,7 +94,7 @@ describe('migrations', () => {
 describe('connection', () => {
   it('fails to open with a wrong password without naming it', async () => {
     const wrong = 'Wrong-Password-123';
-    const err = await PostgresStore.open(url, { password: wrong }).catch((e: unknown) => e as Error);
+    const err = (await PostgresStore.open(url, { password: wrong }).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toMatch(/password authentication failed/);
     expect(`${err.message} ${err.stack}`).not.toContain(wrong);
