@@ -24,7 +24,7 @@ export interface RunnerTelemetry extends RunTelemetry {
 
 export interface RunnerDeps {
   loaded: LoadedConfig;
-  store: Pick<Store, 'runs'>;
+  store: Pick<Store, 'runs' | 'serverLocks'>;
   connector: DeviceConnector;
   settings: EffectiveSettings;
   inventory: Inventory;
@@ -45,7 +45,7 @@ export class Runner {
         telemetry.setServerBusy(key, busy);
         if (!busy) telemetry.addServerBusySeconds(key, seconds);
       },
-    });
+    }, deps.store.serverLocks);
     this.dispatcher = new Dispatcher<RunSummary>({
       runDevice: (job) => this.run(job),
       poolSize: (pool) => settings.poolServers(pool).length,

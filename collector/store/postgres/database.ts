@@ -57,6 +57,9 @@ export class PgDatabase {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectDelay: number;
   private closed = false;
+  private everConnected = false;
+  /** channel -> listeners; a null payload means "the session reconnected, anything may have changed" */
+  private readonly channels = new Map<string, Set<(payload: string | null) => void>>();
 
   private constructor(
     readonly pool: pg.Pool,
@@ -107,7 +110,13 @@ export class PgDatabase {
         "SELECT pid, date_trunc('milliseconds', backend_start) AS since FROM pg_stat_activity WHERE pid = pg_backend_pid()",
       );
       if (this.closed) throw new PostgresUnavailableError('the store closed while reconnecting');
+      for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
+      client.on('notification', (n) => this.channels.get(n.channel)?.forEach((listener) => listener(n.payload ?? '')));
+      const reconnected = this.session === null && this.everConnected;
       this.session = { client, identity: rows[0] };
+      this.everConnected = true;
+      // notifications sent while the session was away are lost: tell listeners to look again
+      if (reconnected) for (const listeners of this.channels.values()) listeners.forEach((listener) => listener(null));
       this.reconnectDelay = this.opts.reconnectMs?.first ?? 500;
     } catch (err) {
       client.removeAllListeners('end');
@@ -137,6 +146,23 @@ export class PgDatabase {
   identity(): SessionIdentity {
     if (!this.session) throw new PostgresUnavailableError('the PostgreSQL session is lost; reconnecting');
     return this.session.identity;
+  }
+
+  /** A query on this collector's session (session-level advisory locks live there). */
+  sessionQuery<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (!this.session) return Promise.reject(new PostgresUnavailableError('the PostgreSQL session is lost; reconnecting'));
+    return this.session.client.query<R>(text, values);
+  }
+
+  /** LISTENs on `channel` (a plain identifier) on the session, now and after every reconnection. */
+  async listen(channel: string, listener: (payload: string | null) => void): Promise<void> {
+    let listeners = this.channels.get(channel);
+    if (!listeners) {
+      listeners = new Set();
+      this.channels.set(channel, listeners);
+      await this.sessionQuery(`LISTEN ${channel}`);
+    }
+    listeners.add(listener);
   }
 
   get connected(): boolean {

@@ -9,6 +9,7 @@ import { PgHostKeys } from './hostKeys.js';
 import { PgMetrics } from './metrics.js';
 import { PgRounds } from './rounds.js';
 import { PgRuns } from './runs.js';
+import { PgServerLocks } from './serverLocks.js';
 import { PgSettings } from './settings.js';
 
 export type { PostgresOptions } from './database.js';
@@ -25,6 +26,7 @@ export class PostgresStore implements Store {
   readonly metrics: PgMetrics;
   readonly hostKeys: PgHostKeys;
   readonly settings: PgSettings;
+  readonly serverLocks: PgServerLocks;
 
   private constructor(readonly db: PgDatabase) {
     this.rounds = new PgRounds(db);
@@ -32,6 +34,7 @@ export class PostgresStore implements Store {
     this.metrics = new PgMetrics(db);
     this.hostKeys = new PgHostKeys(db);
     this.settings = new PgSettings(db);
+    this.serverLocks = new PgServerLocks(db);
   }
 
   /** Connects to `url` and brings the schema up to date (under the migration lock). */
