@@ -70,8 +70,24 @@ export interface RoundStore {
   devicesDone(roundId: number): Promise<string[]>;
 }
 
+/**
+ * A scheduled run of a device in a round that is done already, or running on another collector
+ * (stores shared by several collectors refuse a second one; a run whose collector is gone is
+ * marked interrupted and taken over).
+ */
+export class RoundClaimedError extends Error {
+  constructor(
+    readonly device: string,
+    readonly roundId: number,
+  ) {
+    super(`device ${device} is done or running elsewhere in round ${roundId}`);
+    this.name = 'RoundClaimedError';
+  }
+}
+
 /** Runs of devices, each with its tests and their per-second intervals. */
 export interface RunStore {
+  /** Throws RoundClaimedError (shared stores only) for a device already claimed in the round. */
   start(start: RunStart): Promise<number>;
   /**
    * Stores everything a run produced in one transaction: the final status, every test with its

@@ -15,6 +15,7 @@ import { SqliteStore } from '../sqlite/sqliteStore.js';
 import { PostgresUnavailableError } from './database.js';
 import { applyPgMigrations, PG_MIGRATIONS, PgSchemaTooNewError } from './migrations.js';
 import { PostgresStore } from './postgresStore.js';
+import { RoundClaimedError } from '../store.js';
 
 let cluster: PostgresCluster;
 let url: string;
@@ -190,6 +191,37 @@ describe('shared by several collectors', () => {
     expect(new Set(ids).size).toBe(1);
     expect((await admin.query('SELECT count(*)::int AS n FROM rounds')).rows[0].n).toBe(1);
     expect(await b.rounds.start(new Date(T0 + 1))).not.toBe(ids[0]);
+  });
+
+  it('claims a device once per round across collectors, and takes over the claim of a collector that died', async () => {
+    const [a, b] = await Promise.all([openPg(), openPg()]);
+    const round = await a.rounds.start(new Date(T0));
+    const start = (store: PostgresStore, device: string, roundId: number | null = round) =>
+      store.runs.start({ device, trigger: 'schedule', roundId, startedAt: new Date(T0) });
+    const [first, second] = await Promise.allSettled([start(a, 'dev'), start(b, 'dev')]);
+    const won = [first, second].filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    const lost = [first, second].find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(lost.reason).toBeInstanceOf(RoundClaimedError);
+    expect(lost.reason.message).toBe(`device dev is done or running elsewhere in round ${round}`);
+    // manual runs and other rounds are not claims
+    await start(b, 'dev', null);
+    const next = await a.rounds.start(new Date(T0 + 1));
+    await start(b, 'dev', next);
+
+    // the holder dies: its run is interrupted by the next claim, which succeeds
+    const holder = first.status === 'fulfilled' ? a : b;
+    const other = holder === a ? b : a;
+    const pid = holder.db.identity().pid;
+    await holder.close();
+    open.splice(open.indexOf(holder), 1);
+    await waitFor(async () => (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0);
+    const taken = await start(other, 'dev');
+    await other.runs.finish(taken, okOutcome(T0, 1, 1));
+    const runs = await other.runs.list({ devices: ['dev'] });
+    expect(runs.filter((r) => r.status === 'interrupted')).toHaveLength(1);
+    // done: no third run in this round
+    await expect(start(other, 'dev')).rejects.toThrow(RoundClaimedError);
   });
 
   it("interrupts only the runs of collectors whose session is gone, and leaves a round running while a collector carries it", async () => {

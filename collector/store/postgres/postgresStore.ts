@@ -8,17 +8,11 @@ import { LIVENESS_LOCK, PgDatabase, type PostgresOptions } from './database.js';
 import { PgHostKeys } from './hostKeys.js';
 import { PgMetrics } from './metrics.js';
 import { PgRounds } from './rounds.js';
-import { PgRuns } from './runs.js';
+import { INTERRUPTED_MESSAGE, ORPHANED, PgRuns } from './runs.js';
 import { PgServerLocks } from './serverLocks.js';
 import { PgSettings } from './settings.js';
 
 export type { PostgresOptions } from './database.js';
-
-const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in progress';
-
-/** Runs whose collector session no longer exists: that collector died or lost its connection. */
-const ORPHANED = `status = 'running' AND NOT EXISTS (
-  SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND date_trunc('milliseconds', a.backend_start) = runs.owner_since)`;
 
 export class PostgresStore implements Store {
   readonly rounds: PgRounds;

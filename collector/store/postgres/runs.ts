@@ -1,7 +1,7 @@
 import type { Direction } from '../../../contract/metrics.js';
 import type { ErrorClass, IntervalPoint, RunRecord, RunStatus, TestProtocol, TestRecord, Trigger } from '../../../contract/api.js';
 import type { RunOutcome, RunStart } from '../../model.js';
-import type { RunQuery, RunStore } from '../store.js';
+import { RoundClaimedError, type RunQuery, type RunStore } from '../store.js';
 import { iso, type PgDatabase } from './database.js';
 
 interface RunRow {
@@ -28,21 +28,46 @@ interface TestRow {
   ended_at: number;
 }
 
+export const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in progress';
+
+/** Runs whose collector session no longer exists: that collector died or lost its connection. */
+export const ORPHANED = `status = 'running' AND NOT EXISTS (
+  SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND date_trunc('milliseconds', a.backend_start) = runs.owner_since)`;
+
 const RUN_COLUMNS = 'id, device, server, trigger, status, error_class, message, started_at, ended_at';
 const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at';
 
 export class PgRuns implements RunStore {
   constructor(private readonly db: PgDatabase) {}
 
-  /** The run belongs to this collector's session: if that session ends, the run is orphaned. */
+  /**
+   * The run belongs to this collector's session: if that session ends, the run is orphaned.
+   * In a round, a device is claimed once across collectors: a transaction-scoped advisory lock
+   * per (round, device) serialises the claim; an orphaned run is marked interrupted and taken over.
+   */
   async start(start: RunStart): Promise<number> {
     const owner = this.db.identity();
-    const { rows } = await this.db.query<{ id: number }>(
-      `INSERT INTO runs (device, trigger, round_id, status, started_at, owner_pid, owner_since)
-       VALUES ($1, $2, $3, 'running', $4, $5, $6) RETURNING id`,
-      [start.device, start.trigger, start.roundId, start.startedAt.getTime(), owner.pid, owner.since],
-    );
-    return rows[0].id;
+    return this.db.tx(async (client) => {
+      if (start.roundId !== null) {
+        await client.query("SELECT pg_advisory_xact_lock(hashtextextended('round-device:' || $1::text || ':' || $2, 0))", [start.roundId, start.device]);
+        await client.query(
+          `UPDATE runs SET status = 'interrupted', error_class = 'interrupted', message = $3, ended_at = $4
+           WHERE round_id = $1 AND device = $2 AND ${ORPHANED}`,
+          [start.roundId, start.device, INTERRUPTED_MESSAGE, this.db.now()],
+        );
+        const claimed = await client.query(
+          "SELECT 1 FROM runs WHERE round_id = $1 AND device = $2 AND status IN ('running', 'ok', 'failed', 'skipped') LIMIT 1",
+          [start.roundId, start.device],
+        );
+        if (claimed.rows.length > 0) throw new RoundClaimedError(start.device, start.roundId);
+      }
+      const { rows } = await client.query<{ id: number }>(
+        `INSERT INTO runs (device, trigger, round_id, status, started_at, owner_pid, owner_since)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6) RETURNING id`,
+        [start.device, start.trigger, start.roundId, start.startedAt.getTime(), owner.pid, owner.since],
+      );
+      return rows[0].id;
+    });
   }
 
   async finish(runId: number, outcome: RunOutcome): Promise<void> {
