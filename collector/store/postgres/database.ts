@@ -58,6 +58,7 @@ export class PgDatabase {
   private reconnectDelay: number;
   private closed = false;
   private everConnected = false;
+  private sessionQueue: Promise<unknown> = Promise.resolve();
   /** channel -> listeners; a null payload means "the session reconnected, anything may have changed" */
   private readonly channels = new Map<string, Set<(payload: string | null) => void>>();
 
@@ -151,7 +152,11 @@ export class PgDatabase {
   /** A query on this collector's session (session-level advisory locks live there). */
   sessionQuery<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     if (!this.session) return Promise.reject(new PostgresUnavailableError('the PostgreSQL session is lost; reconnecting'));
-    return this.session.client.query<R>(text, values);
+    const client = this.session.client;
+    // one query at a time on the session, in call order (an unlock is sent before a later lock)
+    const run = this.sessionQueue.then(() => client.query<R>(text, values));
+    this.sessionQueue = run.catch(() => {});
+    return run;
   }
 
   /** LISTENs on `channel` (a plain identifier) on the session, now and after every reconnection. */
