@@ -85,7 +85,15 @@ export class Runner {
     let stalled = 0;
     let lastLeft = Infinity;
     while (!this.stopped) {
-      const done = new Set(await this.deps.store.rounds.devicesDone(roundId));
+      let done: Set<string>;
+      try {
+        done = new Set(await this.deps.store.rounds.devicesDone(roundId));
+      } catch (err) {
+        // the database is away: the round is not given up, it is looked at again
+        this.deps.logger.warn({ roundId, err: String(err) }, 'cannot read the round: looking again');
+        await sleep(recheckMs);
+        continue;
+      }
       const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id));
       if (left.length === 0) return;
       stalled = left.length < lastLeft ? 0 : stalled + 1;

@@ -27,6 +27,8 @@ const DEVICES = [
   ...Array.from({ length: 6 }, (_, i) => ({ id: `any-${i}` })),
 ];
 
+/** how long PostgreSQL is stopped mid-round (the lab's scenario uses 20 s; 4 s keeps this test short) */
+const OUTAGE_MS = 4000;
 let cluster: PostgresCluster;
 let dir: string;
 let admin: pg.Client;
@@ -151,5 +153,43 @@ describe('collectors sharing one PostgreSQL', () => {
       await m.collector.shutdown();
       await m.store.close();
     }));
+  });
+
+  it('survive PostgreSQL stopping mid-round: no duplicate runs, no lost results', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    const members = [await member(url, 'eu', 60), await member(url, 'us', 60)];
+    const planned = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 120_000);
+    const round = Promise.all(members.map((m) => m.collector.scheduler.fire(planned)));
+    // wait until some runs are stored and others are running
+    for (;;) {
+      const { rows } = await admin.query<{ ok: number; running: number }>(
+        "SELECT count(*) FILTER (WHERE status = 'ok')::int AS ok, count(*) FILTER (WHERE status = 'running')::int AS running FROM runs",
+      );
+      if (rows[0].ok >= 3 && rows[0].running > 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await admin.end();
+    cluster.stop();
+    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    cluster.start();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    await round;
+    const roundId = (await admin.query<{ id: number }>('SELECT id FROM rounds WHERE planned_at = $1', [planned.getTime()])).rows[0].id;
+    const runs = await roundRuns(roundId);
+    const ok = runs.filter((r) => r.status === 'ok').map((r) => r.device);
+    // every device has exactly one stored result; runs cut by the outage are interrupted, none is left running
+    expect(ok.sort()).toEqual(DEVICES.map((d) => d.id).sort());
+    const cut = runs.filter((r) => r.status !== 'ok');
+    expect(cut.length).toBeGreaterThanOrEqual(1);
+    expect(cut.every((r) => r.status === 'interrupted')).toBe(true);
+    const metrics = (await admin.query<{ n: number }>('SELECT count(DISTINCT run_id)::int AS n FROM metrics')).rows[0].n;
+    expect(metrics).toBe(DEVICES.length);
+    await expectNoOverlapPerServer();
+    for (const m of members) {
+      await m.collector.shutdown();
+      await m.store.close();
+    }
   });
 });
