@@ -26,6 +26,7 @@ export interface CollectorOptions {
   sleep?: (ms: number) => Promise<void>;
   /** shared store: how often the end of a round looks for devices left by a collector that died */
   roundRecheckMs?: number;
+  roundStallMs?: number;
 }
 
 export interface CollectorStatus {

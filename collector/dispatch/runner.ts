@@ -27,6 +27,8 @@ export interface RunnerDeps {
   store: Pick<Store, 'runs' | 'serverLocks'> & { rounds: Pick<Store['rounds'], 'devicesDone'> };
   /** shared store: how long to wait before looking again for devices of a round left by a collector that died (default 2000 ms) */
   roundRecheckMs?: number;
+  /** shared store: a round whose remaining devices make no progress for this long is left (default 10 min) */
+  roundStallMs?: number;
   connector: DeviceConnector;
   settings: EffectiveSettings;
   inventory: Inventory;
@@ -81,7 +83,7 @@ export class Runner {
     const recheckMs = this.deps.roundRecheckMs ?? 2000;
     const sleep = this.deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     // a device that stays claimed without progress for this long is given up (e.g. our own run could not be stored)
-    const stallLimit = Math.ceil(600_000 / recheckMs);
+    const stallLimit = Math.ceil((this.deps.roundStallMs ?? 600_000) / recheckMs);
     let stalled = 0;
     let lastLeft = Infinity;
     while (!this.stopped) {
