@@ -23,6 +23,7 @@ import { describeMachine } from './machine.js';
 import { ensurePluginBuilt } from '../tests/support/pluginProcess.js';
 import { benchQueryPath } from './queryPath.js';
 import { table, type SectionResult } from './report.js';
+import { benchScaleOut } from './scaleOut.js';
 import { benchScheduling } from './scheduling.js';
 import { fixed } from './stats.js';
 
@@ -30,6 +31,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECTIONS = {
   fidelity: benchFidelity,
   scheduling: benchScheduling,
+  'scale-out': benchScaleOut,
   query: benchQueryPath,
   footprint: benchFootprint,
 } as const;
@@ -123,7 +125,7 @@ const report = [
   '',
   '```sh',
   'npm run bench                               # everything, writes docs/benchmarks.md (root, ~8-10 min)',
-  'npm run bench -- --only scheduling,query    # some sections: fidelity, scheduling, query, footprint',
+  'npm run bench -- --only scheduling,query    # some sections: fidelity, scheduling, scale-out, query, footprint',
   'npm run bench -- --out /tmp/bench.md        # elsewhere',
   '```',
   '',

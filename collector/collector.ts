@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ServerInfo } from '../contract/api.js';
 import type { Settings } from '../contract/settings.js';
 import { EffectiveSettings, type SettingsSource } from './config/effectiveSettings.js';
-import type { LoadedConfig } from './config/load.js';
+import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { Runner, type RunnerTelemetry } from './dispatch/runner.js';
 import { probeServer, type ServerCheck } from './dispatch/serverProbe.js';
@@ -24,6 +24,9 @@ export interface CollectorOptions {
   telemetry: RunnerTelemetry;
   clock?: () => Date;
   sleep?: (ms: number) => Promise<void>;
+  /** shared store: how often the end of a round looks for devices left by a collector that died */
+  roundRecheckMs?: number;
+  roundStallMs?: number;
 }
 
 export interface CollectorStatus {
@@ -56,7 +59,7 @@ export class Collector {
     this.scheduler = new Scheduler({
       rounds: opts.store.rounds,
       runRound: (roundId, devices) => this.runRound(roundId, devices),
-      enabledDevices: () => inventory.enabledIds(),
+      enabledDevices: () => this.scheduledIds(),
       clock: this.clock,
       logger: this.log,
     });
@@ -75,9 +78,18 @@ export class Collector {
   }
 
   private async runRound(roundId: number, devices?: string[]): Promise<boolean> {
-    await this.runner.runRound(roundId, devices ?? this.inventory.enabledIds());
+    await this.runner.runRound(roundId, devices ?? this.scheduledIds());
     await this.applyRetention();
     return !this.shuttingDown;
+  }
+
+  /** Enabled devices that this collector tests on schedule: unpinned ones and those of its group. */
+  private scheduledIds(): string[] {
+    const group = this.opts.loaded.config.group;
+    return this.inventory.enabledIds().filter((id) => {
+      const pinned = (this.inventory.get(id) as LoadedDevice).config.group;
+      return pinned === undefined || pinned === group;
+    });
   }
 
   async applyRetention(): Promise<number> {

@@ -11,6 +11,7 @@ import type { LoadedConfig } from './config/load.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import type { DeviceConnector } from './model.js';
 import { SshConnector } from './ssh/connector.js';
+import { PostgresStore } from './store/postgres/postgresStore.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 import { SecretBox } from './store/secretBox.js';
 import type { Store } from './store/store.js';
@@ -40,8 +41,16 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(at + 1)) };
 }
 
+/** SQLite by default; PostgreSQL when `database` is a postgres:// URL (several collectors share it). */
+export async function openStore(loaded: LoadedConfig, clock?: () => Date): Promise<Store> {
+  // the secrets a store keeps are sealed with a key derived from the API token (never stored)
+  const secrets = SecretBox.fromToken(loaded.apiToken);
+  if (loaded.postgres) return PostgresStore.open(loaded.postgres.url, { password: loaded.postgres.password, clock, secrets });
+  return SqliteStore.open(loaded.databasePath, { clock, owner: true, secrets });
+}
+
 async function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOptions) {
-  const store = SqliteStore.open(loaded.databasePath, { clock: options.clock, owner: true, secrets: SecretBox.fromToken(loaded.apiToken) });
+  const store = await openStore(loaded, options.clock);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
   const telemetry = new Telemetry();

@@ -32,8 +32,42 @@ export interface LoadedConfig {
   /** iperf3 client auth secrets read from files (password, RSA public key PEM) */
   iperf3Password: string | null;
   iperf3RsaPublicKey: string | null;
+  /** the SQLite file, or the PostgreSQL URL (which never holds the password) */
   databasePath: string;
+  /** set when `database` is a postgres:// URL */
+  postgres: PostgresTarget | null;
   warnings: string[];
+}
+
+export interface PostgresTarget {
+  url: string;
+  /** from databasePasswordFile, else PGPASSWORD, else null (no password, e.g. trust or a socket) */
+  password: string | null;
+}
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+
+/** A postgres:// URL checked for shape; a password in it is refused (secrets come from files or the environment). */
+function postgresTarget(base: string, config: CollectorConfig, errors: FieldError[]): PostgresTarget | null {
+  if (!POSTGRES_URL.test(config.database)) {
+    if (config.databasePasswordFile) errors.push({ field: 'databasePasswordFile', message: 'only a postgres:// database takes a password' });
+    return null;
+  }
+  let url: URL;
+  try {
+    url = new URL(config.database);
+  } catch {
+    errors.push({ field: 'database', message: 'not a valid URL; use postgres://user@host:5432/database' });
+    return null;
+  }
+  if (url.password !== '') {
+    errors.push({ field: 'database', message: 'remove the password from the URL: put it in the file named by databasePasswordFile, or in PGPASSWORD' });
+    return null;
+  }
+  const password = config.databasePasswordFile
+    ? readSecret(base, config.databasePasswordFile, 'databasePasswordFile', errors, 'PostgreSQL password')
+    : (process.env.PGPASSWORD ?? null);
+  return { url: config.database, password };
 }
 
 const READ_ERRORS: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied' };
@@ -91,19 +125,20 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
       iperf3RsaPublicKey = readSecret(base, auth.rsaPublicKeyFile, 'clientOptions.auth.rsaPublicKeyFile', errors, 'RSA public key', false);
     } else iperf3RsaPublicKey = auth.rsaPublicKey as string;
   }
+  const postgres = postgresTarget(base, config, errors);
   const warnings: string[] = [];
   if (config.servers.length === 0 && config.devices.some((d) => d.pool === undefined)) {
     warnings.push('servers: is empty: devices without a pool wait until the Grafana data source pushes its servers (Save & test)');
   }
   if (errors.length > 0) throw new ConfigError(`${path} refers to files or values that are not usable`, errors);
 
-  const databasePath = isAbsolute(config.database) ? config.database : resolve(base, config.database);
+  const databasePath = postgres ? postgres.url : isAbsolute(config.database) ? config.database : resolve(base, config.database);
   if (config.ssh.trustOnFirstUse) {
     warnings.push(
       'ssh.trustOnFirstUse is on: the first connection to a device without a pinned hostKey records whatever key it presents, and passwords are then sent to it; pin hostKey for devices reached over untrusted networks',
     );
   }
-  return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, warnings };
+  return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, postgres, warnings };
 }
 
 export function loadConfigFile(path: string): LoadedConfig {

@@ -30,6 +30,8 @@ export const deviceSchema = z
       .optional(),
     labels: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'label names use letters, digits and _'), z.string()).default({}),
     pool: z.string().min(1).optional(),
+    /** pinned to a collector group: only collectors of that group test it on schedule */
+    group: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'group names use letters, digits, . _ -').optional(),
     enabled: z.boolean().default(true),
   })
   .refine((d) => d.privateKeyFile !== undefined || d.passwordFile !== undefined, {
@@ -41,7 +43,12 @@ export type DeviceConfig = z.infer<typeof deviceSchema>;
 export const collectorConfigSchema = z
   .strictObject({
     listen: listenSchema.default('127.0.0.1:8686'),
+    /** a SQLite file path, or a postgres:// URL (without the password) for several collectors */
     database: z.string().min(1).default('./data/iperf3.db'),
+    /** the PostgreSQL password (else the PGPASSWORD environment variable) */
+    databasePasswordFile: z.string().min(1).optional(),
+    /** this collector's group (e.g. a region): with PostgreSQL, it tests unpinned devices and those pinned to it */
+    group: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'group names use letters, digits, . _ -').optional(),
     apiTokenFile: z.string().min(1, 'a file holding the API bearer token is required'),
     schedule: scheduleSchema.default(scheduleSchema.parse({})),
     servers: z.array(serverSchema).default([]),

@@ -10,7 +10,7 @@ import type { LoadedConfig, LoadedDevice } from '../config/load.js';
 import { DevicesBusyError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js';
-import type { Store } from '../store/store.js';
+import { RoundClaimedError, type Store } from '../store/store.js';
 import { runTcpThenUdp, type RunSummary, type RunTelemetry } from './deviceRun.js';
 import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatcher.js';
 import { ServerRegistry } from './serverRegistry.js';
@@ -24,7 +24,11 @@ export interface RunnerTelemetry extends RunTelemetry {
 
 export interface RunnerDeps {
   loaded: LoadedConfig;
-  store: Pick<Store, 'runs'>;
+  store: Pick<Store, 'runs' | 'serverLocks'> & { rounds: Pick<Store['rounds'], 'devicesDone'> };
+  /** shared store: how long to wait before looking again for devices of a round left by a collector that died (default 2000 ms) */
+  roundRecheckMs?: number;
+  /** shared store: a round whose remaining devices make no progress for this long is left (default 10 min) */
+  roundStallMs?: number;
   connector: DeviceConnector;
   settings: EffectiveSettings;
   inventory: Inventory;
@@ -37,6 +41,7 @@ export interface RunnerDeps {
 export class Runner {
   readonly registry: ServerRegistry;
   private readonly dispatcher: Dispatcher<RunSummary>;
+  private stopped = false;
 
   constructor(private readonly deps: RunnerDeps) {
     const { telemetry, settings } = deps;
@@ -45,12 +50,16 @@ export class Runner {
         telemetry.setServerBusy(key, busy);
         if (!busy) telemetry.addServerBusySeconds(key, seconds);
       },
-    });
+    }, deps.store.serverLocks);
     this.dispatcher = new Dispatcher<RunSummary>({
       runDevice: (job) => this.run(job),
       poolSize: (pool) => settings.poolServers(pool).length,
       onQueueLength: (n) => telemetry.setQueueLength(n),
-      onError: (job, err) => deps.logger.error({ device: job.device, err }, 'run crashed'),
+      onError: (job, err) => {
+        // another collector has (or had) this device in this round: nothing to do here
+        if (err instanceof RoundClaimedError) deps.logger.debug({ device: job.device, roundId: job.roundId }, err.message);
+        else deps.logger.error({ device: job.device, err }, 'run crashed');
+      },
     });
   }
 
@@ -62,10 +71,42 @@ export class Runner {
     return this.dispatcher.queueLength;
   }
 
-  /** Runs the devices of a round that are not queued or running already. */
+  /**
+   * Runs the devices of a round that are not queued or running already. On a store shared by
+   * several collectors, stays with the round until every device is done: a device whose
+   * collector died mid-run is taken over (its run was marked interrupted by the claim).
+   */
   async runRound(roundId: number, ids: string[]): Promise<void> {
     const free = ids.filter((id) => !this.dispatcher.isPending(id));
     await this.dispatcher.enqueue(this.jobsFor(free, 'schedule', roundId));
+    if (!this.deps.store.serverLocks) return;
+    const recheckMs = this.deps.roundRecheckMs ?? 2000;
+    const sleep = this.deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    // a device that stays claimed without progress for this long is given up (e.g. our own run could not be stored)
+    const stallLimit = Math.ceil((this.deps.roundStallMs ?? 600_000) / recheckMs);
+    let stalled = 0;
+    let lastLeft = Infinity;
+    while (!this.stopped) {
+      let done: Set<string>;
+      try {
+        done = new Set(await this.deps.store.rounds.devicesDone(roundId));
+      } catch (err) {
+        // the database is away: the round is not given up, it is looked at again
+        this.deps.logger.warn({ roundId, err: String(err) }, 'cannot read the round: looking again');
+        await sleep(recheckMs);
+        continue;
+      }
+      const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id));
+      if (left.length === 0) return;
+      stalled = left.length < lastLeft ? 0 : stalled + 1;
+      lastLeft = left.length;
+      if (stalled > stallLimit) {
+        this.deps.logger.warn({ roundId, devices: left }, 'devices of the round still claimed elsewhere: leaving them');
+        return;
+      }
+      await sleep(recheckMs);
+      await this.dispatcher.enqueue(this.jobsFor(left, 'schedule', roundId));
+    }
   }
 
   /** Queues a manual run ahead of the schedule; returns at once. */
@@ -107,6 +148,7 @@ export class Runner {
 
   /** Drops queued devices and waits for running ones (each test has its own deadline). */
   stop(): Promise<void> {
+    this.stopped = true;
     return this.dispatcher.stop();
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { ServerLocks } from '../store/store.js';
 import { NoServerError, ServerRegistry } from './serverRegistry.js';
 
 const A = { host: '10.0.0.1', port: 5201 };
@@ -64,5 +65,44 @@ describe('ServerRegistry', () => {
       }),
     );
     expect(maxConcurrent).toBe(2);
+  });
+
+  it('with cross-collector locks: skips a server another collector holds, waits for its release, and survives a database fault', async () => {
+    // fault injection: the database answers "held elsewhere", then fails, then grants
+    const answers: (boolean | Error)[] = [false, new Error('connection lost'), true];
+    let freed: ((key: string | null) => void) | undefined;
+    const unlocked: string[] = [];
+    const locks: ServerLocks = {
+      tryLock: async () => {
+        const next = answers.shift() as boolean | Error;
+        if (next instanceof Error) throw next;
+        return next;
+      },
+      unlock: async (key) => {
+        unlocked.push(key);
+        throw new Error('session gone');
+      },
+      onFreed: async (listener) => {
+        freed = listener;
+      },
+    };
+    const reg = new ServerRegistry(Date.now, undefined, locks, 60_000);
+    let got: string | null = null;
+    const waiting = reg.acquireFree([A]).then((l) => {
+      got = l.key;
+      return l;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).toBeNull();
+    expect(reg.isBusy('10.0.0.1:5201')).toBe(false);
+    freed!('10.0.0.1:5201'); // a release elsewhere: the retry meets the database fault and waits again
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).toBeNull();
+    freed!(null); // the session came back
+    const lease = await waiting;
+    expect(lease.key).toBe('10.0.0.1:5201');
+    lease.release();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(unlocked).toEqual(['10.0.0.1:5201']);
   });
 });

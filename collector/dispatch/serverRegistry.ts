@@ -3,9 +3,12 @@
  * process so that a settings change (new pool lists) can never put two tests on one server.
  * `acquireFree` is work-conserving: it takes any free server of the caller's list, and when all
  * are taken it waits for the next release (an event, not a polling loop).
+ * With `ServerLocks` (several collectors on PostgreSQL) a server must also be free across
+ * collectors: a release by another collector arrives as an event too.
  */
 import { Mutex } from 'async-mutex';
 import { serverKey, type ServerAddress } from '../model.js';
+import type { ServerLocks } from '../store/store.js';
 
 export interface ServerLease {
   key: string;
@@ -35,11 +38,23 @@ export class NoServerError extends Error {
 export class ServerRegistry {
   private readonly states = new Map<string, ServerState>();
   private waiters: (() => void)[] = [];
+  /** bumped on every release by another collector, so that a release during a scan is not missed */
+  private remoteReleases = 0;
+  private subscribed: Promise<void> | null = null;
 
   constructor(
     private readonly nowMs: () => number = Date.now,
     private readonly listener?: ServerUsageListener,
+    private readonly locks?: ServerLocks,
+    /** with locks: a waiter looks again after this long, because a collector that dies releases its servers without a NOTIFY */
+    private readonly recheckMs = 5000,
   ) {}
+
+  private wakeAll(): void {
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const wake of waiting) wake();
+  }
 
   private state(key: string): ServerState {
     let s = this.states.get(key);
@@ -73,19 +88,39 @@ export class ServerRegistry {
         servers.length === 0 ? 'no iperf3 server is configured for this device' : 'every iperf3 server of this pool is excluded',
       );
     }
+    if (this.locks) {
+      this.subscribed ??= this.locks.onFreed(() => {
+        this.remoteReleases++;
+        this.wakeAll();
+      });
+      await this.subscribed;
+    }
     for (;;) {
+      const seen = this.remoteReleases;
       for (const server of candidates) {
         const key = serverKey(server);
         const st = this.state(key);
-        if (!st.mutex.isLocked()) return this.take(key, server, st);
+        if (st.mutex.isLocked()) continue;
+        const lease = await this.take(key, server, st);
+        if (lease) return lease;
       }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      if (this.remoteReleases !== seen) continue;
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        if (this.locks) setTimeout(resolve, this.recheckMs).unref();
+      });
     }
   }
 
-  private async take(key: string, server: ServerAddress, st: ServerState): Promise<ServerLease> {
+  /** null: another collector holds the server (or the database cannot tell) */
+  private async take(key: string, server: ServerAddress, st: ServerState): Promise<ServerLease | null> {
     // An unlocked async-mutex is taken synchronously by acquire(): no other caller can slip in.
     const unlock = await st.mutex.acquire();
+    if (this.locks && !(await this.locks.tryLock(key).catch(() => false))) {
+      // not free across collectors: local waiters could not have it either, so nobody is woken
+      unlock();
+      return null;
+    }
     st.busySinceMs = this.nowMs();
     this.listener?.serverUsage(key, true, 0);
     let released = false;
@@ -98,11 +133,13 @@ export class ServerRegistry {
         const leaseMs = this.nowMs() - (st.busySinceMs as number);
         st.busyMs += leaseMs;
         st.busySinceMs = null;
+        // queued on the same database session before any later tryLock of this process
+        this.locks?.unlock(key).catch(() => {
+          // the session is gone, and the database released the lock with it
+        });
         unlock();
         this.listener?.serverUsage(key, false, leaseMs / 1000);
-        const waiting = this.waiters;
-        this.waiters = [];
-        for (const wake of waiting) wake();
+        this.wakeAll();
       },
     };
   }

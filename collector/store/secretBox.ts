@@ -5,6 +5,8 @@
  * API token makes the stored one unreadable, and the data source must be saved again.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { fieldErrors, formatFieldErrors, settingsSchema, type Settings } from '../../contract/settings.js';
+import { StoredSettingsError, type StoredSettings } from './store.js';
 
 const VERSION = 'v1';
 
@@ -40,4 +42,29 @@ export class SecretBox {
       return null;
     }
   }
+}
+
+/** The settings row a store writes: the JSON without the password, and the sealed password. */
+export function sealSettings(settings: Settings, box: SecretBox): { json: string; secret: string | null } {
+  const auth = settings.clientOptions.auth;
+  if (auth?.password === undefined) return { json: JSON.stringify(settings), secret: null };
+  const withoutSecret = { ...settings, clientOptions: { ...settings.clientOptions, auth: { ...auth, password: undefined } } };
+  return { json: JSON.stringify(withoutSecret), secret: box.seal(auth.password) };
+}
+
+/** The settings a store read back: validated, with the password unsealed where it belongs. */
+export function unsealSettings(json: string, secret: string | null, updatedAt: string, box: SecretBox): StoredSettings {
+  const parsed = settingsSchema.safeParse(JSON.parse(json));
+  if (!parsed.success) {
+    throw new StoredSettingsError(
+      `the settings stored in the database are not valid for this collector version (${formatFieldErrors(fieldErrors(parsed.error))}); ` +
+        'save the data source in Grafana again (PUT /api/v1/settings) to replace them',
+    );
+  }
+  const password = secret === null ? null : box.open(secret);
+  const auth = parsed.data.clientOptions.auth;
+  // parsed again so that the password sits where the schema puts it (equal settings compare equal)
+  const settings =
+    password !== null && auth ? settingsSchema.parse({ ...parsed.data, clientOptions: { ...parsed.data.clientOptions, auth: { ...auth, password } } }) : parsed.data;
+  return { settings, updatedAt, ...(secret !== null && password === null ? { secretLost: true } : {}) };
 }

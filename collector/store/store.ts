@@ -72,8 +72,24 @@ export interface RoundStore {
   devicesDone(roundId: number): Promise<string[]>;
 }
 
+/**
+ * A scheduled run of a device in a round that is done already, or running on another collector
+ * (stores shared by several collectors refuse a second one; a run whose collector is gone is
+ * marked interrupted and taken over).
+ */
+export class RoundClaimedError extends Error {
+  constructor(
+    readonly device: string,
+    readonly roundId: number,
+  ) {
+    super(`device ${device} is done or running elsewhere in round ${roundId}`);
+    this.name = 'RoundClaimedError';
+  }
+}
+
 /** Runs of devices, each with its tests and their per-second intervals. */
 export interface RunStore {
+  /** Throws RoundClaimedError (shared stores only) for a device already claimed in the round. */
   start(start: RunStart): Promise<number>;
   /**
    * Stores everything a run produced in one transaction: the final status, every test with its
@@ -113,12 +129,25 @@ export interface SettingsStore {
   save(settings: Settings, apply?: (updatedAt: string) => void): Promise<string>;
 }
 
+/**
+ * Server exclusivity shared by every collector on the store (PostgreSQL). A store for one
+ * collector (SQLite) has none: the in-process mutexes of the server registry suffice.
+ */
+export interface ServerLocks {
+  /** Takes the server for this collector; false when another collector holds it. */
+  tryLock(key: string): Promise<boolean>;
+  unlock(key: string): Promise<void>;
+  /** `listener(key)` when a collector frees a server; `listener(null)` when any may have been freed unseen. */
+  onFreed(listener: (key: string | null) => void): Promise<void>;
+}
+
 export interface Store {
   readonly rounds: RoundStore;
   readonly runs: RunStore;
   readonly metrics: MetricStore;
   readonly hostKeys: HostKeyStore;
   readonly settings: SettingsStore;
+  readonly serverLocks?: ServerLocks;
   /** At start-up: runs and rounds left `running` by a crash become `interrupted`. Returns the runs changed. */
   markInterrupted(): Promise<number>;
   /** Deletes finished runs started before `olderThan` (with their data) and finished rounds planned before it. Returns the runs deleted. */

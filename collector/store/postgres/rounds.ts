@@ -1,0 +1,53 @@
+import type { RoundRecord, RoundStatus, RoundStore } from '../store.js';
+import type { PgDatabase } from './database.js';
+
+interface RoundRow {
+  id: number;
+  planned_at: number;
+  started_at: number;
+  ended_at: number | null;
+  status: RoundStatus;
+}
+
+export class PgRounds implements RoundStore {
+  constructor(private readonly db: PgDatabase) {}
+
+  /** One round per planned time: a collector firing the same cron time joins the round already created. */
+  async start(plannedAt: Date): Promise<number> {
+    const { rows } = await this.db.query<{ id: number }>(
+      `INSERT INTO rounds (planned_at, started_at, status) VALUES ($1, $2, 'running')
+       ON CONFLICT (planned_at) DO UPDATE SET planned_at = EXCLUDED.planned_at RETURNING id`,
+      [plannedAt.getTime(), this.db.now()],
+    );
+    return rows[0].id;
+  }
+
+  async finish(id: number): Promise<void> {
+    await this.db.query("UPDATE rounds SET status = 'done', ended_at = $1 WHERE id = $2", [this.db.now(), id]);
+  }
+
+  async reopen(id: number): Promise<void> {
+    await this.db.query("UPDATE rounds SET status = 'running', ended_at = NULL WHERE id = $1", [id]);
+  }
+
+  async last(): Promise<RoundRecord | null> {
+    const { rows } = await this.db.query<RoundRow>('SELECT * FROM rounds ORDER BY planned_at DESC, id DESC LIMIT 1');
+    if (rows.length === 0) return null;
+    const row = rows[0];
+    return {
+      id: row.id,
+      plannedAt: new Date(row.planned_at),
+      startedAt: new Date(row.started_at),
+      endedAt: row.ended_at === null ? null : new Date(row.ended_at),
+      status: row.status,
+    };
+  }
+
+  async devicesDone(roundId: number): Promise<string[]> {
+    const { rows } = await this.db.query<{ device: string }>(
+      "SELECT DISTINCT device FROM runs WHERE round_id = $1 AND status IN ('ok', 'failed', 'skipped') ORDER BY device",
+      [roundId],
+    );
+    return rows.map((r) => r.device);
+  }
+}

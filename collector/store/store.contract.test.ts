@@ -1,0 +1,514 @@
+/**
+ * One contract for every Store implementation: the same tests run against SQLite and against a
+ * real PostgreSQL cluster (started by tests/support/postgresCluster.ts, one per file).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Direction } from '../../contract/metrics.js';
+import { settingsSchema } from '../../contract/settings.js';
+import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, skippedOutcome } from '../../tests/support/storeFixtures.js';
+import { startPostgresCluster, type PostgresCluster } from '../../tests/support/postgresCluster.js';
+import { PostgresStore } from './postgres/postgresStore.js';
+import { SqliteStore } from './sqlite/sqliteStore.js';
+import { StoredSettingsError, type Store } from './store.js';
+
+/** Opens a fresh, empty store and reads its tables behind its back (as another process would). */
+interface Harness {
+  open(clock: () => Date): Promise<Store>;
+  /** rows of a plain SQL statement (no parameters), as objects */
+  rows(sql: string): Promise<Record<string, unknown>[]>;
+  count(table: string): Promise<number>;
+  /** the column that orders metrics as they were inserted */
+  insertionOrder: string;
+  dispose(): Promise<void>;
+}
+
+function sqliteHarness(): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'store-contract-'));
+  const path = join(dir, 'collector.db');
+  const rows = async (sql: string) => {
+    const db = new Database(path);
+    try {
+      const stmt = db.prepare(sql);
+      return stmt.reader ? (stmt.all() as Record<string, unknown>[]) : (stmt.run(), []);
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    open: async (clock) => SqliteStore.open(path, { clock, busyTimeoutMs: 1000 }),
+    rows,
+    count: async (table) => Number((await rows(`SELECT count(*) AS n FROM ${table}`))[0].n),
+    insertionOrder: 'rowid',
+    dispose: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+let cluster: PostgresCluster | undefined;
+
+async function postgresHarness(): Promise<Harness> {
+  cluster ??= await startPostgresCluster();
+  const pgCluster = cluster;
+  const url = await pgCluster.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const rows = async (sql: string) => {
+    const c = await pgCluster.admin(database);
+    try {
+      return (await c.query(sql)).rows as Record<string, unknown>[];
+    } finally {
+      await c.end();
+    }
+  };
+  return {
+    open: async (clock) => {
+      // a restarted collector: the database has ended the previous one's sessions
+      for (let i = 0; i < 500; i++) {
+        const left = await rows(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '${database}' AND application_name = 'iperf3-collector'`);
+        if (Number(left[0].n) === 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return PostgresStore.open(url, { clock, password: pgCluster.password });
+    },
+    rows,
+    count: async (table) => Number((await rows(`SELECT count(*) AS n FROM ${table}`))[0].n),
+    insertionOrder: 'id',
+    dispose: async () => {},
+  };
+}
+
+afterAll(() => cluster?.destroy());
+
+const T0 = Date.parse('2025-02-01T02:00:00.000Z');
+const DAY = 86_400_000;
+const D0 = T0;
+const D1 = D0 + DAY;
+const D2 = D0 + 2 * DAY;
+const END = D2 + 999;
+
+describe.each([
+  ['SQLite', async () => sqliteHarness()],
+  ['PostgreSQL', postgresHarness],
+] as const)('Store contract: %s', (_name, makeHarness) => {
+  let h: Harness;
+  let now: Date;
+  let store: Store;
+
+  beforeEach(async () => {
+    h = await makeHarness();
+    now = new Date('2025-03-01T00:00:00.000Z');
+    store = await h.open(() => now);
+  });
+  afterEach(async () => {
+    await store.close();
+    await h.dispose();
+  });
+  /** The collector stops (its database session ends) and starts again on the same database. */
+  async function restart(): Promise<void> {
+    await store.close();
+    store = await h.open(() => now);
+  }
+
+
+  describe('runs', () => {
+    it('starts a run as running and stores a finished run with tests, raw JSON, metrics and intervals', async () => {
+      const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
+      expect(await store.runs.get(id)).toEqual({
+        id,
+        device: 'r1',
+        server: null,
+        trigger: 'schedule',
+        status: 'running',
+        errorClass: null,
+        message: null,
+        startedAt: '2025-02-01T02:00:00.000Z',
+        endedAt: null,
+        tests: [],
+      });
+
+      await store.runs.finish(id, okOutcome(T0, 90e6, 50e6));
+      const run = (await store.runs.get(id))!;
+      expect(run).toMatchObject({ status: 'ok', server: SERVER_A, errorClass: null, endedAt: '2025-02-01T02:00:25.000Z' });
+      expect(run.tests).toEqual([
+        {
+          id: expect.any(Number),
+          protocol: 'tcp',
+          direction: 'upload',
+          status: 'ok',
+          errorClass: null,
+          message: null,
+          startedAt: '2025-02-01T02:00:01.000Z',
+          endedAt: '2025-02-01T02:00:11.000Z',
+        },
+        {
+          id: expect.any(Number),
+          protocol: 'tcp',
+          direction: 'download',
+          status: 'ok',
+          errorClass: null,
+          message: null,
+          startedAt: '2025-02-01T02:00:12.000Z',
+          endedAt: '2025-02-01T02:00:22.000Z',
+        },
+      ]);
+
+      const tests = await h.rows('SELECT server, iperf_version, raw_json FROM tests ORDER BY id');
+      expect(tests).toEqual([
+        { server: SERVER_A, iperf_version: '3.12', raw_json: okTcpTest('upload', 0, 90e6).outcome.raw },
+        { server: SERVER_A, iperf_version: '3.12', raw_json: okTcpTest('download', 0, 50e6).outcome.raw },
+      ]);
+      const metrics = (await h.rows(`SELECT device, server, direction, name, value, time_ms, failed FROM metrics ORDER BY ${h.insertionOrder}`)).map(Object.values);
+      // every metric carries the run's start time, so the points of one run line up
+      expect(metrics).toEqual([
+        ['r1', SERVER_A, 'upload', 'tcp_received_bps', 90e6, T0, 0],
+        ['r1', SERVER_A, 'upload', 'tcp_sent_bps', 90e6 + 1000, T0, 0],
+        ['r1', SERVER_A, 'download', 'tcp_received_bps', 50e6, T0, 0],
+        ['r1', SERVER_A, 'download', 'tcp_sent_bps', 50e6 + 1000, T0, 0],
+        ['r1', SERVER_A, null, 'result', 1, T0, 0],
+        ['r1', SERVER_A, null, 'duration_s', 25, T0, 0],
+      ]);
+
+      expect(await store.runs.intervals(id)).toEqual([
+        { protocol: 'tcp', direction: 'upload', start: 0, end: 1, timeMs: T0 + 2000, bitsPerSecond: 90e6 - 10, omitted: true },
+        { protocol: 'tcp', direction: 'upload', start: 1, end: 2.5, timeMs: T0 + 3500, bitsPerSecond: 90e6 + 10, omitted: false },
+        { protocol: 'tcp', direction: 'download', start: 0, end: 1, timeMs: T0 + 13_000, bitsPerSecond: 50e6 - 10, omitted: true },
+        { protocol: 'tcp', direction: 'download', start: 1, end: 2.5, timeMs: T0 + 14_500, bitsPerSecond: 50e6 + 10, omitted: false },
+      ]);
+      expect(await store.runs.intervals(id + 100)).toEqual([]);
+    });
+
+    it('stores a failed test with its error and raw text, and the zeros flagged failed', async () => {
+      const id = await store.runs.start({ device: 'r1', trigger: 'manual', roundId: null, startedAt: new Date(T0) });
+      await store.runs.finish(id, failedOutcome(T0));
+      const run = (await store.runs.get(id))!;
+      expect(run).toMatchObject({ status: 'failed', errorClass: 'server-busy', message: 'the server is busy running a test', trigger: 'manual' });
+      expect(run.tests).toEqual([
+        expect.objectContaining({ status: 'failed', errorClass: 'server-busy', message: 'iperf3 said server-busy', protocol: 'tcp' }),
+      ]);
+      expect(await h.rows('SELECT raw_json, iperf_version FROM tests')).toEqual([{ raw_json: '{"error":"the server is busy"}', iperf_version: null }]);
+      expect((await h.rows(`SELECT name, direction, value, failed FROM metrics ORDER BY ${h.insertionOrder}`)).map(Object.values)).toEqual([
+        ['tcp_received_bps', 'upload', 0, 1],
+        ['result', null, 0, 1],
+      ]);
+      expect(await store.runs.intervals(id)).toEqual([]);
+    });
+
+    it('refuses to finish a run twice or a run that does not exist', async () => {
+      const id = await store.runs.start({ device: 'r1', trigger: 'manual', roundId: null, startedAt: new Date(T0) });
+      await store.runs.finish(id, skippedOutcome(T0));
+      await expect(store.runs.finish(id, okOutcome(T0, 1, 1))).rejects.toThrow(`run ${id} is not running (unknown id, or finished already)`);
+      await expect(store.runs.finish(999, okOutcome(T0, 1, 1))).rejects.toThrow('run 999 is not running');
+      expect((await store.runs.get(id))!.status).toBe('skipped');
+      expect(await store.runs.get(999)).toBeNull();
+    });
+  });
+
+  describe('finishRun is atomic', () => {
+    async function expectNothingWritten(id: number): Promise<void> {
+      const run = (await store.runs.get(id))!;
+      expect(run.status).toBe('running');
+      expect(run.endedAt).toBeNull();
+      expect(run.server).toBeNull();
+      expect(run.tests).toEqual([]);
+      expect(await h.count('tests')).toBe(0);
+      expect(await h.count('metrics')).toBe(0);
+      expect(await h.count('intervals')).toBe(0);
+    }
+
+    it('writes nothing when a test metric in the middle of the run is not a number', async () => {
+      const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
+      const outcome = okOutcome(T0, 90e6, 50e6);
+      // the first test (with its metrics and intervals) is written before the second one breaks
+      const second = outcome.tests[1].outcome;
+      if (!second.ok) throw new Error('fixture');
+      second.metrics.push({ name: 'tcp_bytes', value: Number.NaN });
+      await expect(store.runs.finish(id, outcome)).rejects.toThrow(`run ${id}: metric tcp_bytes has value NaN, not a finite number`);
+      await expectNothingWritten(id);
+    });
+
+    it('writes nothing when the last extra metric is infinite', async () => {
+      const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
+      const outcome = okOutcome(T0, 90e6, 50e6);
+      outcome.metrics.push({ name: 'duration_s', direction: null, value: Number.POSITIVE_INFINITY, failed: false });
+      await expect(store.runs.finish(id, outcome)).rejects.toThrow('metric duration_s has value Infinity');
+      await expectNothingWritten(id);
+    });
+
+    it('writes nothing when the database rejects a row (a constraint fails mid-way)', async () => {
+      const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
+      const outcome = okOutcome(T0, 90e6, 50e6);
+      outcome.tests.push(failedTest('udp', 'sideways' as Direction, T0 + 23_000, 'timeout'));
+      await expect(store.runs.finish(id, outcome)).rejects.toThrow(/check constraint/i);
+      await expectNothingWritten(id);
+      // the run can still be finished properly afterwards
+      await store.runs.finish(id, okOutcome(T0, 90e6, 50e6));
+      expect((await store.runs.get(id))!.tests).toHaveLength(2);
+    });
+  });
+
+  describe('interruption and rounds', () => {
+    it('marks runs and rounds left running as interrupted, once', async () => {
+      const round = await store.rounds.start(new Date(T0));
+      const a = await store.runs.start({ device: 'a', trigger: 'schedule', roundId: round, startedAt: new Date(T0) });
+      const b = await store.runs.start({ device: 'b', trigger: 'manual', roundId: null, startedAt: new Date(T0 + 1) });
+      const c = await store.runs.start({ device: 'c', trigger: 'schedule', roundId: round, startedAt: new Date(T0 + 2) });
+      await store.runs.finish(c, okOutcome(T0 + 2, 1, 1));
+
+      now = new Date('2025-03-02T00:00:00.000Z');
+      await restart();
+      expect(await store.markInterrupted()).toBe(2);
+      for (const id of [a, b]) {
+        expect(await store.runs.get(id)).toMatchObject({
+          status: 'interrupted',
+          errorClass: 'interrupted',
+          message: 'the collector stopped while this run was in progress',
+          endedAt: '2025-03-02T00:00:00.000Z',
+        });
+      }
+      expect((await store.runs.get(c))!.status).toBe('ok');
+      expect(await store.rounds.last()).toEqual({
+        id: round,
+        plannedAt: new Date(T0),
+        startedAt: new Date('2025-03-01T00:00:00.000Z'),
+        endedAt: new Date('2025-03-02T00:00:00.000Z'),
+        status: 'interrupted',
+      });
+      expect(await store.markInterrupted()).toBe(0);
+    });
+
+    it('tracks rounds and tells which devices a round has done, for resuming it', async () => {
+      expect(await store.rounds.last()).toBeNull();
+      const first = await store.rounds.start(new Date(T0));
+      now = new Date('2025-03-01T01:00:00.000Z');
+      await store.rounds.finish(first);
+      expect(await store.rounds.last()).toMatchObject({ id: first, status: 'done', endedAt: now });
+
+      const second = await store.rounds.start(new Date(T0 + 86_400_000));
+      expect(await store.rounds.last()).toMatchObject({ id: second, status: 'running', endedAt: null, plannedAt: new Date(T0 + 86_400_000) });
+      const run = (device: string, roundId: number | null) =>
+        store.runs.start({ device, trigger: 'schedule', roundId, startedAt: new Date(T0 + 86_400_000) });
+      await store.runs.finish(await run('ok-dev', second), okOutcome(T0, 1, 1));
+      await store.runs.finish(await run('failed-dev', second), failedOutcome(T0));
+      await store.runs.finish(await run('skipped-dev', second), skippedOutcome(T0));
+      await run('running-dev', second);
+      await store.runs.finish(await run('other-round', first), okOutcome(T0, 1, 1));
+      await store.runs.finish(await run('manual', null), okOutcome(T0, 1, 1));
+      const interrupted = await run('interrupted-dev', second);
+      await restart();
+      await store.markInterrupted();
+      expect(interrupted).toBeGreaterThan(0);
+
+      expect(await store.rounds.devicesDone(second)).toEqual(['failed-dev', 'ok-dev', 'skipped-dev']);
+      expect((await store.rounds.last())!.status).toBe('interrupted');
+      await store.rounds.reopen(second);
+      expect(await store.rounds.last()).toMatchObject({ id: second, status: 'running', endedAt: null });
+    });
+  });
+
+  describe('host keys', () => {
+    it('records, replaces, reads and clears a fingerprint per device', async () => {
+      expect(await store.hostKeys.get('r1')).toBeUndefined();
+      await store.hostKeys.record('r1', 'SHA256:first');
+      await store.hostKeys.record('r2', 'SHA256:other');
+      await store.hostKeys.record('r1', 'SHA256:second');
+      expect(await store.hostKeys.get('r1')).toBe('SHA256:second');
+      expect(await store.hostKeys.get('r2')).toBe('SHA256:other');
+      expect(await store.hostKeys.forget('r1')).toBe(true);
+      expect(await store.hostKeys.forget('r1')).toBe(false);
+      expect(await store.hostKeys.get('r1')).toBeUndefined();
+    });
+  });
+
+  describe('settings', () => {
+    const settings = settingsSchema.parse({ servers: [{ host: '192.0.2.10' }], schedule: { cron: '30 3 * * *' } });
+
+    it('returns null before any save, then what was saved with the time of the save', async () => {
+      expect(await store.settings.get()).toBeNull();
+      expect(await store.settings.save(settings)).toBe('2025-03-01T00:00:00.000Z');
+      expect(await store.settings.get()).toEqual({ settings, updatedAt: '2025-03-01T00:00:00.000Z' });
+      now = new Date('2025-03-05T00:00:00.000Z');
+      const changed = { ...settings, servers: [{ host: '192.0.2.11', port: 5202 }] };
+      let seen = '';
+      await store.settings.save(changed, (updatedAt) => (seen = updatedAt));
+      expect(seen).toBe('2025-03-05T00:00:00.000Z');
+      expect(await store.settings.get()).toEqual({ settings: changed, updatedAt: '2025-03-05T00:00:00.000Z' });
+    });
+
+    it('keeps the previous settings when applying the new ones fails', async () => {
+      await store.settings.save(settings);
+      now = new Date('2025-03-05T00:00:00.000Z');
+      const changed = { ...settings, servers: [{ host: '192.0.2.11', port: 5202 }] };
+      await expect(store.settings.save(changed, () => {
+          throw new Error('scheduler refused');
+        })).rejects.toThrow('scheduler refused');
+      expect(await store.settings.get()).toEqual({ settings, updatedAt: '2025-03-01T00:00:00.000Z' });
+    });
+
+    it('names the invalid fields when the stored settings no longer validate', async () => {
+      await h.rows(`INSERT INTO settings (id, json, updated_at) VALUES (1, '${JSON.stringify({ servers: [] })}', 0)`);
+      await expect(store.settings.get()).rejects.toThrow(StoredSettingsError);
+      await expect(store.settings.get()).rejects.toThrow(
+        'the settings stored in the database are not valid for this collector version (servers: add at least one iperf3 server); save the data source in Grafana again',
+      );
+    });
+  });
+
+  describe('retention', () => {
+    it('deletes finished runs and rounds older than the cut-off with everything they wrote, and keeps running runs', async () => {
+      const day = 86_400_000;
+      const oldRound = await store.rounds.start(new Date(T0));
+      await store.rounds.finish(oldRound);
+      const runningRound = await store.rounds.start(new Date(T0 + day));
+      const old = await store.runs.start({ device: 'a', trigger: 'schedule', roundId: oldRound, startedAt: new Date(T0) });
+      await store.runs.finish(old, okOutcome(T0, 1, 2));
+      const oldRunning = await store.runs.start({ device: 'b', trigger: 'schedule', roundId: runningRound, startedAt: new Date(T0) });
+      const recent = await store.runs.start({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(T0 + 10 * day) });
+      await store.runs.finish(recent, okOutcome(T0 + 10 * day, 3, 4));
+      expect(await h.count('metrics')).toBe(12);
+      expect(await h.count('intervals')).toBe(8);
+
+      expect(await store.applyRetention(new Date(T0 + 5 * day))).toBe(1);
+      expect(await store.runs.get(old)).toBeNull();
+      expect((await store.runs.get(oldRunning))!.status).toBe('running');
+      expect((await store.runs.get(recent))!.tests).toHaveLength(2);
+      expect(await h.count('tests')).toBe(2);
+      expect(await h.count('metrics')).toBe(6);
+      expect(await h.count('intervals')).toBe(4);
+      expect(await h.count('rounds')).toBe(1);
+      expect((await store.rounds.last())!.id).toBe(runningRound);
+      expect(await store.applyRetention(new Date(T0 + 5 * day))).toBe(0);
+    });
+  });
+
+  describe('run queries', () => {
+    const day = 86_400_000;
+    let ids: Record<string, number>;
+    beforeEach(async () => {
+      ids = {};
+      const add = async (key: string, device: string, startMs: number, finish?: 'ok' | 'failed' | 'skipped', server = SERVER_A) => {
+        ids[key] = await store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) });
+        if (finish === 'ok') await store.runs.finish(ids[key], okOutcome(startMs, 10, 20, server));
+        if (finish === 'failed') await store.runs.finish(ids[key], failedOutcome(startMs, server));
+        if (finish === 'skipped') await store.runs.finish(ids[key], skippedOutcome(startMs));
+      };
+      await add('a1', 'a', T0, 'ok');
+      await add('b1', 'b', T0 + 1000, 'failed', SERVER_B);
+      await add('a2', 'a', T0 + day, 'failed');
+      await add('b2', 'b', T0 + day + 1000, 'skipped');
+      await add('c2', 'c', T0 + day + 2000);
+    });
+
+    it('lists runs newest first with their tests, filtered by device, status, time and limit', async () => {
+      const all = await store.runs.list();
+      expect(all.map((r) => r.id)).toEqual([ids.c2, ids.b2, ids.a2, ids.b1, ids.a1]);
+      expect(all.map((r) => r.tests.length)).toEqual([0, 0, 1, 1, 2]);
+      expect(all[3]).toMatchObject({ device: 'b', server: SERVER_B, status: 'failed' });
+
+      expect((await store.runs.list({ devices: ['a'] })).map((r) => r.id)).toEqual([ids.a2, ids.a1]);
+      expect((await store.runs.list({ devices: ['a', 'c'], status: ['failed', 'running'] })).map((r) => r.id)).toEqual([ids.c2, ids.a2]);
+      expect((await store.runs.list({ fromMs: T0 + 1000, toMs: T0 + day + 1000 })).map((r) => r.id)).toEqual([ids.b2, ids.a2, ids.b1]);
+      expect((await store.runs.list({ limit: 2 })).map((r) => r.id)).toEqual([ids.c2, ids.b2]);
+      expect(await store.runs.list({ devices: ['nobody'] })).toEqual([]);
+    });
+
+    it('gives the newest run of each device', async () => {
+      const last = await store.runs.lastOf(['a', 'b', 'c', 'nobody']);
+      expect([...last.keys()].sort()).toEqual(['a', 'b', 'c']);
+      expect(last.get('a')).toMatchObject({ id: ids.a2, status: 'failed', tests: [expect.objectContaining({ status: 'failed' })] });
+      expect(last.get('c')).toMatchObject({ id: ids.c2, status: 'running' });
+    });
+  });
+
+  describe('metrics', () => {
+    /**
+     * Device a: D0 ok on A (up 100, down 200), D1 failed on A (upload zero, failed), D2 ok on B (up 300, down 400).
+     * Device b: D0 ok on B (up 10, down 20).
+     */
+    beforeEach(async () => {
+      const run = async (device: string, startMs: number) => store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) });
+      await store.runs.finish(await run('a', D0), okOutcome(D0, 100, 200));
+      await store.runs.finish(await run('a', D1), failedOutcome(D1));
+      await store.runs.finish(await run('a', D2), okOutcome(D2, 300, 400, SERVER_B));
+      await store.runs.finish(await run('b', D0), okOutcome(D0, 10, 20, SERVER_B));
+    });
+
+    describe('metric series', () => {
+      it('gives one time-sorted series per device, metric and direction', async () => {
+        expect(await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], fromMs: D0, toMs: END, maxPoints: 1000 })).toEqual([
+          { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D0, 200, 0], [D2, 400, 0]] },
+          { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'upload', points: [[D0, 100, 0], [D1, 0, 1], [D2, 300, 0]] },
+        ]);
+      });
+
+      it('covers every device with "all", and orders series by device, metric, direction (null first)', async () => {
+        const series = await store.metrics.series({ devices: 'all', metrics: ['result', 'tcp_sent_bps'], fromMs: D0, toMs: END, maxPoints: 1000 });
+        expect(series.map((s) => [s.device, s.metric, s.direction, s.points.length])).toEqual([
+          ['a', 'result', null, 3],
+          ['a', 'tcp_sent_bps', 'download', 2],
+          ['a', 'tcp_sent_bps', 'upload', 2],
+          ['b', 'result', null, 1],
+          ['b', 'tcp_sent_bps', 'download', 1],
+          ['b', 'tcp_sent_bps', 'upload', 1],
+        ]);
+        expect(series[0].points).toEqual([[D0, 1, 0], [D1, 0, 1], [D2, 1, 0]]);
+      });
+
+      it('splits by server on request, and filters by server, direction and time', async () => {
+        expect(
+          await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', splitByServer: true, fromMs: D0, toMs: END, maxPoints: 10 }),
+        ).toEqual([
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', points: [[D0, 100, 0], [D1, 0, 1]] },
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_B, direction: 'upload', points: [[D2, 300, 0]] },
+        ]);
+        expect(
+          await store.metrics.series({ devices: ['a', 'b'], metrics: ['tcp_received_bps'], server: SERVER_B, direction: 'download', fromMs: D0, toMs: END, maxPoints: 10 }),
+        ).toEqual([
+          { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D2, 400, 0]] },
+          { device: 'b', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D0, 20, 0]] },
+        ]);
+        // per-run metrics have no direction and stay in when a direction is asked for
+        expect(
+          await store.metrics.series({ devices: ['a'], metrics: ['result', 'tcp_received_bps'], direction: 'download', fromMs: D1, toMs: D2, maxPoints: 10 }),
+        ).toEqual([
+          { device: 'a', metric: 'result', server: null, direction: null, points: [[D1, 0, 1], [D2, 1, 0]] },
+          { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', points: [[D2, 400, 0]] },
+        ]);
+        expect(await store.metrics.series({ devices: ['nobody'], metrics: ['result'], fromMs: D0, toMs: END, maxPoints: 10 })).toEqual([]);
+      });
+
+      it('averages over equal time buckets when a series has more than maxPoints points', async () => {
+        // two buckets of (END - D0 + 1) / 2 = DAY + 500 ms: D0 and D1 share the first, D2 is alone in the second
+        expect(
+          await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: D0, toMs: END, maxPoints: 2 }),
+        ).toEqual([{ device: 'a', metric: 'tcp_received_bps', server: null, direction: 'upload', points: [[D0, 50, 1], [D2, 300, 0]] }]);
+        expect(
+          (await store.metrics.series({ devices: ['a'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: D0, toMs: END, maxPoints: 1 }))[0].points,
+        ).toEqual([[D0, 400 / 3, 1]]);
+      });
+    });
+
+    describe('latest values', () => {
+      it('gives the newest point per device, metric and direction, with the server it was measured against', async () => {
+        expect(await store.metrics.latest({ devices: ['a', 'b'], metrics: ['tcp_received_bps'] })).toEqual([
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_B, direction: 'download', timeMs: D2, value: 400, failed: 0 },
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_B, direction: 'upload', timeMs: D2, value: 300, failed: 0 },
+          { device: 'b', metric: 'tcp_received_bps', server: SERVER_B, direction: 'download', timeMs: D0, value: 20, failed: 0 },
+          { device: 'b', metric: 'tcp_received_bps', server: SERVER_B, direction: 'upload', timeMs: D0, value: 10, failed: 0 },
+        ]);
+      });
+
+      it('looks back from a time, and filters by server and direction', async () => {
+        expect(await store.metrics.latest({ devices: ['a'], metrics: ['tcp_received_bps'], beforeMs: D1 })).toEqual([
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'download', timeMs: D0, value: 200, failed: 0 },
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', timeMs: D1, value: 0, failed: 1 },
+        ]);
+        expect(await store.metrics.latest({ devices: 'all', metrics: ['result', 'tcp_received_bps'], server: SERVER_A, direction: 'upload' })).toEqual([
+          { device: 'a', metric: 'result', server: SERVER_A, direction: null, timeMs: D1, value: 0, failed: 1 },
+          { device: 'a', metric: 'tcp_received_bps', server: SERVER_A, direction: 'upload', timeMs: D1, value: 0, failed: 1 },
+        ]);
+      });
+    });
+  });
+});

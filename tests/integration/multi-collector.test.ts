@@ -1,0 +1,195 @@
+/**
+ * Several collectors on one real PostgreSQL, with simulated devices (bench/simulatedDevices.ts:
+ * real iperf3 output after a fixed time) so that rounds are fast: every device tested once per
+ * round by a collector of its group, never two tests on one server across collectors, and a
+ * collector that dies mid-round is taken over (its run interrupted, the device run again).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { SimulatedConnector } from '../../bench/simulatedDevices.js';
+import { Collector } from '../../collector/collector.js';
+import { loadConfigText } from '../../collector/config/load.js';
+import { PostgresStore } from '../../collector/store/postgres/postgresStore.js';
+import { Telemetry } from '../../collector/telemetry.js';
+import { startPostgresCluster, type PostgresCluster } from '../support/postgresCluster.js';
+
+const silent = pino({ level: process.env.MC_LOG ?? 'silent' });
+const SERVERS = [1, 2, 3].map((i) => ({ host: `10.9.0.${i}`, port: 5201 }));
+// 6 pinned to eu, 4 to us, 6 unpinned: more devices than servers
+const DEVICES = [
+  ...Array.from({ length: 6 }, (_, i) => ({ id: `eu-${i}`, group: 'eu' })),
+  ...Array.from({ length: 4 }, (_, i) => ({ id: `us-${i}`, group: 'us' })),
+  ...Array.from({ length: 6 }, (_, i) => ({ id: `any-${i}` })),
+];
+
+/** how long PostgreSQL is stopped mid-round (the lab's scenario uses 20 s; 4 s keeps this test short) */
+const OUTAGE_MS = 4000;
+let cluster: PostgresCluster;
+let dir: string;
+let admin: pg.Client;
+
+interface Member {
+  group: string;
+  store: PostgresStore;
+  collector: Collector;
+  pid: number;
+}
+
+async function member(url: string, group: string, testMs: number): Promise<Member> {
+  const yaml = stringify({
+    database: url,
+    databasePasswordFile: 'pgpass',
+    group,
+    apiTokenFile: 'token',
+    servers: SERVERS,
+    schedule: { cron: '0 2 1 1 *' },
+    devices: DEVICES.map((d) => ({ ...d, host: '127.0.0.1', username: 'root', privateKeyFile: 'key' })),
+  });
+  const loaded = loadConfigText(yaml, join(dir, `${group}.yaml`));
+  const store = await PostgresStore.open(loaded.postgres!.url, { password: loaded.postgres!.password });
+  const collector = await Collector.open({
+    loaded,
+    store,
+    connector: new SimulatedConnector({ connectMs: 5, testMs }),
+    logger: silent,
+    telemetry: new Telemetry(),
+    roundRecheckMs: 100,
+  });
+  return { group, store, collector, pid: store.db.identity().pid };
+}
+
+interface RunRow {
+  id: number;
+  device: string;
+  status: string;
+  owner_pid: number;
+}
+
+async function roundRuns(roundId: number): Promise<RunRow[]> {
+  return (await admin.query<RunRow>('SELECT id, device, status, owner_pid FROM runs WHERE round_id = $1 ORDER BY id', [roundId])).rows;
+}
+
+async function expectNoOverlapPerServer(): Promise<void> {
+  const { rows } = await admin.query<{ server: string; started_at: number; ended_at: number }>(
+    'SELECT server, started_at, ended_at FROM tests ORDER BY server, started_at',
+  );
+  for (let i = 1; i < rows.length; i++) {
+    if (rows[i].server === rows[i - 1].server) expect(rows[i].started_at).toBeGreaterThanOrEqual(rows[i - 1].ended_at);
+  }
+}
+
+beforeAll(async () => {
+  cluster = await startPostgresCluster();
+  dir = mkdtempSync(join(tmpdir(), 'multi-collector-'));
+  writeFileSync(join(dir, 'token'), 'm'.repeat(32));
+  writeFileSync(join(dir, 'key'), 'not a key: simulated devices\n');
+  writeFileSync(join(dir, 'pgpass'), cluster.password, { mode: 0o600 });
+});
+afterAll(async () => {
+  await admin?.end();
+  cluster?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('collectors sharing one PostgreSQL', () => {
+  it('test every device once per round, in its group, one test per server at a time; a collector that dies is taken over', async () => {
+    const url = cluster.url((await cluster.createDatabase()).split('/').pop() as string);
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    const members = [await member(url, 'eu', 40), await member(url, 'eu', 40), await member(url, 'us', 40)];
+    const groupOf = new Map(members.map((m) => [m.pid, m.group]));
+
+    // every collector fires the same planned time
+    // planned times of today: retention (400 days) must not touch them
+    const planned = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+    await Promise.all(members.map((m) => m.collector.scheduler.fire(planned)));
+    const rounds = (await admin.query<{ id: number; status: string }>('SELECT id, status FROM rounds')).rows;
+    expect(rounds).toEqual([{ id: expect.any(Number), status: 'done' }]);
+    const runs = await roundRuns(rounds[0].id);
+    expect(runs.map((r) => r.device).sort()).toEqual(DEVICES.map((d) => d.id).sort());
+    expect(runs.every((r) => r.status === 'ok')).toBe(true);
+    for (const r of runs) {
+      const pinned = (DEVICES.find((d) => d.id === r.device) as { group?: string }).group;
+      if (pinned) expect(groupOf.get(r.owner_pid)).toBe(pinned);
+    }
+    // the work was shared: each eu collector ran something
+    expect(new Set(runs.map((r) => r.owner_pid)).size).toBe(3);
+    await expectNoOverlapPerServer();
+
+    // next night: one eu collector dies in the middle of a test
+    const [victim, survivor, us] = members;
+    const night2 = new Date(planned.getTime() + 60_000);
+    const rounds2 = members.map((m) => m.collector.scheduler.fire(night2));
+    for (;;) {
+      const { rows } = await admin.query("SELECT 1 FROM runs WHERE status = 'running' AND owner_pid = $1", [victim.pid]);
+      if (rows.length > 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // its connections end (as when the process is killed): the database releases its locks and claims
+    void victim.store.close();
+    await Promise.all([rounds2[1], rounds2[2]]);
+    // the victim is not shut down: a killed process does not get to (its in-process leftovers stay idle)
+    const round2 = (await admin.query<{ id: number; status: string }>('SELECT id, status FROM rounds WHERE planned_at = $1', [night2.getTime()])).rows[0];
+    expect(round2.status).toBe('done');
+    const runs2 = await roundRuns(round2.id);
+    const interrupted = runs2.filter((r) => r.status !== 'ok');
+    const ok = runs2.filter((r) => r.status === 'ok');
+    // every device ok exactly once; the run cut off is recorded as interrupted and was run again by its group
+    expect(ok.map((r) => r.device).sort()).toEqual(DEVICES.map((d) => d.id).sort());
+    expect(interrupted.length).toBeGreaterThanOrEqual(1);
+    for (const r of interrupted) {
+      expect(r).toMatchObject({ status: 'interrupted', owner_pid: victim.pid });
+      const rerun = ok.find((o) => o.device === r.device)!;
+      expect(rerun.id).toBeGreaterThan(r.id);
+      const pinned = (DEVICES.find((d) => d.id === r.device) as { group?: string }).group;
+      expect([survivor.pid, ...(pinned === 'eu' ? [] : [us.pid])]).toContain(rerun.owner_pid);
+    }
+    await expectNoOverlapPerServer();
+    await Promise.all([survivor, us].map(async (m) => {
+      await m.collector.shutdown();
+      await m.store.close();
+    }));
+  });
+
+  it('survive PostgreSQL stopping mid-round: no duplicate runs, no lost results', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    const members = [await member(url, 'eu', 60), await member(url, 'us', 60)];
+    const planned = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 120_000);
+    const round = Promise.all(members.map((m) => m.collector.scheduler.fire(planned)));
+    // wait until some runs are stored and others are running
+    for (;;) {
+      const { rows } = await admin.query<{ ok: number; running: number }>(
+        "SELECT count(*) FILTER (WHERE status = 'ok')::int AS ok, count(*) FILTER (WHERE status = 'running')::int AS running FROM runs",
+      );
+      if (rows[0].ok >= 3 && rows[0].running > 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await admin.end();
+    cluster.stop();
+    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    cluster.start();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    await round;
+    const roundId = (await admin.query<{ id: number }>('SELECT id FROM rounds WHERE planned_at = $1', [planned.getTime()])).rows[0].id;
+    const runs = await roundRuns(roundId);
+    const ok = runs.filter((r) => r.status === 'ok').map((r) => r.device);
+    // every device has exactly one stored result; runs cut by the outage are interrupted, none is left running
+    expect(ok.sort()).toEqual(DEVICES.map((d) => d.id).sort());
+    const cut = runs.filter((r) => r.status !== 'ok');
+    expect(cut.length).toBeGreaterThanOrEqual(1);
+    expect(cut.every((r) => r.status === 'interrupted')).toBe(true);
+    const metrics = (await admin.query<{ n: number }>('SELECT count(DISTINCT run_id)::int AS n FROM metrics')).rows[0].n;
+    expect(metrics).toBe(DEVICES.length);
+    await expectNoOverlapPerServer();
+    for (const m of members) {
+      await m.collector.shutdown();
+      await m.store.close();
+    }
+  });
+});
