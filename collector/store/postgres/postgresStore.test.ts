@@ -65,15 +65,16 @@ describe('migrations', () => {
 
   it('roll a failed migration back whole and release the lock', async () => {
     await openPg();
-    const broken = [...PG_MIGRATIONS, { version: 2, description: 'broken', sql: 'CREATE TABLE half (x int); SELECT no_such_function()' }];
+    const next = PG_MIGRATIONS.length + 1;
+    const broken = [...PG_MIGRATIONS, { version: next, description: 'broken', sql: 'CREATE TABLE half (x int); SELECT no_such_function()' }];
     await expect(applyPgMigrations(admin, broken)).rejects.toThrow(/no_such_function/);
     expect((await admin.query("SELECT to_regclass('half') AS t")).rows[0].t).toBeNull();
-    expect((await admin.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v).toBe(1);
+    expect((await admin.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v).toBe(PG_MIGRATIONS.length);
     // the lock was released: another collector migrates
-    const fixed = [...PG_MIGRATIONS, { version: 2, description: 'fixed', sql: 'CREATE TABLE half (x int)' }];
+    const fixed = [...PG_MIGRATIONS, { version: next, description: 'fixed', sql: 'CREATE TABLE half (x int)' }];
     const other = await cluster.admin(new URL(url).pathname.slice(1));
     try {
-      expect(await applyPgMigrations(other, fixed)).toEqual([2]);
+      expect(await applyPgMigrations(other, fixed)).toEqual([next]);
     } finally {
       await other.end();
     }
@@ -84,7 +85,7 @@ describe('migrations', () => {
     await admin.query("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
     await expect(PostgresStore.open(url, { password: cluster.password })).rejects.toThrow(PgSchemaTooNewError);
     await expect(PostgresStore.open(url, { password: cluster.password })).rejects.toThrow(
-      'the PostgreSQL database has schema version 99, but this collector knows versions up to 1',
+      `the PostgreSQL database has schema version 99, but this collector knows versions up to ${PG_MIGRATIONS.length}`,
     );
     await expect(applyPgMigrations(admin, [{ version: 2, description: 'x', sql: '' }])).rejects.toThrow(
       'migration list out of order: position 1 has version 2',
