@@ -50,8 +50,11 @@ export function relativeTime(expr: string, now: number): number {
   return now - Number(m[1]) * unit;
 }
 
-/** `name`: the lab's name (a-z0-9, at most 5 characters), distinct per test file. */
-export async function startProvisionedStack(name: string): Promise<ProvisionedStack> {
+/**
+ * `name`: the lab's name (a-z0-9, at most 5 characters), distinct per test file. `omit`: iperf3's
+ * --omit seconds (0 by default; with more, iperf3 reports the omitted intervals too).
+ */
+export async function startProvisionedStack(name: string, options: { omit?: number } = {}): Promise<ProvisionedStack> {
   const executable = ensurePluginBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'iperf3-provisioning-'));
   const lab = await createLab({
@@ -71,7 +74,7 @@ export async function startProvisionedStack(name: string): Promise<ProvisionedSt
     apiTokenFile: 'token',
     schedule: { cron: '0 2 * * *', timezone: 'UTC' },
     servers: [{ host: lab.server('s1').host, port: lab.server('s1').port, label: 's1' }],
-    clientOptions: { time: 2, omit: 0, connectTimeout: 2000, udp: { enabled: true, bitrate: '2M' } },
+    clientOptions: { time: 2, omit: options.omit ?? 0, connectTimeout: 2000, udp: { enabled: true, bitrate: '2M' } },
     busyRetry: { attempts: 2, backoffMs: 500 },
     ssh: { connectTimeoutMs: 3000 },
     devices: DEVICES.map((id) => ({
