@@ -4,7 +4,9 @@
  * interpolation, the variable support and failed-run annotations.
  */
 import {
+  AnnotationEventFieldSource,
   CoreApp,
+  type AnnotationEventMappings,
   type DataSourceInstanceSettings,
   type ScopedVars,
   type TypedVariableModel,
@@ -63,13 +65,25 @@ export function interpolateMatchers(
   });
 }
 
+/** Annotation event fields from the backend's run-log columns (Started, Ended, Status, Message, Error). */
+export const RUN_LOG_ANNOTATION_MAPPINGS: AnnotationEventMappings = {
+  time: { source: AnnotationEventFieldSource.Field, value: 'Started' },
+  timeEnd: { source: AnnotationEventFieldSource.Field, value: 'Ended' },
+  title: { source: AnnotationEventFieldSource.Field, value: 'Status' },
+  text: { source: AnnotationEventFieldSource.Field, value: 'Message' },
+  tags: { source: AnnotationEventFieldSource.Field, value: 'Error' },
+};
+
 export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3DataSourceOptions> {
   constructor(instanceSettings: DataSourceInstanceSettings<Iperf3DataSourceOptions>) {
     super(instanceSettings);
     this.variables = new DeviceVariableSupport(this);
     this.annotations = {
-      // Failed and interrupted runs as annotations; the backend's run-log frame has time and message fields.
+      // Failed and interrupted runs as annotations, from the run-log frame.
       getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'] }),
+      // Grafana's standard processing takes the first string field as text, the device id; map
+      // the run log's columns (by display name) unless the annotation maps them itself.
+      prepareAnnotation: (json) => ({ ...json, mappings: { ...RUN_LOG_ANNOTATION_MAPPINGS, ...json.mappings } }),
     };
   }
 

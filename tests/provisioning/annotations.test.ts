@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { populateGlobal } from 'vitest/environments';
-import type { DataFrame } from '@grafana/data';
+import type { AnnotationSupport, DataFrame } from '@grafana/data';
 import { lastValueFrom, type Observable } from 'rxjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/pluginProcess.js';
@@ -69,6 +69,29 @@ it('device-detail "Failed runs": the message shows as text, from the start to th
   const runs = await stack.service.store.runs.list({ devices: ['broken'], status: ['failed', 'interrupted'], limit: 500 });
   expect(runs.length).toBeGreaterThan(0);
   expect(runs.every((r) => r.message)).toBe(true);
+  expect(events.map((e) => ({ text: e.text, time: e.time, timeEnd: e.timeEnd }))).toEqual(
+    runs.map((r) => ({ text: r.message, time: Date.parse(r.startedAt), timeEnd: r.endedAt === null ? undefined : Date.parse(r.endedAt) })),
+  );
+});
+
+it('an annotation made in Grafana from the data source default query (no mappings of its own) shows the message too', async () => {
+  // the DataSource module needs @grafana/runtime: loaded once the DOM is in place
+  const { DataSource } = (await importWithoutDom(join(REPO_ROOT, 'src/datasource.ts'))) as typeof import('../../src/datasource.js');
+  const { getAnnotationsFromData, standardAnnotationSupport } = (await importWithoutDom(STANDARD_ANNOTATIONS)) as {
+    getAnnotationsFromData: (data: DataFrame[], mappings?: unknown) => Observable<Array<Record<string, unknown>>>;
+    standardAnnotationSupport: AnnotationSupport;
+  };
+  const ds = new DataSource({ uid: 'iperf3-datasource', id: 1, name: 'iperf3', type: 'iperf3grafana-iperf3-datasource', jsonData: {}, meta: {} } as never);
+  // as Scenes' annotations layer does: the standard support with the data source's own parts over it
+  const support = { ...standardAnnotationSupport, ...ds.annotations };
+  const prepared = support.prepareAnnotation!({ name: 'Failed runs', enable: true, iconColor: 'red', target: { refId: 'Anno', ...support.getDefaultQuery!() } } as never);
+  const target = prepared.target as Record<string, unknown> & { refId: string };
+  const now = Date.now();
+  const responses = await stack.host.query(stack.settings, [{ refId: target.refId, json: target, fromMs: now - 7 * 86400e3, toMs: now }]);
+  const { result: events, messages } = await collectConsole(() => lastValueFrom(getAnnotationsFromData(responses[target.refId].frames, prepared.mappings)));
+  expect(messages).toEqual([]);
+  const runs = await stack.service.store.runs.list({ status: ['failed', 'interrupted'], limit: 500 });
+  expect(runs.length).toBeGreaterThan(0);
   expect(events.map((e) => ({ text: e.text, time: e.time, timeEnd: e.timeEnd }))).toEqual(
     runs.map((r) => ({ text: r.message, time: Date.parse(r.startedAt), timeEnd: r.endedAt === null ? undefined : Date.parse(r.endedAt) })),
   );
