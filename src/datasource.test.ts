@@ -59,8 +59,8 @@ describe('applyTemplateVariables', () => {
     expect(q.devices).toEqual(['router-hq-1', 'router-hq-2', 'cpe-branch-7']);
   });
 
-  it('maps "All" to * (every device), whatever else is listed', () => {
-    expect(ds().applyTemplateVariables({ ...base, devices: ['router-hq-1', '$everything'] }, {}).devices).toEqual(['*']);
+  it('sends "All" as the values the variable lists (no custom all value), without looking at `current`', () => {
+    expect(ds().applyTemplateVariables({ ...base, devices: ['router-hq-1', '$everything'] }, {}).devices).toEqual(['router-hq-1', 'router-hq-2']);
   });
 
   it('uses the scoped value of a repeated panel', () => {

@@ -4,7 +4,9 @@
  * interpolation, the variable support and failed-run annotations.
  */
 import {
+  AnnotationEventFieldSource,
   CoreApp,
+  type AnnotationEventMappings,
   type DataSourceInstanceSettings,
   type ScopedVars,
   type TypedVariableModel,
@@ -18,25 +20,18 @@ import { DeviceVariableSupport } from './variables/DeviceVariableSupport.js';
 
 /** Separates the values of a multi-value variable while interpolating; never part of a device id. */
 const MULTI_VALUE_SEPARATOR = '\u001f';
-const ALL_VALUE = '$__all';
 
-interface VariableLike {
-  current?: { value?: unknown };
-}
-
-/** Grafana passes the variable to a format function; "All" shows up as `$__all` in its current value. */
-function isAllSelected(variable: unknown): boolean {
-  const value = (variable as VariableLike | undefined)?.current?.value;
-  return value === ALL_VALUE || (Array.isArray(value) && value.includes(ALL_VALUE));
-}
-
-function joinMultiValue(value: unknown, variable?: unknown): string {
-  if (isAllSelected(variable)) return ALL_DEVICES;
+/*
+ * No "All" detection here. Grafana 12/13 dashboards are Scenes: a format function gets the
+ * value(s) and a variable without `current`. "All" arrives as the values the variable lists
+ * (exactly the devices a narrowed variable offers), and a custom all value (such as `*`, every
+ * device) arrives as it is, without calling the format function.
+ */
+function joinMultiValue(value: unknown): string {
   return Array.isArray(value) ? value.map(String).join(MULTI_VALUE_SEPARATOR) : String(value);
 }
 
-function regexMultiValue(value: unknown, variable?: unknown): string {
-  if (isAllSelected(variable)) return '.*';
+function regexMultiValue(value: unknown): string {
   const values = Array.isArray(value) ? value.map(String) : [String(value)];
   const escaped = values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`;
@@ -62,20 +57,33 @@ export function interpolateMatchers(
   matchers: Array<LabelMatcher | (Omit<LabelMatcher, 'op'> & { op?: LabelMatcher['op'] })>,
   scopedVars: ScopedVars,
 ): LabelMatcher[] {
-  return matchers.map((m) => ({
-    ...m,
-    op: m.op ?? '=',
-    value: templateSrv.replace(m.value, scopedVars, m.op === '=~' || m.op === '!~' ? regexMultiValue : 'raw'),
-  }));
+  return matchers.map((m) => {
+    const regex = m.op === '=~' || m.op === '!~';
+    const value = templateSrv.replace(m.value, scopedVars, regex ? regexMultiValue : 'raw');
+    // `*` (All as the custom all value `*`, which skips the format function) means any value
+    return { ...m, op: m.op ?? '=', value: regex && value === ALL_DEVICES ? '.*' : value };
+  });
 }
+
+/** Annotation event fields from the backend's run-log columns (Started, Ended, Status, Message, Error). */
+export const RUN_LOG_ANNOTATION_MAPPINGS: AnnotationEventMappings = {
+  time: { source: AnnotationEventFieldSource.Field, value: 'Started' },
+  timeEnd: { source: AnnotationEventFieldSource.Field, value: 'Ended' },
+  title: { source: AnnotationEventFieldSource.Field, value: 'Status' },
+  text: { source: AnnotationEventFieldSource.Field, value: 'Message' },
+  tags: { source: AnnotationEventFieldSource.Field, value: 'Error' },
+};
 
 export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3DataSourceOptions> {
   constructor(instanceSettings: DataSourceInstanceSettings<Iperf3DataSourceOptions>) {
     super(instanceSettings);
     this.variables = new DeviceVariableSupport(this);
     this.annotations = {
-      // Failed and interrupted runs as annotations; the backend's run-log frame has time and message fields.
+      // Failed and interrupted runs as annotations, from the run-log frame.
       getDefaultQuery: () => ({ queryType: 'runs', devices: [ALL_DEVICES], status: ['failed', 'interrupted'] }),
+      // Grafana's standard processing takes the first string field as text, the device id; map
+      // the run log's columns (by display name) unless the annotation maps them itself.
+      prepareAnnotation: (json) => ({ ...json, mappings: { ...RUN_LOG_ANNOTATION_MAPPINGS, ...json.mappings } }),
     };
   }
 

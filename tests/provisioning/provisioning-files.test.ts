@@ -237,3 +237,24 @@ describe('secrets', () => {
     }
   });
 });
+
+describe('plugin.json', () => {
+  /** The lowest Grafana major a range admits: `>=13.0.0`, `^13.0.0`, `>=11.6` → 13, 13, 11. */
+  const lowestMajor = (range: string) => {
+    const m = /^\s*(?:>=|\^|~)?\s*(\d+)(?:\.\d+){0,2}\s*$/.exec(range);
+    if (!m) throw new Error(`range "${range}" not understood`);
+    return Number(m[1]);
+  };
+
+  it('asks for no older Grafana than the @grafana/* the bundled @grafana/plugin-ui needs', () => {
+    const plugin = JSON.parse(readFileSync(join(REPO_ROOT, 'src/plugin.json'), 'utf8')) as { dependencies: { grafanaDependency: string } };
+    const declared = lowestMajor(plugin.dependencies.grafanaDependency);
+    // bundled into module.js (not a Grafana external): its peers are what Grafana must provide
+    const pluginUi = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/@grafana/plugin-ui/package.json'), 'utf8')) as { peerDependencies: Record<string, string> };
+    const needs = Object.entries(pluginUi.peerDependencies)
+      .filter(([name]) => /^@grafana\/(data|runtime|ui|schema|e2e-selectors)$/.test(name))
+      .map(([name, range]) => ({ name, major: lowestMajor(range) }));
+    expect(needs.length).toBeGreaterThan(0);
+    for (const need of needs) expect(declared, `${need.name} needs Grafana ${need.major}`).toBeGreaterThanOrEqual(need.major);
+  });
+});

@@ -4,106 +4,31 @@
  * (tests/grafana-host: go-plugin launches it, the Go SDK decodes and judges every frame, the
  * /api/ds/query JSON is read by @grafana/data), against a real collector filled by real iperf3 tests in
  * the network-namespace lab: a fast device (20 Mbit/s), a slow one (5 Mbit/s, below the
- * alert threshold) and a broken one (no iperf3: its runs fail).
+ * alert threshold) and a broken one (no iperf3: its runs fail). Every panel is then replayed
+ * with @grafana/data (panelReplay.ts): transformations, field overrides, what its type draws.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigFile } from '../../collector/config/load.js';
-import { startService, type Service } from '../../collector/service.js';
-import { ensurePluginBuilt } from '../support/pluginProcess.js';
-import { GrafanaHost, type HostDataSource } from '../support/grafanaHost.js';
-import type { DeviceInfo } from '../../contract/api.js';
-import { createLab, type Lab } from '../lab/lab.js';
+import type { Service } from '../../collector/service.js';
+import type { GrafanaHost, HostDataSource } from '../support/grafanaHost.js';
+import { RUN_STATUSES, type DeviceInfo } from '../../contract/api.js';
+import { DEVICES, relativeTime, startProvisionedStack, type ProvisionedStack } from './labStack.js';
+import { replayPanel, type PanelJson } from './panelReplay.js';
 import { alertItems, labelKey, reduceLastDropNN, threshold } from './grafanaAlerting.js';
-import { alertingFileSchema, datasourcesFileSchema } from './grafanaSchemas.js';
-import {
-  dashboardFiles,
-  dashboardTargets,
-  expandEnvDeep,
-  interpolateTarget,
-  provisioningFiles,
-  readYaml,
-  templateVariables,
-} from './stackFiles.js';
+import { alertingFileSchema } from './grafanaSchemas.js';
+import { dashboardFiles, dashboardTargets, interpolateTarget, provisioningFiles, readYaml, templateVariables } from './stackFiles.js';
 
-const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-const TOKEN = 'provisioning-lab-token-0123456789';
-const DEVICES = ['fast', 'slow', 'broken'];
-
-let lab: Lab;
-let dir: string;
+let stack: ProvisionedStack;
 let service: Service;
 let host: GrafanaHost;
 let settings: HostDataSource;
 
-/** The provisioned data source as Grafana hands it to the plugin: env expanded, collector URL pointed at the lab. */
-function provisionedSettings(collectorUrl: string): HostDataSource {
-  const file = datasourcesFileSchema.parse(readYaml(provisioningFiles('datasources')[0]));
-  const ds = file.datasources[0];
-  const env = { IPERF3_API_TOKEN: TOKEN };
-  const jsonData = expandEnvDeep(ds.jsonData ?? {}, env);
-  // the only change: the compose service name does not resolve here
-  expect(jsonData.collectorUrl).toBe('http://collector:8686');
-  return { uid: ds.uid, id: 1, lastUpdatedMS: Date.now(), jsonData: { ...jsonData, collectorUrl: collectorUrl }, secure: expandEnvDeep(ds.secureJsonData ?? {}, env) };
-}
-
-/** Grafana's relative time (`now-7d`) in epoch ms. */
-function relativeTime(expr: string, now: number): number {
-  if (expr === 'now') return now;
-  const m = /^now-(\d+)([smhdw])$/.exec(expr);
-  if (!m) throw new Error(`unsupported time ${expr}`);
-  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[m[2] as 's'];
-  return now - Number(m[1]) * unit;
-}
-
 beforeAll(async () => {
-  const executable = ensurePluginBuilt();
-  dir = mkdtempSync(join(tmpdir(), 'iperf3-provisioning-'));
-  lab = await createLab({
-    name: 'prov',
-    devices: [
-      { id: 'fast', ssh: 'openssh', rateMbit: 20 },
-      { id: 'slow', ssh: 'dropbear', rateMbit: 5 },
-      { id: 'broken', ssh: 'openssh', iperf3: false },
-    ],
-    servers: [{ id: 's1' }],
-  });
-  writeFileSync(join(dir, 'token'), TOKEN);
-  writeFileSync(join(dir, 'id_ed25519'), lab.clientKey.privateKey);
-  const config = {
-    listen: '127.0.0.1:0',
-    database: './iperf3.db',
-    apiTokenFile: 'token',
-    schedule: { cron: '0 2 * * *', timezone: 'UTC' },
-    servers: [{ host: lab.server('s1').host, port: lab.server('s1').port, label: 's1' }],
-    clientOptions: { time: 2, omit: 0, connectTimeout: 2000, udp: { enabled: true, bitrate: '2M' } },
-    busyRetry: { attempts: 2, backoffMs: 500 },
-    ssh: { connectTimeoutMs: 3000 },
-    devices: DEVICES.map((id) => ({
-      id,
-      host: lab.device(id).host,
-      username: lab.device(id).username,
-      privateKeyFile: 'id_ed25519',
-      labels: { site: 'lab' },
-    })),
-  };
-  writeFileSync(join(dir, 'collector.yaml'), stringify(config));
-  service = await startService(loadConfigFile(join(dir, 'collector.yaml')), logger, { schedule: false });
-  const results = await service.collector.runDevices(DEVICES);
-  expect(results.map((r) => `${r.device}:${r.status}`).sort()).toEqual(['broken:failed', 'fast:ok', 'slow:ok']);
-  host = GrafanaHost.start({ plugin: executable, grafanaVersion: '13.2.2' });
-  settings = provisionedSettings(service.url);
+  stack = await startProvisionedStack('prov');
+  ({ service, host, settings } = stack);
 }, 600_000);
 
 afterAll(async () => {
-  await host?.close();
-  await service?.close();
-  await lab?.destroy();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await stack?.close();
 });
 
 describe('the built plugin, launched as Grafana does', () => {
@@ -150,6 +75,65 @@ describe('every dashboard panel', () => {
       }
       expect(failures).toEqual([]);
     });
+  }
+});
+
+/** The value Grafana gives a query variable on load: its options sorted as `sort` says, the first one. */
+function loadValue(variable: { sort?: number }, options: string[]): string {
+  const sorted = [...options];
+  // 1/2: alphabetical ascending/descending (the only sorts the provisioned variables use)
+  if (variable.sort === 1) sorted.sort((a, b) => a.localeCompare(b));
+  else if (variable.sort === 2) sorted.sort((a, b) => b.localeCompare(a));
+  else if (variable.sort !== undefined && variable.sort !== 0) throw new Error(`variable sort ${variable.sort} not replayed`);
+  return sorted[0];
+}
+
+function panelsOf(file: { json: Record<string, unknown> }): PanelJson[] {
+  const out: PanelJson[] = [];
+  const visit = (panels: (PanelJson & { panels?: PanelJson[] })[] | undefined) => {
+    for (const p of panels ?? []) {
+      if (p.targets?.length) out.push(p);
+      visit(p.panels);
+    }
+  };
+  visit(file.json.panels as PanelJson[]);
+  return out;
+}
+
+describe('every dashboard panel through @grafana/data (transformations, field overrides, panel type)', () => {
+  for (const file of dashboardFiles()) {
+    for (const panel of panelsOf(file)) {
+      it(`${file.name} / ${panel.title}`, async () => {
+        const variables = templateVariables(file);
+        const devices = ((await host.resource(settings, 'devices')).body as DeviceInfo[]).map((d) => d.id);
+        // the value on load first, then every other device a viewer could pick
+        const first = variables.length === 0 ? [] : [loadValue(variables[0] as { sort?: number }, devices)];
+        const picks = variables.length === 0 ? [{}] : [...new Set([...first, ...devices])].map((d) => Object.fromEntries(variables.map((v) => [v.name, [d]])));
+        const now = Date.now();
+        const time = file.json.time as { from: string; to: string };
+        // run statuses the lab never produces may be named by an override (a colour for `skipped`)
+        const seen = new Set((await service.store.runs.list({ limit: 1000 })).map((r) => r.status));
+        const absentNames = RUN_STATUSES.filter((s) => !seen.has(s));
+        const problems: string[] = [];
+        const empty: string[] = [];
+        for (const values of picks) {
+          const queries = Object.fromEntries((panel.targets ?? []).map((t) => [t.refId, interpolateTarget(t, values)]));
+          // one /api/ds/query for all targets of the panel, as a panel sends them
+          const responses = await host.query(
+            settings,
+            Object.values(queries).map((q) => ({ refId: String(q.refId), json: q, fromMs: relativeTime(time.from, now), toMs: relativeTime(time.to, now), maxDataPoints: 1000 })),
+          );
+          const frames = Object.values(responses).flatMap((r) => r.frames);
+          const replay = await replayPanel(panel, frames, { queries, devices: variables.length === 0 ? DEVICES : (Object.values(values)[0] as string[]), absentNames });
+          const noRows = replay.problems.filter((p) => p.endsWith('panel gets no rows'));
+          if (noRows.length > 0) empty.push(`${JSON.stringify(values)} ${noRows[0]}`);
+          problems.push(...replay.problems.filter((p) => !noRows.includes(p)).map((p) => `${JSON.stringify(values)} ${p}`));
+        }
+        // a device without such data (the broken one has no UDP jitter) is no panel defect; no data for every pick is
+        if (empty.length === picks.length) problems.push(...empty);
+        expect([...new Set(problems)]).toEqual([]);
+      });
+    }
   }
 });
 
