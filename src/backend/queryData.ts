@@ -334,7 +334,9 @@ async function intervalsFrames(query: IntervalsQuery, ctx: QueryContext): Promis
   }
   const { run, intervals } = await ctx.client.intervals(runId, ctx.signal);
   const groups = new Map<string, typeof intervals>();
-  for (const point of intervals) {
+  // Omitted seconds (--omit, TCP slow start) are not part of the result, and iperf3 restarts its
+  // clock after them: drawn, they would repeat the first timestamps of the real intervals.
+  for (const point of intervals.filter((p) => !p.omitted)) {
     const key = `${point.protocol}/${point.direction}`;
     groups.set(key, [...(groups.get(key) ?? []), point]);
   }
