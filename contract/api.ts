@@ -105,6 +105,8 @@ export interface TestRecord {
   status: 'ok' | 'failed';
   errorClass: ErrorClass | null;
   message: string | null;
+  /** the device's iperf3 version as the test reported it (e.g. "3.12"); null when it printed none */
+  iperfVersion: string | null;
   startedAt: string;
   endedAt: string;
 }

@@ -37,6 +37,7 @@ export const testRecordSchema: z.ZodType<TestRecord> = z.object({
   status: z.enum(['ok', 'failed']),
   errorClass,
   message: z.string().nullable(),
+  iperfVersion: z.string().nullable(),
   startedAt: iso,
   endedAt: iso,
 });

@@ -328,7 +328,8 @@ describe('QueryData: latest, runs, intervals', () => {
     expect(rows[0]).toMatchObject({ device: 'r1', status: 'failed', errorClass: 'server-busy', server: '10.0.0.1:5201', trigger: 'schedule', duration: 2 });
     expect(rows[0].tests).toBe('tcp upload failed (server-busy)');
     expect(rows[3]).toMatchObject({ device: 'r2', status: 'ok', errorClass: null, duration: 25 });
-    expect(rows[4]).toMatchObject({ device: 'r1', status: 'ok', message: null });
+    expect(rows[4]).toMatchObject({ device: 'r1', status: 'ok', message: null, iperf3: '3.12' });
+    expect(rows[0].iperf3).toBeNull(); // a test that failed before iperf3 printed its version
     const types = Object.fromEntries(frame.table.schema.fields.map((f) => [f.name, String(f.type)]));
     expect(types).toMatchObject({ time: 'Timestamp<NANOSECOND>', ended: 'Timestamp<NANOSECOND>', device: 'Utf8', duration: 'Float64', id: 'Float64' });
     const failed = await query({ queryType: 'runs', devices: ['r1', 'r2'], status: ['failed'] });

@@ -310,6 +310,8 @@ async function runsFrames(query: RunsQuery, message: DataQueryMessage, ctx: Quer
         { name: 'tests', kind: 'string', values: runs.map(describeTests), config: { displayName: 'Tests' } },
         { name: 'ended', kind: 'time', values: runs.map((r) => ms(r.endedAt)), config: { displayName: 'Ended' } },
         { name: 'id', kind: 'number', values: runs.map((r) => r.id), config: { displayName: 'Run' } },
+        // the device's iperf3, as its tests reported it (docs/iperf3-versions.md: what each version lacks)
+        { name: 'iperf3', kind: 'string', values: runs.map((r) => r.tests.find((t) => t.iperfVersion !== null)?.iperfVersion ?? null), config: { displayName: 'iperf3' } },
       ],
     },
   ];

@@ -26,6 +26,7 @@ interface TestRow {
   message: string | null;
   started_at: number;
   ended_at: number;
+  iperf_version: string | null;
 }
 
 export const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in progress';
@@ -35,7 +36,7 @@ export const ORPHANED = `status = 'running' AND NOT EXISTS (
   SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND date_trunc('milliseconds', a.backend_start) = runs.owner_since)`;
 
 const RUN_COLUMNS = 'id, device, server, trigger, status, error_class, message, started_at, ended_at';
-const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at';
+const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at, iperf_version';
 
 export class PgRuns implements RunStore {
   constructor(private readonly db: PgDatabase) {}
@@ -203,6 +204,7 @@ export class PgRuns implements RunStore {
           direction: t.direction,
           status: t.status,
           errorClass: t.error_class,
+          iperfVersion: t.iperf_version,
           message: t.message,
           startedAt: iso(t.started_at),
           endedAt: iso(t.ended_at),

@@ -26,10 +26,11 @@ interface TestRow {
   message: string | null;
   started_at: number;
   ended_at: number;
+  iperf_version: string | null;
 }
 
 const RUN_COLUMNS = 'id, device, server, trigger, status, error_class, message, started_at, ended_at';
-const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at';
+const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at, iperf_version';
 
 export class SqliteRuns implements RunStore {
   constructor(private readonly sql: SqliteDatabase) {}
@@ -165,6 +166,7 @@ export class SqliteRuns implements RunStore {
           direction: t.direction,
           status: t.status,
           errorClass: t.error_class,
+          iperfVersion: t.iperf_version,
           message: t.message,
           startedAt: iso(t.started_at),
           endedAt: iso(t.ended_at),
