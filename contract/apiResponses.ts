@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import {
   ERROR_CLASSES,
+  type ApiErrorBody,
   RUN_STATUSES,
   TRIGGERS,
   type DeviceInfo,
@@ -145,4 +146,11 @@ export const intervalsResponseSchema: z.ZodType<IntervalsResponse> = z.object({
       omitted: z.boolean(),
     }),
   ),
+});
+
+/** Every error answer of the collector API: what went wrong, and per field when a parameter or body was bad. */
+export const apiErrorBodySchema: z.ZodType<ApiErrorBody> = z.object({
+  error: z.string(),
+  message: z.string(),
+  fields: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
 });

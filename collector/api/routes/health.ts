@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { healthResponseSchema } from '../../../contract/apiResponses.js';
 import { API_PREFIX, type HealthResponse, type ServerHealth, type ServerInfo } from '../../../contract/api.js';
 import type { ServerCheck } from '../types.js';
-import type { RouteDeps } from './deps.js';
+import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
 
 /** Most reachability probes in flight at once (the settings allow hundreds of servers). */
 export const PROBE_CONCURRENCY = 16;
@@ -31,7 +31,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
     return reply.type(deps.telemetry.contentType).send(text);
   });
 
-  app.get(`${API_PREFIX}/health`, { schema: { summary: 'Version, schedule state and a reachability probe of every iperf3 server', response: { 200: healthResponseSchema } } }, async (): Promise<HealthResponse> => {
+  app.get(`${API_PREFIX}/health`, { schema: { summary: 'Version, schedule state and a reachability probe of every iperf3 server', response: {  ...ERROR_RESPONSES,200: healthResponseSchema } } }, async (): Promise<HealthResponse> => {
     const status = await control.status();
     const devices = control.devices();
     // each host:port once (a server may be in several pools), a bounded number at a time

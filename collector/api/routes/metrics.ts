@@ -2,14 +2,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, type LatestResponse, type SeriesResponse } from '../../../contract/api.js';
 import { latestResponseSchema, seriesResponseSchema } from '../../../contract/apiResponses.js';
-import type { RouteDeps } from './deps.js';
+import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
 
 export const metricRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { store } = deps;
 
   app.get(
     `${API_PREFIX}/series`,
-    { schema: { summary: 'Time series per device, metric and direction (and server), at most maxPoints each', querystring: schemas.seriesQuery, response: { 200: seriesResponseSchema } } },
+    { schema: { summary: 'Time series per device, metric and direction (and server), at most maxPoints each', querystring: schemas.seriesQuery, response: {  ...ERROR_RESPONSES,200: seriesResponseSchema } } },
     async (request): Promise<SeriesResponse> => {
       const q = request.query;
       return {
@@ -32,7 +32,7 @@ export const metricRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
 
   app.get(
     `${API_PREFIX}/latest`,
-    { schema: { summary: 'The latest value per device, metric and direction, at or before `to`', querystring: schemas.latestQuery, response: { 200: latestResponseSchema } } },
+    { schema: { summary: 'The latest value per device, metric and direction, at or before `to`', querystring: schemas.latestQuery, response: {  ...ERROR_RESPONSES,200: latestResponseSchema } } },
     async (request): Promise<LatestResponse> => {
       const q = request.query;
       return { values: await store.metrics.latest({ devices: q.device, metrics: q.metric, server: q.server, direction: q.direction, afterMs: q.from, beforeMs: q.to }) };

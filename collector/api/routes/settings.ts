@@ -4,7 +4,7 @@ import { API_PREFIX, type SettingsResponse } from '../../../contract/api.js';
 import { pushedSettingsSchema } from '../../../contract/apiParams.js';
 import { settingsResponseSchema } from '../../../contract/apiResponses.js';
 import type { Settings } from '../../../contract/settings.js';
-import type { RouteDeps } from './deps.js';
+import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
 
 const MASK = '********';
 
@@ -18,14 +18,14 @@ function withoutSecrets(settings: Settings): Settings {
 export const settingsRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps }) => {
   const { control, store } = deps;
 
-  app.get(`${API_PREFIX}/settings`, { schema: { summary: 'The settings in effect (secrets masked) and where they come from', response: { 200: settingsResponseSchema } } }, async (): Promise<SettingsResponse> => {
+  app.get(`${API_PREFIX}/settings`, { schema: { summary: 'The settings in effect (secrets masked) and where they come from', response: {  ...ERROR_RESPONSES,200: settingsResponseSchema } } }, async (): Promise<SettingsResponse> => {
     const current = control.currentSettings();
     return { ...current, settings: withoutSecrets(current.settings) };
   });
 
   app.put(
     `${API_PREFIX}/settings`,
-    { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: pushedSettingsSchema, response: { 200: settingsResponseSchema } } },
+    { schema: { summary: 'Replace the settings (servers, pools, client options, schedule); the Grafana data source pushes them', body: pushedSettingsSchema, response: {  ...ERROR_RESPONSES,200: settingsResponseSchema } } },
     async (request): Promise<SettingsResponse> => {
       const settings = request.body;
       // The data source pushes on every new plugin instance and every Save & test, read paths
