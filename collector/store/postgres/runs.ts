@@ -1,33 +1,11 @@
 import type { Direction } from '../../../contract/metrics.js';
-import type { ErrorClass, IntervalPoint, RunRecord, RunStatus, TestProtocol, TestRecord, Trigger } from '../../../contract/api.js';
+import type { IntervalPoint, RunRecord, TestProtocol } from '../../../contract/api.js';
 import type { RunOutcome, RunStart } from '../../model.js';
+import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../runRows.js';
 import { RoundClaimedError, type RunQuery, type RunStore } from '../store.js';
-import { iso, type PgDatabase } from './database.js';
+import type { PgDatabase } from './database.js';
 
-interface RunRow {
-  id: number;
-  device: string;
-  server: string | null;
-  trigger: Trigger;
-  status: RunStatus;
-  error_class: ErrorClass | null;
-  message: string | null;
-  started_at: number;
-  ended_at: number | null;
-}
 
-interface TestRow {
-  id: number;
-  run_id: number;
-  protocol: TestProtocol;
-  direction: Direction;
-  status: 'ok' | 'failed';
-  error_class: ErrorClass | null;
-  message: string | null;
-  started_at: number;
-  ended_at: number;
-  iperf_version: string | null;
-}
 
 export const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in progress';
 
@@ -35,8 +13,6 @@ export const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in 
 export const ORPHANED = `status = 'running' AND NOT EXISTS (
   SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND date_trunc('milliseconds', a.backend_start) = runs.owner_since)`;
 
-const RUN_COLUMNS = 'id, device, server, trigger, status, error_class, message, started_at, ended_at';
-const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at, iperf_version';
 
 export class PgRuns implements RunStore {
   constructor(private readonly db: PgDatabase) {}
@@ -191,38 +167,11 @@ export class PgRuns implements RunStore {
   }
 
   private async withTests(rows: RunRow[]): Promise<RunRecord[]> {
-    const tests = new Map<number, TestRecord[]>();
-    if (rows.length > 0) {
-      const testRows = (
-        await this.db.query<TestRow>(`SELECT ${TEST_COLUMNS} FROM tests WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, id`, [rows.map((r) => r.id)])
-      ).rows;
-      for (const t of testRows) {
-        const list = tests.get(t.run_id) ?? [];
-        list.push({
-          id: t.id,
-          protocol: t.protocol,
-          direction: t.direction,
-          status: t.status,
-          errorClass: t.error_class,
-          iperfVersion: t.iperf_version,
-          message: t.message,
-          startedAt: iso(t.started_at),
-          endedAt: iso(t.ended_at),
-        });
-        tests.set(t.run_id, list);
-      }
-    }
-    return rows.map((r) => ({
-      id: r.id,
-      device: r.device,
-      server: r.server,
-      trigger: r.trigger,
-      status: r.status,
-      errorClass: r.error_class,
-      message: r.message,
-      startedAt: iso(r.started_at),
-      endedAt: r.ended_at === null ? null : iso(r.ended_at),
-      tests: tests.get(r.id) ?? [],
-    }));
+    if (rows.length === 0) return [];
+    const { rows: testRows } = await this.db.query<TestRow>(`SELECT ${TEST_COLUMNS} FROM tests WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, id`, [
+      rows.map((r) => r.id),
+    ]);
+    return runRecords(rows, testRows);
   }
+
 }

@@ -1,36 +1,12 @@
 import type { Direction } from '../../../contract/metrics.js';
-import type { ErrorClass, IntervalPoint, RunRecord, RunStatus, TestProtocol, TestRecord, Trigger } from '../../../contract/api.js';
+import type { IntervalPoint, RunRecord, TestProtocol } from '../../../contract/api.js';
 import type { RunOutcome, RunStart } from '../../model.js';
+import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../runRows.js';
 import type { RunQuery, RunStore } from '../store.js';
-import { iso, type SqliteDatabase } from './database.js';
+import type { SqliteDatabase } from './database.js';
 
-interface RunRow {
-  id: number;
-  device: string;
-  server: string | null;
-  trigger: Trigger;
-  status: RunStatus;
-  error_class: ErrorClass | null;
-  message: string | null;
-  started_at: number;
-  ended_at: number | null;
-}
 
-interface TestRow {
-  id: number;
-  run_id: number;
-  protocol: TestProtocol;
-  direction: Direction;
-  status: 'ok' | 'failed';
-  error_class: ErrorClass | null;
-  message: string | null;
-  started_at: number;
-  ended_at: number;
-  iperf_version: string | null;
-}
 
-const RUN_COLUMNS = 'id, device, server, trigger, status, error_class, message, started_at, ended_at';
-const TEST_COLUMNS = 'id, run_id, protocol, direction, status, error_class, message, started_at, ended_at, iperf_version';
 
 export class SqliteRuns implements RunStore {
   constructor(private readonly sql: SqliteDatabase) {}
@@ -153,38 +129,11 @@ export class SqliteRuns implements RunStore {
   }
 
   private withTests(rows: RunRow[]): RunRecord[] {
-    const tests = new Map<number, TestRecord[]>();
-    if (rows.length > 0) {
-      const testRows = this.sql
-        .stmt(`SELECT ${TEST_COLUMNS} FROM tests WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, id`)
-        .all(JSON.stringify(rows.map((r) => r.id))) as TestRow[];
-      for (const t of testRows) {
-        const list = tests.get(t.run_id) ?? [];
-        list.push({
-          id: t.id,
-          protocol: t.protocol,
-          direction: t.direction,
-          status: t.status,
-          errorClass: t.error_class,
-          iperfVersion: t.iperf_version,
-          message: t.message,
-          startedAt: iso(t.started_at),
-          endedAt: iso(t.ended_at),
-        });
-        tests.set(t.run_id, list);
-      }
-    }
-    return rows.map((r) => ({
-      id: r.id,
-      device: r.device,
-      server: r.server,
-      trigger: r.trigger,
-      status: r.status,
-      errorClass: r.error_class,
-      message: r.message,
-      startedAt: iso(r.started_at),
-      endedAt: r.ended_at === null ? null : iso(r.ended_at),
-      tests: tests.get(r.id) ?? [],
-    }));
+    if (rows.length === 0) return [];
+    const testRows = this.sql
+      .stmt(`SELECT ${TEST_COLUMNS} FROM tests WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, id`)
+      .all(JSON.stringify(rows.map((r) => r.id))) as TestRow[];
+    return runRecords(rows, testRows);
   }
+
 }
