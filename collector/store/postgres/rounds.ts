@@ -1,13 +1,7 @@
-import type { RoundRecord, RoundStatus, RoundStore } from '../store.js';
+import { roundRecord, type RoundRow } from '../rows.js';
+import type { RoundRecord, RoundStore } from '../store.js';
 import type { PgDatabase } from './database.js';
 
-interface RoundRow {
-  id: number;
-  planned_at: number;
-  started_at: number;
-  ended_at: number | null;
-  status: RoundStatus;
-}
 
 export class PgRounds implements RoundStore {
   constructor(private readonly db: PgDatabase) {}
@@ -33,14 +27,7 @@ export class PgRounds implements RoundStore {
   async last(): Promise<RoundRecord | null> {
     const { rows } = await this.db.query<RoundRow>('SELECT * FROM rounds ORDER BY planned_at DESC, id DESC LIMIT 1');
     if (rows.length === 0) return null;
-    const row = rows[0];
-    return {
-      id: row.id,
-      plannedAt: new Date(row.planned_at),
-      startedAt: new Date(row.started_at),
-      endedAt: row.ended_at === null ? null : new Date(row.ended_at),
-      status: row.status,
-    };
+    return roundRecord(rows[0]);
   }
 
   async devicesDone(roundId: number): Promise<string[]> {

@@ -1,10 +1,9 @@
 import type { Direction, MetricName } from '../../../contract/metrics.js';
-import type { LatestValue, Series, SeriesPoint } from '../../../contract/api.js';
-import { downsample } from '../downsample.js';
+import { latestValue, seriesFromRows, type MetricRow } from '../rows.js';
+import type { LatestValue, Series } from '../../../contract/api.js';
 import type { LatestQuery, MetricStore, SeriesQuery } from '../store.js';
 import type { SqliteDatabase } from './database.js';
 
-type MetricRow = [device: string, name: MetricName, direction: Direction | null, server: string | null, timeMs: number, value: number, failed: 0 | 1];
 
 export class SqliteMetrics implements MetricStore {
   constructor(private readonly sql: SqliteDatabase) {}
@@ -13,25 +12,10 @@ export class SqliteMetrics implements MetricStore {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
     where.push('time_ms BETWEEN ? AND ?');
     params.push(query.fromMs, query.toMs);
-    const split = query.splitByServer === true;
     // No ORDER BY: SQLite would sort every row in a temporary b-tree; grouping here and
     // sorting each (already nearly sorted) series is cheaper and keeps the covering index.
     const text = `SELECT device, name, direction, server, time_ms, value, failed FROM metrics WHERE ${where.join(' AND ')}`;
-    const byKey = new Map<string, Series>();
-    for (const [device, name, direction, server, timeMs, value, failed] of this.sql.stmt(text).raw().iterate(...params) as IterableIterator<MetricRow>) {
-      const seriesServer = split ? server : null;
-      const key = `${device}\u0000${name}\u0000${direction ?? ''}\u0000${seriesServer ?? ''}`;
-      let s = byKey.get(key);
-      if (!s) {
-        s = { device, metric: name, server: seriesServer, direction, points: [] };
-        byKey.set(key, s);
-      }
-      s.points.push([timeMs, value, failed] as SeriesPoint);
-    }
-    // Keys are unique and order like (device, metric, direction, server) with null first.
-    const out = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, s]) => s);
-    for (const s of out) s.points = downsample(s.points.sort((a, b) => a[0] - b[0]), query.fromMs, query.toMs, query.maxPoints);
-    return out;
+    return seriesFromRows(this.sql.stmt(text).raw().iterate(...params) as IterableIterator<MetricRow>, query);
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {
@@ -47,15 +31,7 @@ export class SqliteMetrics implements MetricStore {
     // SQLite takes the bare columns of a max() aggregate from the row holding the maximum.
     const text = `SELECT device, name, direction, server, max(time_ms), value, failed FROM metrics
                   WHERE ${where.join(' AND ')} GROUP BY device, name, direction ORDER BY device, name, direction`;
-    return (this.sql.stmt(text).raw().all(...params) as MetricRow[]).map(([device, metric, direction, server, timeMs, value, failed]) => ({
-      device,
-      metric,
-      server,
-      direction,
-      timeMs,
-      value,
-      failed,
-    }));
+    return (this.sql.stmt(text).raw().all(...params) as MetricRow[]).map(latestValue);
   }
 }
 

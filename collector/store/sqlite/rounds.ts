@@ -1,13 +1,7 @@
-import type { RoundRecord, RoundStatus, RoundStore } from '../store.js';
+import { roundRecord, type RoundRow } from '../rows.js';
+import type { RoundRecord, RoundStore } from '../store.js';
 import type { SqliteDatabase } from './database.js';
 
-interface RoundRow {
-  id: number;
-  planned_at: number;
-  started_at: number;
-  ended_at: number | null;
-  status: RoundStatus;
-}
 
 export class SqliteRounds implements RoundStore {
   constructor(private readonly sql: SqliteDatabase) {}
@@ -30,13 +24,7 @@ export class SqliteRounds implements RoundStore {
   async last(): Promise<RoundRecord | null> {
     const row = this.sql.stmt('SELECT * FROM rounds ORDER BY planned_at DESC, id DESC LIMIT 1').get() as RoundRow | undefined;
     if (!row) return null;
-    return {
-      id: row.id,
-      plannedAt: new Date(row.planned_at),
-      startedAt: new Date(row.started_at),
-      endedAt: row.ended_at === null ? null : new Date(row.ended_at),
-      status: row.status,
-    };
+    return roundRecord(row);
   }
 
   async devicesDone(roundId: number): Promise<string[]> {

@@ -1,7 +1,7 @@
 import type { Direction } from '../../../contract/metrics.js';
 import type { IntervalPoint, RunRecord, TestProtocol } from '../../../contract/api.js';
 import type { RunOutcome, RunStart } from '../../model.js';
-import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../runRows.js';
+import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../rows.js';
 import type { RunQuery, RunStore } from '../store.js';
 import type { SqliteDatabase } from './database.js';
 

@@ -4,12 +4,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Direction } from '../../../contract/metrics.js';
-import { settingsSchema } from '../../../contract/settings.js';
 import { SqliteStore } from './sqliteStore.js';
 import { StoredSettingsError } from '../store.js';
 import { DatabaseInUseError, StartupError } from '../../errors.js';
 import type { TestOutcome } from '../../model.js';
-import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, skippedOutcome } from '../../../tests/support/storeFixtures.js';
+import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, skippedOutcome } from '../../../tests/support/storeFixtures.js';
 
 let dir: string;
 let path: string;
@@ -144,14 +143,6 @@ describe('runs', () => {
     expect(await store.runs.intervals(id)).toEqual([]);
   });
 
-  it('refuses to finish a run twice or a run that does not exist', async () => {
-    const id = await store.runs.start({ device: 'r1', trigger: 'manual', roundId: null, startedAt: new Date(T0) });
-    await store.runs.finish(id, skippedOutcome(T0));
-    await expect(store.runs.finish(id, okOutcome(T0, 1, 1))).rejects.toThrow(`run ${id} is not running (unknown id, or finished already)`);
-    await expect(store.runs.finish(999, okOutcome(T0, 1, 1))).rejects.toThrow('run 999 is not running');
-    expect((await store.runs.get(id))!.status).toBe('skipped');
-    expect(await store.runs.get(999)).toBeNull();
-  });
 });
 
 describe('finishRun is atomic', () => {
@@ -165,25 +156,6 @@ describe('finishRun is atomic', () => {
     expect(count('metrics')).toBe(0);
     expect(count('intervals')).toBe(0);
   }
-
-  it('writes nothing when a test metric in the middle of the run is not a number', async () => {
-    const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
-    const outcome = okOutcome(T0, 90e6, 50e6);
-    // the first test (with its metrics and intervals) is written before the second one breaks
-    const second = outcome.tests[1].outcome;
-    if (!second.ok) throw new Error('fixture');
-    second.metrics.push({ name: 'tcp_bytes', value: Number.NaN });
-    await expect(store.runs.finish(id, outcome)).rejects.toThrow(`run ${id}: metric tcp_bytes has value NaN, not a finite number`);
-    await expectNothingWritten(id);
-  });
-
-  it('writes nothing when the last extra metric is infinite', async () => {
-    const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
-    const outcome = okOutcome(T0, 90e6, 50e6);
-    outcome.metrics.push({ name: 'duration_s', direction: null, value: Number.POSITIVE_INFINITY, failed: false });
-    await expect(store.runs.finish(id, outcome)).rejects.toThrow('metric duration_s has value Infinity');
-    await expectNothingWritten(id);
-  });
 
   it('writes nothing when the database rejects a row (a constraint fails mid-way)', async () => {
     const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
@@ -254,44 +226,7 @@ describe('interruption and rounds', () => {
   });
 });
 
-describe('host keys', () => {
-  it('records, replaces, reads and clears a fingerprint per device', async () => {
-    expect(await store.hostKeys.get('r1')).toBeUndefined();
-    await store.hostKeys.record('r1', 'SHA256:first');
-    await store.hostKeys.record('r2', 'SHA256:other');
-    await store.hostKeys.record('r1', 'SHA256:second');
-    expect(await store.hostKeys.get('r1')).toBe('SHA256:second');
-    expect(await store.hostKeys.get('r2')).toBe('SHA256:other');
-    expect(await store.hostKeys.forget('r1')).toBe(true);
-    expect(await store.hostKeys.forget('r1')).toBe(false);
-    expect(await store.hostKeys.get('r1')).toBeUndefined();
-  });
-});
-
 describe('settings', () => {
-  const settings = settingsSchema.parse({ servers: [{ host: '192.0.2.10' }], schedule: { cron: '30 3 * * *' } });
-
-  it('returns null before any save, then what was saved with the time of the save', async () => {
-    expect(await store.settings.get()).toBeNull();
-    expect(await store.settings.save(settings)).toBe('2025-03-01T00:00:00.000Z');
-    expect(await store.settings.get()).toEqual({ settings, updatedAt: '2025-03-01T00:00:00.000Z' });
-    now = new Date('2025-03-05T00:00:00.000Z');
-    const changed = { ...settings, servers: [{ host: '192.0.2.11', port: 5202 }] };
-    let seen = '';
-    await store.settings.save(changed, (updatedAt) => (seen = updatedAt));
-    expect(seen).toBe('2025-03-05T00:00:00.000Z');
-    expect(await store.settings.get()).toEqual({ settings: changed, updatedAt: '2025-03-05T00:00:00.000Z' });
-  });
-
-  it('keeps the previous settings when applying the new ones fails', async () => {
-    await store.settings.save(settings);
-    now = new Date('2025-03-05T00:00:00.000Z');
-    const changed = { ...settings, servers: [{ host: '192.0.2.11', port: 5202 }] };
-    await expect(store.settings.save(changed, () => {
-        throw new Error('scheduler refused');
-      })).rejects.toThrow('scheduler refused');
-    expect(await store.settings.get()).toEqual({ settings, updatedAt: '2025-03-01T00:00:00.000Z' });
-  });
 
   it('names the invalid fields when the stored settings no longer validate', async () => {
     const db = new Database(path);
@@ -328,45 +263,6 @@ describe('retention', () => {
     expect(count('rounds')).toBe(1);
     expect((await store.rounds.last())!.id).toBe(runningRound);
     expect(await store.applyRetention(new Date(T0 + 5 * day))).toBe(0);
-  });
-});
-
-describe('run queries', () => {
-  const day = 86_400_000;
-  let ids: Record<string, number>;
-  beforeEach(async () => {
-    ids = {};
-    const add = async (key: string, device: string, startMs: number, finish?: 'ok' | 'failed' | 'skipped', server = SERVER_A) => {
-      ids[key] = await store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(startMs) });
-      if (finish === 'ok') await store.runs.finish(ids[key], okOutcome(startMs, 10, 20, server));
-      if (finish === 'failed') await store.runs.finish(ids[key], failedOutcome(startMs, server));
-      if (finish === 'skipped') await store.runs.finish(ids[key], skippedOutcome(startMs));
-    };
-    await add('a1', 'a', T0, 'ok');
-    await add('b1', 'b', T0 + 1000, 'failed', SERVER_B);
-    await add('a2', 'a', T0 + day, 'failed');
-    await add('b2', 'b', T0 + day + 1000, 'skipped');
-    await add('c2', 'c', T0 + day + 2000);
-  });
-
-  it('lists runs newest first with their tests, filtered by device, status, time and limit', async () => {
-    const all = await store.runs.list();
-    expect(all.map((r) => r.id)).toEqual([ids.c2, ids.b2, ids.a2, ids.b1, ids.a1]);
-    expect(all.map((r) => r.tests.length)).toEqual([0, 0, 1, 1, 2]);
-    expect(all[3]).toMatchObject({ device: 'b', server: SERVER_B, status: 'failed' });
-
-    expect((await store.runs.list({ devices: ['a'] })).map((r) => r.id)).toEqual([ids.a2, ids.a1]);
-    expect((await store.runs.list({ devices: ['a', 'c'], status: ['failed', 'running'] })).map((r) => r.id)).toEqual([ids.c2, ids.a2]);
-    expect((await store.runs.list({ fromMs: T0 + 1000, toMs: T0 + day + 1000 })).map((r) => r.id)).toEqual([ids.b2, ids.a2, ids.b1]);
-    expect((await store.runs.list({ limit: 2 })).map((r) => r.id)).toEqual([ids.c2, ids.b2]);
-    expect(await store.runs.list({ devices: ['nobody'] })).toEqual([]);
-  });
-
-  it('gives the newest run of each device', async () => {
-    const last = await store.runs.lastOf(['a', 'b', 'c', 'nobody']);
-    expect([...last.keys()].sort()).toEqual(['a', 'b', 'c']);
-    expect(last.get('a')).toMatchObject({ id: ids.a2, status: 'failed', tests: [expect.objectContaining({ status: 'failed' })] });
-    expect(last.get('c')).toMatchObject({ id: ids.c2, status: 'running' });
   });
 });
 
