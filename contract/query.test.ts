@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { labelFilter, labelMatcherSchema, matchesLabels, querySchema, variableQuerySchema } from './query.js';
+import { labelFilter, labelMatcherSchema, querySchema, variableQuerySchema, type LabelMatcher } from './query.js';
+
+/** One device's labels against matchers, through the filter the runtimes use. */
+const matchesLabels = (labels: Record<string, string>, matchers: LabelMatcher[]): boolean => labelFilter(matchers)(labels);
 
 describe('label matchers', () => {
   const labels = { site: 'hq', org: 'org-a' };

@@ -172,8 +172,3 @@ export function labelFilter(matchers: LabelMatcher[]): (labels: Record<string, s
   });
   return (labels) => matchers.every((m, i) => tests[i](labels[m.label] ?? ''));
 }
-
-/** True when a device with these labels passes every matcher (see labelFilter). */
-export function matchesLabels(labels: Record<string, string>, matchers: LabelMatcher[]): boolean {
-  return labelFilter(matchers)(labels);
-}
