@@ -66,6 +66,13 @@ export class ClassifiedError extends Error {
 }
 
 /** A device as the runner needs it, secrets already read from their files. */
+/** iperf3 client authentication (--username, password through the environment, --rsa-public-key-path). */
+export interface Iperf3AuthSecrets {
+  username: string;
+  password: string;
+  rsaPublicKey: string;
+}
+
 export interface DeviceTarget {
   id: string;
   host: string;

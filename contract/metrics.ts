@@ -6,7 +6,7 @@
  * `direction` is `upload` (device -> server) or `download` (server -> device, iperf3 `-R`)
  * for per-test metrics and null for per-run metrics such as `result`.
  */
-import type { QueryType } from './query.js';
+import type { QueryType } from './queryTypes.js';
 
 export const DIRECTIONS = ['upload', 'download'] as const;
 export type Direction = (typeof DIRECTIONS)[number];

@@ -11,59 +11,13 @@ import {
   type ScopedVars,
   type TypedVariableModel,
 } from '@grafana/data';
-import { DataSourceWithBackend, getTemplateSrv, type TemplateSrv } from '@grafana/runtime';
+import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
 import type { DeviceInfo, RunNowResponse, ServerInfo } from '../contract/api.js';
-import { ALL_DEVICES, DEFAULT_QUERY, type LabelMatcher } from '../contract/query.js';
+import { ALL_DEVICES, DEFAULT_QUERY } from '../contract/query.js';
+import { interpolateList, interpolateMatchers } from './interpolation.js';
 import { PLUGIN_VERSION } from './queryDefaults.js';
 import type { Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
 import { DeviceVariableSupport } from './variables/DeviceVariableSupport.js';
-
-/** Separates the values of a multi-value variable while interpolating; never part of a device id. */
-const MULTI_VALUE_SEPARATOR = '\u001f';
-
-/*
- * No "All" detection here. Grafana 12/13 dashboards are Scenes: a format function gets the
- * value(s) and a variable without `current`. "All" arrives as the values the variable lists
- * (exactly the devices a narrowed variable offers), and a custom all value (such as `*`, every
- * device) arrives as it is, without calling the format function.
- */
-function joinMultiValue(value: unknown): string {
-  return Array.isArray(value) ? value.map(String).join(MULTI_VALUE_SEPARATOR) : String(value);
-}
-
-function regexMultiValue(value: unknown): string {
-  const values = Array.isArray(value) ? value.map(String) : [String(value)];
-  const escaped = values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`;
-}
-
-/**
- * Interpolates a list whose entries may be multi-value variables: each entry is replaced and
- * split into its values; `*` (All) swallows the rest; duplicates are dropped.
- */
-export function interpolateList(templateSrv: TemplateSrv, entries: string[], scopedVars: ScopedVars): string[] {
-  const out = new Set<string>();
-  for (const entry of entries) {
-    for (const value of templateSrv.replace(entry, scopedVars, joinMultiValue).split(MULTI_VALUE_SEPARATOR)) {
-      const trimmed = value.trim();
-      if (trimmed !== '') out.add(trimmed);
-    }
-  }
-  return out.has(ALL_DEVICES) ? [ALL_DEVICES] : [...out];
-}
-
-export function interpolateMatchers(
-  templateSrv: TemplateSrv,
-  matchers: Array<LabelMatcher | (Omit<LabelMatcher, 'op'> & { op?: LabelMatcher['op'] })>,
-  scopedVars: ScopedVars,
-): LabelMatcher[] {
-  return matchers.map((m) => {
-    const regex = m.op === '=~' || m.op === '!~';
-    const value = templateSrv.replace(m.value, scopedVars, regex ? regexMultiValue : 'raw');
-    // `*` (All as the custom all value `*`, which skips the format function) means any value
-    return { ...m, op: m.op ?? '=', value: regex && value === ALL_DEVICES ? '.*' : value };
-  });
-}
 
 /** Annotation event fields from the backend's run-log columns (Started, Ended, Status, Message, Error). */
 export const RUN_LOG_ANNOTATION_MAPPINGS: AnnotationEventMappings = {

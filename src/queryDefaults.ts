@@ -3,7 +3,8 @@
  * a provisioned dashboard written by hand); the editors work on the normalised form.
  */
 import { isStoredMetric, type QueryMetricName } from '../contract/metrics.js';
-import { ALL_DEVICES, DEFAULT_QUERY, QUERY_TYPES, type QueryType } from '../contract/query.js';
+import { ALL_DEVICES, DEFAULT_QUERY } from '../contract/query.js';
+import { QUERY_TYPES, type QueryType } from '../contract/queryTypes.js';
 import type { Iperf3DataQuery } from './types.js';
 import packageJson from '../package.json' with { type: 'json' };
 

@@ -4,7 +4,8 @@
  * frontend, plugin backend and collector agree.
  */
 import type { DataQuery, DataSourceJsonData } from '@grafana/data';
-import type { QueryInputs, QueryType, VariableQueryInput } from '../contract/query.js';
+import type { QueryInputs, VariableQueryInput } from '../contract/query.js';
+import type { QueryType } from '../contract/queryTypes.js';
 import type { SettingsInput } from '../contract/settings.js';
 
 /** jsonData: everything except secrets; the backend pushes servers/clientOptions/schedule to the collector. */

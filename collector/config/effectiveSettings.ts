@@ -4,9 +4,8 @@
  */
 import type { FieldError, Settings } from '../../contract/settings.js';
 import { SettingsRejectedError } from '../errors.js';
-import type { Iperf3AuthSecrets } from '../dispatch/deviceRun.js';
 import type { Inventory } from '../inventory/inventory.js';
-import type { ServerAddress } from '../model.js';
+import type { Iperf3AuthSecrets, ServerAddress } from '../model.js';
 import type { SettingsStore } from '../store/store.js';
 import type { LoadedConfig } from './load.js';
 

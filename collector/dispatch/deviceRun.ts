@@ -17,6 +17,7 @@ import {
   type DeviceConnector,
   type DeviceSession,
   type DeviceTarget,
+  type Iperf3AuthSecrets,
   type RunOutcome,
   type ServerAddress,
   type TestOutcome,
@@ -40,12 +41,6 @@ export interface RunDeps {
   sleep: (ms: number) => Promise<void>;
   busyRetry: { attempts: number; backoffMs: number };
   telemetry?: RunTelemetry;
-}
-
-export interface Iperf3AuthSecrets {
-  username: string;
-  password: string;
-  rsaPublicKey: string;
 }
 
 export interface RunPlan {

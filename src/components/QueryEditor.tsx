@@ -9,7 +9,7 @@ import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
 import { Alert, RadioButtonGroup } from '@grafana/ui';
 import { useEffect, useState, type ReactElement } from 'react';
 import type { DeviceInfo, ServerInfo } from '../../contract/api.js';
-import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../../contract/query.js';
+import { QUERY_TYPE_LABELS, QUERY_TYPES, type QueryType } from '../../contract/queryTypes.js';
 import type { DataSource } from '../datasource.js';
 import { normalizeQuery, PLUGIN_VERSION, withQueryType } from '../queryDefaults.js';
 import { Components } from '../selectors.js';

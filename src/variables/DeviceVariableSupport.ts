@@ -16,7 +16,7 @@ import { getTemplateSrv } from '@grafana/runtime';
 import { from, map, type Observable } from 'rxjs';
 import { labelFilter, variableQuerySchema, type VariableQuery } from '../../contract/query.js';
 import type { DataSource } from '../datasource.js';
-import { interpolateMatchers } from '../datasource.js';
+import { interpolateMatchers } from '../interpolation.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from '../types.js';
 import { VariableQueryEditor } from './VariableQueryEditor.js';
 

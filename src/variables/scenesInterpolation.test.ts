@@ -109,6 +109,25 @@ describe('label matchers through sceneGraph.interpolate', () => {
     expect(devices).toEqual(['hq-1', 'hq-2', 'branch.7']);
   });
 
+  it('= and != with several values or All: any of the values, none of the values (regexes, escaped)', () => {
+    scene([
+      { name: 'sites', options: ['hq', 'branch.7', 'lab'], value: ['hq', 'branch.7'] },
+      { name: 'every', options: ['hq', 'lab'], value: ['$__all'], includeAll: true },
+      { name: 'star', options: ['hq', 'lab'], value: ['$__all'], includeAll: true, allValue: '*' },
+    ]);
+    const eq = selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '=', value: '$sites' }] });
+    expect(eq.sent.labelMatchers).toEqual([{ label: 'site', op: '=~', value: '(hq|branch\\.7)' }]);
+    expect(eq.devices).toEqual(['hq-1', 'hq-2', 'branch.7']);
+    expect(selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '!=', value: '$sites' }] }).devices).toEqual(['lab-9']);
+    expect(selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '=', value: '$every' }] }).devices).toEqual(['hq-1', 'hq-2', 'lab-9']);
+    expect(selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '=', value: '$star' }] }).devices).toEqual(FLEET.map((d) => d.id));
+    expect(selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '!=', value: '$star' }] }).devices).toEqual([]);
+    // a value that merely contains a comma is not split: only a multi-value variable becomes a regex
+    expect(selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '=', value: 'hq,lab' }] }).sent.labelMatchers).toEqual([
+      { label: 'site', op: '=', value: 'hq,lab' },
+    ]);
+  });
+
   it('=~ with All: every value the variable lists, or anything for a custom all value * or .*', () => {
     scene([{ name: 'site', options: ['hq', 'lab'], value: ['$__all'], includeAll: true }]);
     expect(selected({ devices: ['*'], labelMatchers: [{ label: 'site', op: '=~', value: '$site' }] }).devices).toEqual(['hq-1', 'hq-2', 'lab-9']);

@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { collectorConfigSchema } from '../../collector/config/schema.js';
 import { parseDataSourceConfig } from '../../src/backend/instanceSettings.js';
 import { parseQuery } from '../../src/backend/queryData.js';
-import { QUERY_TYPE_LABELS, variableQuerySchema } from '../../contract/query.js';
+import { variableQuerySchema } from '../../contract/query.js';
+import { QUERY_TYPE_LABELS } from '../../contract/queryTypes.js';
 import { settingsSchema } from '../../contract/settings.js';
 import {
   alertingFileSchema,

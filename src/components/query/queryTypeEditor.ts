@@ -1,5 +1,5 @@
 import type { ServerInfo } from '../../../contract/api.js';
-import type { QueryType } from '../../../contract/query.js';
+import type { QueryType } from '../../../contract/queryTypes.js';
 import type { Iperf3DataQueryOf } from '../../types.js';
 
 /** A collector list the editor loads through the backend: undefined value while loading. */
