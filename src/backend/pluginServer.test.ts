@@ -290,6 +290,19 @@ describe('QueryData: latest, runs, intervals', () => {
     expect(later.frames.map(decodeFrame).map((f) => f.table.numCols)).toEqual([0]);
   });
 
+  it('takes a time range that starts at the epoch as it is (from = 0 is not "no start", which showed the last 24 h)', async () => {
+    const series = (fromMs: number) =>
+      client.queryData(settings, [{ refId: 'A', json: { queryType: 'timeseries', devices: ['r1'], metrics: ['result'] }, fromMs, toMs: NOW }]).then((r) => r.A);
+    const points = (r: Awaited<ReturnType<typeof series>>) => r.frames.map(decodeFrame).reduce((n, f) => n + f.table.numRows, 0);
+    const recent = await series(NOW - DAY);
+    const all = await series(NOW - 1000 * DAY);
+    expect(points(all)).toBeGreaterThan(points(recent));
+    // from the epoch: more than the collector answers for at once, said so, never a silent last day
+    const epoch = await series(0);
+    expect(epoch.status).toBe(400);
+    expect(epoch.error).toMatch(/from: the range from\.\.to may span at most \d+ days; narrow it/);
+  });
+
   it('derives seconds since the last successful run, +Inf for a device that never succeeded', async () => {
     const r = await query({ queryType: 'latest', devices: ['*'], metrics: ['last_success_age_s'] });
     expect(r.status).toBe(200);

@@ -106,9 +106,14 @@ function framesFor(query: Iperf3Query, message: DataQueryMessage, ctx: QueryCont
   }
 }
 
+/**
+ * The query's time range. Grafana always sends one; without it (or with an end of 0, which no
+ * picker produces) the last 24 hours. A start of 0 is the epoch, as sent: proto3 cannot tell it
+ * from "unset", and a range that ends is a range that starts somewhere.
+ */
 export function timeRangeOf(message: DataQueryMessage, now: number): { fromMs: number; toMs: number } {
   const toMs = Number(message.timeRange?.toEpochMS) || now;
-  const fromMs = Number(message.timeRange?.fromEpochMS) || toMs - 24 * 3600 * 1000;
+  const fromMs = message.timeRange?.toEpochMS ? Number(message.timeRange.fromEpochMS ?? 0) : toMs - 24 * 3600 * 1000;
   if (fromMs > toMs) throw new QueryError(400, 'the time range ends before it starts');
   return { fromMs, toMs };
 }
