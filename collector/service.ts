@@ -53,7 +53,7 @@ async function openCore(loaded: LoadedConfig, logger: Logger, options: ServiceOp
   const store = await openStore(loaded, options.clock);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) logger.warn({ interrupted }, 'runs cut off by the last stop were marked interrupted');
-  const telemetry = new Telemetry();
+  const telemetry = new Telemetry({ store, clock: options.clock });
   const connector = options.connector ?? new SshConnector({ hostKeys: store.hostKeys, connectTimeoutMs: loaded.config.ssh.connectTimeoutMs, logger });
   try {
     const collector = await Collector.open({ loaded, store, connector, logger, telemetry, clock: options.clock });

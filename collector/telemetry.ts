@@ -5,6 +5,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Direction } from '../contract/metrics.js';
 import type { ErrorClass, RunStatus, TestProtocol } from '../contract/api.js';
+import { LatestGauges } from './latestGauges.js';
+import type { Store } from './store/store.js';
 
 const PREFIX = 'iperf3_collector_';
 
@@ -15,8 +17,10 @@ export class Telemetry {
   private readonly queueLength: Gauge;
   private readonly busySeconds: Counter<'server'>;
   private readonly busy: Gauge<'server'>;
+  private readonly latest: LatestGauges | null;
 
-  constructor() {
+  /** With a store, /metrics also carries each device's latest measurement (collector/latestGauges.ts). */
+  constructor(options: { store?: Store; clock?: () => Date } = {}) {
     const registers = [this.registry];
     // unprefixed, as every Node.js dashboard expects (process_*, nodejs_*)
     collectDefaultMetrics({ register: this.registry });
@@ -51,6 +55,7 @@ export class Telemetry {
       labelNames: ['server'],
       registers,
     });
+    this.latest = options.store ? new LatestGauges(options.store, this.registry, options.clock) : null;
   }
 
   runFinished(status: Exclude<RunStatus, 'running'>, errorClass: ErrorClass | null): void {
@@ -73,8 +78,9 @@ export class Telemetry {
     this.busy.set({ server: serverKey }, busy ? 1 : 0);
   }
 
-  /** Prometheus text exposition of every metric. */
-  metrics(): Promise<string> {
+  /** Prometheus text exposition of every metric, the latest measurements read from the store now. */
+  async metrics(): Promise<string> {
+    await this.latest?.refresh();
     return this.registry.metrics();
   }
 

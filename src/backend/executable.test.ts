@@ -261,11 +261,16 @@ describe('the plugin process', () => {
 });
 
 describe('packaging', () => {
-  it('puts plugin.json (version filled in), img/ and the executable into dist/', () => {
+  it('puts plugin.json (version filled in), img/, the LICENSE and the executable into dist/', () => {
     const dist = join(ROOT, 'dist');
-    const pluginJson = JSON.parse(readFileSync(join(dist, 'plugin.json'), 'utf8')) as { info: { version: string }; backend: boolean };
+    const pluginJson = JSON.parse(readFileSync(join(dist, 'plugin.json'), 'utf8')) as { info: { version: string; links: { url: string }[] }; backend: boolean; category: string };
     expect(pluginJson.backend).toBe(true);
     expect(pluginJson.info.version).toMatch(/^\d+\.\d+\.\d+/);
+    // the Add data source page lists it under "Time series databases"; links must be absolute URLs (the schema's format: uri)
+    expect(pluginJson.category).toBe('tsdb');
+    for (const link of pluginJson.info.links) expect(new URL(link.url).protocol).toBe('https:');
+    expect(readFileSync(join(dist, 'LICENSE'), 'utf8')).toContain('Apache License');
+    expect(readFileSync(join(ROOT, 'package.json'), 'utf8')).toContain('"license": "Apache-2.0"');
     expect(existsSync(join(dist, 'img/logo.svg'))).toBe(true);
     expect(statSync(EXECUTABLE).mode & 0o111).not.toBe(0);
   });
