@@ -23,6 +23,11 @@ const exitCode = await runCli(
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        // the configuration file's devices are reloaded (also when the file changes); other keys need a restart
+        process.on('SIGHUP', () => {
+          logger.info('SIGHUP: reloading the configuration file');
+          void service.reload();
+        });
       });
     },
   },

@@ -15,6 +15,7 @@ import { PostgresStore } from './store/postgres/postgresStore.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 import { SecretBox } from './store/secretBox.js';
 import type { Store } from './store/store.js';
+import { watchConfigFile } from './inventory/configWatch.js';
 import { Telemetry } from './telemetry.js';
 import { COLLECTOR_VERSION } from './version.js';
 
@@ -24,6 +25,8 @@ export interface ServiceOptions {
   clock?: () => Date;
   /** false: do not start the schedule (tests drive rounds themselves) */
   schedule?: boolean;
+  /** false: do not watch the configuration file for changes to its devices */
+  watchConfig?: boolean;
 }
 
 export interface Service {
@@ -32,6 +35,8 @@ export interface Service {
   store: Store;
   /** `http://host:port` the API listens on */
   url: string;
+  /** Reads the configuration file again and applies its devices (SIGHUP); false when it has errors (logged). */
+  reload(): Promise<boolean>;
   /** idempotent: schedule off, queue dropped, running tests finish, API closed, store closed */
   close(): Promise<void>;
 }
@@ -77,19 +82,26 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
   // listening on TCP: the address is an object (port 0 in the config means any free port)
   const boundPort = (app.server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
-  logger.info({ url, devices: loaded.devices.length, version: COLLECTOR_VERSION }, 'collector API listening');
+  logger.info({ url, devices: collector.devices().length, version: COLLECTOR_VERSION }, 'collector API listening');
   if (options.schedule !== false) {
     collector.startSchedule().catch((err: unknown) => logger.error({ err }, 'schedule failed to start'));
   }
+  const reload = () =>
+    collector.reloadConfig().catch((err: unknown) => {
+      logger.error({ err }, 'configuration reload failed: the devices in use stay');
+      return false;
+    });
+  const watcher = options.watchConfig === false ? null : watchConfigFile(loaded.path, () => void reload(), logger);
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      watcher?.close();
       await collector.shutdown();
       await app.close();
       await store.close();
       logger.info('collector stopped');
     })());
-  return { app, collector, store, url, close };
+  return { app, collector, store, url, reload, close };
 }
 
 /** The `forget-host-key` command: works beside a running `serve` (a single small write). */
