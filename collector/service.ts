@@ -15,7 +15,10 @@ import { PostgresStore } from './store/postgres/postgresStore.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 import { SecretBox } from './store/secretBox.js';
 import type { Store } from './store/store.js';
+import type { DeviceAdmin } from './inventory/bulk.js';
 import { watchConfigFile } from './inventory/configWatch.js';
+import { apiDeviceAdmin, apiUrl, storeDeviceAdmin } from './inventory/deviceAdmin.js';
+import { DatabaseInUseError } from './errors.js';
 import { Telemetry } from './telemetry.js';
 import { COLLECTOR_VERSION } from './version.js';
 
@@ -122,5 +125,34 @@ export async function runOnce(loaded: LoadedConfig, logger: Logger, devices: str
   } finally {
     await collector.shutdown();
     await store.close();
+  }
+}
+
+/**
+ * `devices import/export`: through the API of the collector that owns the SQLite database (or,
+ * on PostgreSQL, of the collector this configuration runs, when it answers), else through the
+ * store itself.
+ */
+export async function openDeviceAdmin(loaded: LoadedConfig, logger: Logger): Promise<DeviceAdmin> {
+  const api = apiDeviceAdmin(apiUrl(loaded.config.listen), loaded.apiToken);
+  if (loaded.postgres) {
+    const answered = await fetch(`${apiUrl(loaded.config.listen)}/api/v1/health`, { headers: { authorization: `Bearer ${loaded.apiToken}` } }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (answered) return api;
+  }
+  let store: Store;
+  try {
+    store = await openStore(loaded);
+  } catch (err) {
+    if (err instanceof DatabaseInUseError) return api;
+    throw err;
+  }
+  try {
+    return await storeDeviceAdmin(loaded, store, logger);
+  } catch (err) {
+    await store.close();
+    throw err;
   }
 }
