@@ -11,6 +11,8 @@ import { DatabaseInUseError } from './errors.js';
 import { openDeviceAdmin, startService } from './service.js';
 import { pino } from 'pino';
 import { apiDeviceAdmin } from './inventory/deviceAdmin.js';
+import { acquireOwnership } from './store/sqlite/ownership.js';
+import { deviceConfigSchema } from '../contract/devices.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 
 let dir: string;
@@ -366,6 +368,8 @@ describe('the built collector executable', () => {
         // the daemon listens on a port chosen at start: the configuration names it for the CLI
         writeFileSync(config, readFileSync(config, 'utf8').replace('listen: 127.0.0.1:0', `listen: ${service.url.slice('http://'.length)}`));
         expect((await cli('devices', 'import', join(base, 'fleet.csv'))).out).toContain(': 2 added');
+        writeFileSync(join(base, 'fleet.csv'), readFileSync(join(base, 'fleet.csv'), 'utf8').replace('lobby', 'hall'));
+        expect((await cli('devices', 'import', join(base, 'fleet.csv'))).out).toContain(': 0 added, 1 updated, 1 unchanged');
         expect(service.collector.devices().map((d) => [d.id, d.managedBy])).toEqual([
           ['ap-1', 'api'],
           ['ap-2', 'api'],
@@ -392,6 +396,22 @@ describe('the built collector executable', () => {
         await expect(openDeviceAdmin(pgConfig('127.0.0.1:9'), pino({ level: 'silent' }))).rejects.toThrow(/127\.0\.0\.1:1/);
       } finally {
         await service.close();
+      }
+    });
+
+    it('names ids another source holds, and a collector whose API does not answer', async () => {
+      const store = SqliteStore.open(join(base, 'devices.db'));
+      await store.devices.replaceSource('file:eu', [deviceConfigSchema.parse({ id: 'ap-1', host: '10.0.9.1', username: 'root', privateKeyFile: 'k' })]);
+      await store.close();
+      const res = await cli('devices', 'import', join(base, 'fleet.csv'));
+      expect(res.err).toContain("row 2, id: device ap-1 exists already in a configuration file's devices: list; choose another id, or change it in the file");
+      // a daemon owns the database but its API is not where the configuration says
+      const owner = acquireOwnership(join(base, 'devices.db'));
+      try {
+        writeFileSync(join(base, 'collector.yaml'), readFileSync(join(base, 'collector.yaml'), 'utf8').replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:9'));
+        expect(await cli('devices', 'export')).toEqual({ code: 1, out: '', err: expect.stringMatching(/^error: cannot reach the collector API at http:\/\/127\.0\.0\.1:9/) });
+      } finally {
+        owner.release();
       }
     });
 

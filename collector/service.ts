@@ -149,10 +149,6 @@ export async function openDeviceAdmin(loaded: LoadedConfig, logger: Logger): Pro
     if (err instanceof DatabaseInUseError) return api;
     throw err;
   }
-  try {
-    return await storeDeviceAdmin(loaded, store, logger);
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
+  // a failure ends the command, and with it the process that holds the store
+  return storeDeviceAdmin(loaded, store, logger);
 }

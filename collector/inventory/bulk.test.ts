@@ -1,7 +1,7 @@
 /** Import files as operators bring them (CSV from a spreadsheet or an OpenWISP export, YAML), and export. */
 import { describe, expect, it } from 'vitest';
 import { deviceConfigSchema } from '../../contract/devices.js';
-import { formatDevices, formatOf, formatRowErrors, parseDeviceFile, patchTo } from './bulk.js';
+import { formatDevices, formatOf, formatRowErrors, importDevices, parseDeviceFile, patchTo } from './bulk.js';
 
 const KEY = `SHA256:${'B'.repeat(43)}`;
 
@@ -78,5 +78,16 @@ describe('device import files', () => {
       labels: {},
       enabled: true,
     });
+  });
+
+  it('an import that fails for another reason than a refused row stops there', async () => {
+    const { rows } = parseDeviceFile('- { id: a, host: 10.0.0.2, username: root, privateKeyFile: k }\n', 'yaml');
+    const failing = {
+      records: async () => [],
+      add: async () => Promise.reject(new Error('database is gone')),
+      update: async () => undefined,
+      close: async () => undefined,
+    };
+    await expect(importDevices(failing, rows)).rejects.toThrow('database is gone');
   });
 });

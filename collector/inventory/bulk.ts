@@ -69,8 +69,9 @@ export function parseDeviceFile(text: string, format: DeviceFileFormat): { rows:
     try {
       records = parseCsv(text, { columns: true, skip_empty_lines: true, bom: true, info: true, trim: true }) as typeof records;
     } catch (err) {
-      const e = err as Error & { lines?: number };
-      return { rows: [], errors: [{ row: e.lines ?? 1, field: '(csv)', message: e.message }] };
+      // csv-parse's errors carry the line they are on
+      const e = err as Error & { lines: number };
+      return { rows: [], errors: [{ row: e.lines, field: '(csv)', message: e.message }] };
     }
     const header = records[0] ? Object.keys(records[0].record) : [];
     for (const column of header) {

@@ -11,7 +11,10 @@ import { deviceConfigSchema, type DeviceConfigInput } from '../../contract/devic
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { DeviceIdTakenError, DeviceManagedByFileError, DeviceRejectedError, UnknownDevicesError } from '../errors.js';
 import { SqliteStore } from '../store/sqlite/sqliteStore.js';
+import { DeviceAdminError } from './bulk.js';
 import { DeviceCatalog } from './catalog.js';
+import { watchConfigFile } from './configWatch.js';
+import { storeDeviceAdmin } from './deviceAdmin.js';
 import { Inventory } from './inventory.js';
 
 const TOKEN = 'catalog-token-0123456789abcdef';
@@ -210,5 +213,33 @@ describe('the inventory in the store', () => {
     // the queue goes on after a failure
     await c.start();
     expect(inventory.size).toBe(0);
+  });
+
+  it('an add the store cannot write is an error, not a refusal', async () => {
+    const { catalog: c } = catalog(loadConfigFile(writeConfig('  []\n')));
+    await c.start();
+    await store.close();
+    const err = await c.add(dev('x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(DeviceRejectedError);
+    store = SqliteStore.open(join(dir, 'collector.db'));
+  });
+
+  it('devices import through the store: refusals become row errors, other failures stay errors', async () => {
+    const loaded = loadConfigFile(writeConfig('  []\n'));
+    const admin = await storeDeviceAdmin(loaded, store, logger());
+    await admin.add(dev('x'));
+    await expect(admin.add(dev('x'))).rejects.toThrow(DeviceAdminError);
+    await expect(admin.update('nope', { enabled: false })).rejects.toThrow(DeviceAdminError);
+    await store.close();
+    const err = await admin.add(dev('y')).catch((e: unknown) => e);
+    expect(err).not.toBeInstanceOf(DeviceAdminError);
+    store = SqliteStore.open(join(dir, 'collector.db'));
+  });
+
+  it('a configuration file in a folder that cannot be watched says to use SIGHUP', () => {
+    const watch = watchConfigFile(join(dir, 'no-such-folder', 'collector.yaml'), () => undefined, logger());
+    watch.close();
+    expect(logged(40)[0]).toMatchObject({ msg: 'cannot watch the configuration file: send SIGHUP to reload its devices' });
   });
 });
