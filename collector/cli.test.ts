@@ -375,9 +375,11 @@ describe('the built collector executable', () => {
           ['ap-2', 'api'],
           ['f1', 'file'],
         ]);
-        writeFileSync(join(base, 'taken.csv'), 'id,host,username,privateKeyFile\nap-5,10.0.1.5,root,../token\n');
+        await service.store.devices.replaceSource('file:us', [deviceConfigSchema.parse({ id: 'us-1', host: '10.0.9.2', username: 'root', privateKeyFile: 'k' })]);
+        writeFileSync(join(base, 'taken.csv'), 'id,host,username,privateKeyFile\nap-5,10.0.1.5,root,../token\nus-1,10.0.1.6,root,id_ed25519\n');
         const refused = await cli('devices', 'import', join(base, 'taken.csv'));
         expect(refused.err).toContain('row 2, privateKeyFile: give a file name inside deviceCredentialsDir');
+        expect(refused.err).toContain("row 3, id: device us-1 exists already in a configuration file's devices: list");
         expect((await cli('devices', 'export')).out.split('\n')).toHaveLength(5);
       } finally {
         await service.close();
@@ -424,6 +426,9 @@ describe('the built collector executable', () => {
       expect((await cli('devices', 'import', join(base, 'missing.csv'))).err).toBe(`cannot read ${join(base, 'missing.csv')}: ENOENT\n`);
       const unreachable = apiDeviceAdmin('http://127.0.0.1:9', TOKEN);
       await expect(unreachable.records()).rejects.toThrow('cannot reach the collector API at http://127.0.0.1:9');
+      // what is not a refusal is not swallowed
+      const broken = { ...runtime([]), deviceAdmin: async () => ({ ...unreachable, records: () => Promise.reject(new Error('bug')) }) };
+      await expect(runCli(['devices', 'export', '--config', join(base, 'collector.yaml')], io().io, broken)).rejects.toThrow('bug');
     });
   });
 });

@@ -52,13 +52,13 @@ export class DatabaseInUseError extends StartupError {
 export class DeviceManagedByFileError extends Error {
   constructor(
     readonly device: string,
-    /** the file, when it is this collector's; else the group of the collectors whose file lists it */
-    readonly file: { path: string } | { group: string },
+    /** the file, when it is this collector's; else the group of the collectors whose file lists it (null: no group) */
+    readonly file: { path: string } | { group: string | null },
   ) {
     super(
       'path' in file
         ? `device ${device} is managed by the configuration file ${file.path} (its devices: list): edit the file there; the collector reloads it when it is saved`
-        : `device ${device} is managed by the configuration file of the collectors of group "${file.group}" (their devices: list): edit it there`,
+        : `device ${device} is managed by the configuration file of the collectors ${file.group === null ? 'without a group' : `of group "${file.group}"`} (their devices: list): edit it there`,
     );
     this.name = 'DeviceManagedByFileError';
   }

@@ -14,7 +14,7 @@ import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { DeviceAdminError } from './bulk.js';
 import { DeviceCatalog } from './catalog.js';
 import { watchConfigFile } from './configWatch.js';
-import { storeDeviceAdmin } from './deviceAdmin.js';
+import { apiUrl, storeDeviceAdmin } from './deviceAdmin.js';
 import { Inventory } from './inventory.js';
 
 const TOKEN = 'catalog-token-0123456789abcdef';
@@ -241,5 +241,52 @@ describe('the inventory in the store', () => {
     const watch = watchConfigFile(join(dir, 'no-such-folder', 'collector.yaml'), () => undefined, logger());
     watch.close();
     expect(logged(40)[0]).toMatchObject({ msg: 'cannot watch the configuration file: send SIGHUP to reload its devices' });
+  });
+
+  it('names the collectors without a group whose file lists a device', async () => {
+    const loaded = loadConfigFile(writeConfig('  []\n', 'deviceCredentialsDir: creds\ngroup: eu\n'));
+    const { catalog: c } = catalog(loaded);
+    await c.start();
+    await store.devices.replaceSource('file:', [dev('plain')]);
+    await expect(c.remove('plain', false)).rejects.toThrow('managed by the configuration file of the collectors without a group (their devices: list)');
+  });
+
+  it('a device deleted through another collector between the check and the write is unknown', async () => {
+    const { catalog: c } = catalog(loadConfigFile(writeConfig('  []\n')));
+    await c.start();
+    await c.add(dev('gone'));
+    // fault injection: another collector deletes the device right after this one looked it up
+    const find = store.devices.find.bind(store.devices);
+    store.devices.find = async (id: string) => {
+      const found = await find(id);
+      await store.devices.remove(id, false);
+      return found;
+    };
+    await expect(c.update('gone', { enabled: false })).rejects.toThrow(UnknownDevicesError);
+    await store.devices.add(dev('gone'));
+    await expect(c.remove('gone', false)).rejects.toThrow(UnknownDevicesError);
+  });
+
+  it('watches the folder of the configuration file: one reload for a burst of writes, none for other files', async () => {
+    let calls = 0;
+    const watch = watchConfigFile(join(dir, 'watched.yaml'), () => calls++, logger(), 100);
+    try {
+      for (let i = 0; i < 3; i++) writeFileSync(join(dir, 'watched.yaml'), `n: ${i}\n`);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(calls).toBe(1);
+      writeFileSync(join(dir, 'other.yaml'), 'x\n');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(calls).toBe(1);
+      writeFileSync(join(dir, 'watched.yaml'), 'n: 9\n');
+    } finally {
+      // closing cancels a reload that is still waiting
+      watch.close();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls).toBe(1);
+  });
+
+  it('reaches a collector listening on every address through loopback', () => {
+    expect([apiUrl('0.0.0.0:8686'), apiUrl('[::]:8686'), apiUrl('10.0.0.5:1')]).toEqual(['http://127.0.0.1:8686', 'http://[::1]:8686', 'http://10.0.0.5:1']);
   });
 });

@@ -154,7 +154,7 @@ export class DeviceCatalog {
     if (mine) throw new DeviceManagedByFileError(id, { path: resolve(this.deps.loaded.path) });
     if (api) return api;
     const other = entries[0];
-    if (other) throw new DeviceManagedByFileError(id, { group: other.source.slice('file:'.length) || '(none)' });
+    if (other) throw new DeviceManagedByFileError(id, { group: other.source.slice('file:'.length) || null });
     throw new UnknownDevicesError([id]);
   }
 
