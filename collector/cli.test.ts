@@ -2,12 +2,18 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatSummary, runCli, USAGE, type Runtime } from './cli.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { COLLECTOR_VERSION } from './version.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 import { DatabaseInUseError } from './errors.js';
+import { openDeviceAdmin, startService } from './service.js';
+import { pino } from 'pino';
+import { apiDeviceAdmin } from './inventory/deviceAdmin.js';
+import { acquireOwnership } from './store/sqlite/ownership.js';
+import { deviceConfigSchema } from '../contract/devices.js';
+import { mkdirSync, readFileSync } from 'node:fs';
 
 let dir: string;
 const TOKEN = 'cli-token-0123456789abcdef';
@@ -82,6 +88,7 @@ function runtime(results: RunSummary[]): Runtime & { calls: string[] } {
       calls.push(`forget ${device}`);
       return false;
     },
+    deviceAdmin: (loaded, logger) => openDeviceAdmin(loaded, logger),
   };
 }
 
@@ -291,5 +298,137 @@ describe('the built collector executable', () => {
     const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['collector API listening', 'collector stopped']));
     expect(stderr).not.toContain(TOKEN);
+  });
+
+  describe('devices import and export', () => {
+    let base: string;
+    const cli = async (...args: string[]) => {
+      const t = io();
+      const code = await runCli([...args, '--config', join(base, 'collector.yaml'), '--log-level', 'silent'], t.io, runtime([]));
+      return { code, out: t.out.join(''), err: t.err.join('') };
+    };
+
+    beforeEach(() => {
+      base = mkdtempSync(join(tmpdir(), 'cli-devices-'));
+      writeFileSync(join(base, 'token'), TOKEN);
+      writeFileSync(join(base, 'key'), 'k');
+      mkdirSync(join(base, 'creds'));
+      writeFileSync(join(base, 'creds', 'id_ed25519'), 'k');
+      writeFileSync(
+        join(base, 'collector.yaml'),
+        'apiTokenFile: token\nlisten: 127.0.0.1:0\ndatabase: ./devices.db\ndeviceCredentialsDir: creds\nservers: [{ host: 10.0.0.1 }]\npools: { edge: [{ host: 10.0.0.9 }] }\n' +
+          'devices:\n  - { id: f1, host: 10.0.0.5, username: root, privateKeyFile: key }\n',
+      );
+      writeFileSync(
+        join(base, 'fleet.csv'),
+        'id,host,username,privateKeyFile,pool,enabled,labels.site\nap-1,10.0.1.1,root,id_ed25519,edge,yes,lobby\nap-2,10.0.1.2,root,id_ed25519,,no,roof\n',
+      );
+    });
+
+    it('imports a CSV into the store (no collector running), exports it again, and applies only what changed', async () => {
+      expect(await cli('devices', 'import', join(base, 'fleet.csv'))).toEqual({ code: 0, out: `${join(base, 'fleet.csv')}: 2 added, 0 updated, 0 unchanged, 0 refused\n`, err: '' });
+      const csv = await cli('devices', 'export');
+      expect(csv.out).toBe(
+        'id,host,port,username,privateKeyFile,passphraseFile,passwordFile,hostKey,pool,group,enabled,labels.site\n' +
+          'ap-1,10.0.1.1,22,root,id_ed25519,,,,edge,,true,lobby\n' +
+          'ap-2,10.0.1.2,22,root,id_ed25519,,,,,,false,roof\n' +
+          'f1,10.0.0.5,22,root,key,,,,,,true,\n',
+      );
+      // the export imports back to the same inventory: nothing changes, the file's device included
+      writeFileSync(join(base, 'export.csv'), csv.out);
+      expect((await cli('devices', 'import', join(base, 'export.csv'))).out).toContain(': 0 added, 0 updated, 3 unchanged, 0 refused');
+      const yaml = await cli('devices', 'export', '--format', 'yaml');
+      writeFileSync(join(base, 'export.yaml'), yaml.out.replace('host: 10.0.1.2', 'host: 10.0.1.22'));
+      expect((await cli('devices', 'import', join(base, 'export.yaml'))).out).toContain(': 0 added, 1 updated, 2 unchanged, 0 refused');
+      const store = SqliteStore.open(join(base, 'devices.db'));
+      expect((await store.devices.list(['api'])).map((d) => d.device.host)).toEqual(['10.0.1.1', '10.0.1.22']);
+      await store.close();
+    });
+
+    it('reports refused rows with their row and field, and applies the others', async () => {
+      writeFileSync(join(base, 'mixed.csv'), 'id,host,username,privateKeyFile,pool\nf1,10.0.0.99,root,key,\nap-3,10.0.1.3,root,id_ed25519,nope\nap-4,10.0.1.4,root,id_ed25519,\n');
+      const res = await cli('devices', 'import', join(base, 'mixed.csv'));
+      expect(res.code).toBe(1);
+      expect(res.out).toContain(': 1 added, 0 updated, 0 unchanged, 2 refused');
+      expect(res.err).toBe(
+        'refused (the other rows were applied):\n' +
+          'row 2, id: device f1 is managed by the configuration file; change it there\n' +
+          'row 3, pool: unknown pool "nope"; known: edge; or leave it out for the default servers\n',
+      );
+      writeFileSync(join(base, 'bad.csv'), 'id,host,username\nok,10.0.0.1,root\n');
+      const bad = await cli('devices', 'import', join(base, 'bad.csv'));
+      expect(bad).toEqual({ code: 2, out: '', err: `${join(base, 'bad.csv')}: nothing imported, fix these rows first:\nrow 2, privateKeyFile: set privateKeyFile (recommended) or passwordFile for SSH authentication\n` });
+    });
+
+    it('goes through the API of the collector that owns the database, whose inventory changes at once', async () => {
+      const { loadConfigFile } = await import('./config/load.js');
+      const config = join(base, 'collector.yaml');
+      const service = await startService(loadConfigFile(config), pino({ level: 'silent' }), { schedule: false, watchConfig: false });
+      try {
+        // the daemon listens on a port chosen at start: the configuration names it for the CLI
+        writeFileSync(config, readFileSync(config, 'utf8').replace('listen: 127.0.0.1:0', `listen: ${service.url.slice('http://'.length)}`));
+        expect((await cli('devices', 'import', join(base, 'fleet.csv'))).out).toContain(': 2 added');
+        writeFileSync(join(base, 'fleet.csv'), readFileSync(join(base, 'fleet.csv'), 'utf8').replace('lobby', 'hall'));
+        expect((await cli('devices', 'import', join(base, 'fleet.csv'))).out).toContain(': 0 added, 1 updated, 1 unchanged');
+        expect(service.collector.devices().map((d) => [d.id, d.managedBy])).toEqual([
+          ['ap-1', 'api'],
+          ['ap-2', 'api'],
+          ['f1', 'file'],
+        ]);
+        await service.store.devices.replaceSource('file:us', [deviceConfigSchema.parse({ id: 'us-1', host: '10.0.9.2', username: 'root', privateKeyFile: 'k' })]);
+        writeFileSync(join(base, 'taken.csv'), 'id,host,username,privateKeyFile\nap-5,10.0.1.5,root,../token\nus-1,10.0.1.6,root,id_ed25519\n');
+        const refused = await cli('devices', 'import', join(base, 'taken.csv'));
+        expect(refused.err).toContain('row 2, privateKeyFile: give a file name inside deviceCredentialsDir');
+        expect(refused.err).toContain("row 3, id: device us-1 exists already in a configuration file's devices: list");
+        expect((await cli('devices', 'export')).out.split('\n')).toHaveLength(5);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('on PostgreSQL, uses the API of the collector the configuration runs when it answers, else the database', async () => {
+      const { loadConfigFile, loadConfigText } = await import('./config/load.js');
+      const service = await startService(loadConfigFile(join(base, 'collector.yaml')), pino({ level: 'silent' }), { schedule: false, watchConfig: false });
+      try {
+        const pgConfig = (listen: string) =>
+          loadConfigText(`apiTokenFile: token\nlisten: ${listen}\ndatabase: postgres://nobody@127.0.0.1:1/none\ndeviceCredentialsDir: creds\n`, join(base, 'pg.yaml'));
+        const admin = await openDeviceAdmin(pgConfig(service.url.slice('http://'.length)), pino({ level: 'silent' }));
+        expect((await admin.records()).map((r) => r.device.id)).toEqual(['f1']);
+        await admin.close();
+        await expect(openDeviceAdmin(pgConfig('127.0.0.1:9'), pino({ level: 'silent' }))).rejects.toThrow(/127\.0\.0\.1:1/);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('names ids another source holds, and a collector whose API does not answer', async () => {
+      const store = SqliteStore.open(join(base, 'devices.db'));
+      await store.devices.replaceSource('file:eu', [deviceConfigSchema.parse({ id: 'ap-1', host: '10.0.9.1', username: 'root', privateKeyFile: 'k' })]);
+      await store.close();
+      const res = await cli('devices', 'import', join(base, 'fleet.csv'));
+      expect(res.err).toContain("row 2, id: device ap-1 exists already in a configuration file's devices: list; choose another id, or change it in the file");
+      // a daemon owns the database but its API is not where the configuration says
+      const owner = acquireOwnership(join(base, 'devices.db'));
+      try {
+        writeFileSync(join(base, 'collector.yaml'), readFileSync(join(base, 'collector.yaml'), 'utf8').replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:9'));
+        expect(await cli('devices', 'export')).toEqual({ code: 1, out: '', err: expect.stringMatching(/^error: cannot reach the collector API at http:\/\/127\.0\.0\.1:9/) });
+      } finally {
+        owner.release();
+      }
+    });
+
+    it('says how to use it, and what is wrong with the file or the API', async () => {
+      expect((await cli('devices')).code).toBe(2);
+      expect((await cli('devices', 'import')).err).toContain('devices import needs one .csv, .yaml or .yml file');
+      expect((await cli('devices', 'import', 'x.json')).code).toBe(2);
+      expect((await cli('devices', 'frob')).err).toContain('unknown devices command "frob"');
+      expect((await cli('devices', 'export', '--format', 'xml')).err).toContain('--format csv or yaml');
+      expect((await cli('devices', 'import', join(base, 'missing.csv'))).err).toBe(`cannot read ${join(base, 'missing.csv')}: ENOENT\n`);
+      const unreachable = apiDeviceAdmin('http://127.0.0.1:9', TOKEN);
+      await expect(unreachable.records()).rejects.toThrow('cannot reach the collector API at http://127.0.0.1:9');
+      // what is not a refusal is not swallowed
+      const broken = { ...runtime([]), deviceAdmin: async () => ({ ...unreachable, records: () => Promise.reject(new Error('bug')) }) };
+      await expect(runCli(['devices', 'export', '--config', join(base, 'collector.yaml')], io().io, broken)).rejects.toThrow('bug');
+    });
   });
 });

@@ -2,6 +2,7 @@
  * Command line: `serve`, `run <device-id>...`, `check-config`. Exit codes: 0 success,
  * 1 a run did not succeed or the service failed, 2 invalid configuration or usage.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
@@ -9,6 +10,7 @@ import { StartupError } from './errors.js';
 import { createLogger } from './logging.js';
 import { StoredSettingsError } from './store/store.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
+import { DeviceAdminError, formatDevices, formatOf, formatRowErrors, importDevices, parseDeviceFile, type DeviceAdmin } from './inventory/bulk.js';
 import { COLLECTOR_VERSION } from './version.js';
 
 export const USAGE = `iperf3 collector ${COLLECTOR_VERSION}
@@ -20,9 +22,15 @@ Usage:
   collector forget-host-key <device-id> --config <file>
                                              forget the SSH host key recorded for a device
                                              (after it was re-keyed); the next connection records it again
+  collector devices import <devices.csv|devices.yaml> --config <file>
+                                             add or update devices managed by the API, without a restart
+                                             (columns: docs/configuration.md); through the API of a running collector
+  collector devices export [--format csv|yaml] --config <file>
+                                             print every device with its configuration (no secrets)
 
 Options:
   -c, --config <file>   configuration file (default: $COLLECTOR_CONFIG or ./collector.yaml)
+  --format csv|yaml     devices export: the output format (default csv)
   --log-level <level>   trace, debug, info, warn, error (default: info)
   -h, --help            this help
   -v, --version         print the version
@@ -39,6 +47,8 @@ export interface Runtime {
   run(loaded: LoadedConfig, logger: Logger, devices: string[]): Promise<RunSummary[]>;
   /** true when a key was recorded and is now forgotten */
   forgetHostKey(loaded: LoadedConfig, device: string): Promise<boolean>;
+  /** the inventory for `devices import/export`: the running collector's API, or the store */
+  deviceAdmin(loaded: LoadedConfig, logger: Logger): Promise<DeviceAdmin>;
 }
 
 function formatRate(bps: number | undefined): string {
@@ -75,6 +85,7 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
       options: {
         config: { type: 'string', short: 'c' },
         'log-level': { type: 'string' },
+        format: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -93,7 +104,7 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
     (values.help ? io.out : io.err)(USAGE);
     return values.help ? 0 : 2;
   }
-  if (!['serve', 'run', 'check-config', 'forget-host-key'].includes(command)) {
+  if (!['serve', 'run', 'check-config', 'forget-host-key', 'devices'].includes(command)) {
     io.err(`unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
@@ -138,6 +149,7 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
   }
 
   const logger = createLogger({ level: values['log-level'] });
+  if (command === 'devices') return devicesCommand(rest, values.format, io, () => runtime.deviceAdmin(loaded, logger));
   if (command === 'serve') {
     if (rest.length > 0) {
       io.err(`serve takes no device ids (got ${rest.join(' ')})\n`);
@@ -159,6 +171,62 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
     const results = await runtime.run(loaded, logger, rest);
     io.out(formatSummary(results));
     return results.every((r) => r.status === 'ok') ? 0 : 1;
+  });
+}
+
+const DEVICES_USAGE = 'use `collector devices import <devices.csv|devices.yaml>` or `collector devices export [--format csv|yaml]`';
+
+/** `devices import <file>` and `devices export`. Exit codes: 2 bad usage or file (nothing written), 1 rows refused. */
+async function devicesCommand(args: string[], format: string | undefined, io: CliIo, open: () => Promise<DeviceAdmin>): Promise<number> {
+  const [sub, ...files] = args;
+  if (sub === 'export') {
+    if (files.length > 0 || (format !== undefined && format !== 'csv' && format !== 'yaml')) {
+      io.err(`devices export takes no file and --format csv or yaml; ${DEVICES_USAGE}\n`);
+      return 2;
+    }
+    return adminGuard(io, open, async (admin) => {
+      io.out(formatDevices((await admin.records()).map((r) => r.device), format === 'yaml' ? 'yaml' : 'csv'));
+      return 0;
+    });
+  }
+  const kind = files.length === 1 ? formatOf(files[0]) : null;
+  if (sub !== 'import' || kind === null) {
+    io.err(`${sub === 'import' ? 'devices import needs one .csv, .yaml or .yml file' : `unknown devices command "${sub ?? ''}"`}; ${DEVICES_USAGE}\n`);
+    return 2;
+  }
+  let text: string;
+  try {
+    text = readFileSync(files[0], 'utf8');
+  } catch (err) {
+    io.err(`cannot read ${files[0]}: ${(err as NodeJS.ErrnoException).code}\n`);
+    return 2;
+  }
+  const { rows, errors } = parseDeviceFile(text, kind);
+  if (errors.length > 0) {
+    io.err(`${files[0]}: nothing imported, fix these rows first:\n${formatRowErrors(errors)}\n`);
+    return 2;
+  }
+  return adminGuard(io, open, async (admin) => {
+    const report = await importDevices(admin, rows);
+    io.out(`${files[0]}: ${report.added.length} added, ${report.updated.length} updated, ${report.unchanged.length} unchanged, ${report.errors.length} refused\n`);
+    if (report.errors.length === 0) return 0;
+    io.err(`refused (the other rows were applied):\n${formatRowErrors(report.errors)}\n`);
+    return 1;
+  });
+}
+
+async function adminGuard(io: CliIo, open: () => Promise<DeviceAdmin>, fn: (admin: DeviceAdmin) => Promise<number>): Promise<number> {
+  return startupGuard(io, async () => {
+    const admin = await open();
+    try {
+      return await fn(admin);
+    } catch (err) {
+      if (!(err instanceof DeviceAdminError)) throw err;
+      io.err(`error: ${err.message}\n`);
+      return 1;
+    } finally {
+      await admin.close();
+    }
   });
 }
 

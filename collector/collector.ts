@@ -7,10 +7,12 @@ import type { Logger } from 'pino';
 import type { ServerInfo } from '../contract/api.js';
 import type { Settings } from '../contract/settings.js';
 import { EffectiveSettings, type SettingsSource } from './config/effectiveSettings.js';
-import type { LoadedConfig, LoadedDevice } from './config/load.js';
+import type { DeviceConfig, DevicePatch, DeviceRecord } from '../contract/devices.js';
+import { loadConfigFile, type LoadedConfig } from './config/load.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { Runner, type RunnerTelemetry } from './dispatch/runner.js';
 import { probeServer, type ServerCheck } from './dispatch/serverProbe.js';
+import { DeviceCatalog } from './inventory/catalog.js';
 import { Inventory, type DeviceSummary } from './inventory/inventory.js';
 import type { DeviceConnector } from './model.js';
 import { Scheduler } from './schedule/scheduler.js';
@@ -27,6 +29,8 @@ export interface CollectorOptions {
   /** shared store: how often the end of a round looks for devices left by a collector that died */
   roundRecheckMs?: number;
   roundStallMs?: number;
+  /** reads the configuration file again on reload (default loadConfigFile) */
+  readConfig?: (path: string) => LoadedConfig;
 }
 
 export interface CollectorStatus {
@@ -52,6 +56,8 @@ export class Collector {
     private readonly opts: CollectorOptions,
     private readonly inventory: Inventory,
     private readonly settings: EffectiveSettings,
+    /** the inventory in the store: the file's devices and the API's */
+    readonly catalog: DeviceCatalog,
   ) {
     this.clock = opts.clock ?? (() => new Date());
     this.log = opts.logger;
@@ -67,17 +73,28 @@ export class Collector {
 
   /** Builds the core on a store: the settings in effect are those stored, else the file's. */
   static async open(opts: CollectorOptions): Promise<Collector> {
-    const inventory = new Inventory(opts.loaded.devices);
+    const inventory = new Inventory();
     const settings = await EffectiveSettings.load(opts.loaded, opts.store.settings, inventory);
+    const catalog = new DeviceCatalog({
+      store: opts.store,
+      loaded: opts.loaded,
+      inventory,
+      pools: () => Object.keys(settings.current.pools),
+      logger: opts.logger,
+      readConfig: opts.readConfig ?? loadConfigFile,
+    });
+    await catalog.start();
     if (settings.secretLost) {
       opts.logger.warn(
         'the iperf3 password saved with the pushed settings was encrypted with another API token and cannot be read: authenticated tests fail until the data source is saved again in Grafana (Save & test)',
       );
     }
-    return new Collector(opts, inventory, settings);
+    return new Collector(opts, inventory, settings, catalog);
   }
 
   private async runRound(roundId: number, devices?: string[]): Promise<boolean> {
+    // devices added or removed through another collector's API (shared store) since the last round
+    await this.catalog.refresh().catch((err: unknown) => this.log.warn({ err: String(err) }, 'cannot read the inventory: the round uses the devices known'));
     await this.runner.runRound(roundId, devices ?? this.scheduledIds());
     await this.applyRetention();
     return !this.shuttingDown;
@@ -87,7 +104,7 @@ export class Collector {
   private scheduledIds(): string[] {
     const group = this.opts.loaded.config.group;
     return this.inventory.enabledIds().filter((id) => {
-      const pinned = (this.inventory.get(id) as LoadedDevice).config.group;
+      const pinned = this.inventory.get(id)?.config.group;
       return pinned === undefined || pinned === group;
     });
   }
@@ -111,6 +128,28 @@ export class Collector {
 
   devices(): DeviceSummary[] {
     return this.inventory.summaries();
+  }
+
+  /** Devices with their configuration (no secrets), for `devices export`. */
+  deviceRecords(): DeviceRecord[] {
+    return this.catalog.records();
+  }
+
+  addDevice(device: DeviceConfig): Promise<DeviceRecord> {
+    return this.catalog.add(device);
+  }
+
+  updateDevice(id: string, patch: DevicePatch): Promise<DeviceRecord> {
+    return this.catalog.update(id, patch);
+  }
+
+  removeDevice(id: string, deleteHistory: boolean): Promise<void> {
+    return this.catalog.remove(id, deleteHistory);
+  }
+
+  /** Reads the configuration file again and applies its devices (file watcher, SIGHUP). */
+  reloadConfig(): Promise<boolean> {
+    return this.catalog.reloadFile();
   }
 
   servers(): ServerInfo[] {

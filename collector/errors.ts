@@ -47,3 +47,42 @@ export class DatabaseInUseError extends StartupError {
     this.name = 'DatabaseInUseError';
   }
 }
+
+/** 409: the device is listed in a configuration file: it is changed by editing that file, not through the API. */
+export class DeviceManagedByFileError extends Error {
+  constructor(
+    readonly device: string,
+    /** the file, when it is this collector's; else the group of the collectors whose file lists it (null: no group) */
+    readonly file: { path: string } | { group: string | null },
+  ) {
+    super(
+      'path' in file
+        ? `device ${device} is managed by the configuration file ${file.path} (its devices: list): edit the file there; the collector reloads it when it is saved`
+        : `device ${device} is managed by the configuration file of the collectors ${file.group === null ? 'without a group' : `of group "${file.group}"`} (their devices: list): edit it there`,
+    );
+    this.name = 'DeviceManagedByFileError';
+  }
+}
+
+/** 409: a device with this id exists already. */
+export class DeviceIdTakenError extends Error {
+  constructor(
+    readonly device: string,
+    managedBy: 'file' | 'api',
+  ) {
+    super(
+      managedBy === 'api'
+        ? `device ${device} exists already; change it with PATCH /api/v1/devices/${device}, or choose another id`
+        : `device ${device} exists already in a configuration file's devices: list; choose another id, or change it in the file`,
+    );
+    this.name = 'DeviceIdTakenError';
+  }
+}
+
+/** 400: the device is well-formed but cannot work here (unknown pool, credential file missing or outside deviceCredentialsDir). */
+export class DeviceRejectedError extends Error {
+  constructor(readonly fields: FieldError[]) {
+    super(`device rejected: ${formatFieldErrors(fields)}`);
+    this.name = 'DeviceRejectedError';
+  }
+}

@@ -1,6 +1,6 @@
 /** Entry point of `npm run collector -- <command>` and of the container image. */
 import { runCli } from './cli.js';
-import { forgetHostKey, runOnce, startService } from './service.js';
+import { forgetHostKey, openDeviceAdmin, runOnce, startService } from './service.js';
 
 const exitCode = await runCli(
   process.argv.slice(2),
@@ -8,6 +8,7 @@ const exitCode = await runCli(
   {
     run: (loaded, logger, devices) => runOnce(loaded, logger, devices),
     forgetHostKey: (loaded, device) => forgetHostKey(loaded, device),
+    deviceAdmin: (loaded, logger) => openDeviceAdmin(loaded, logger),
     serve: async (loaded, logger) => {
       const service = await startService(loaded, logger);
       return new Promise<number>((resolve) => {
@@ -23,6 +24,11 @@ const exitCode = await runCli(
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        // the configuration file's devices are reloaded (also when the file changes); other keys need a restart
+        process.on('SIGHUP', () => {
+          logger.info('SIGHUP: reloading the configuration file');
+          void service.reload();
+        });
       });
     },
   },

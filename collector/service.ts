@@ -15,6 +15,10 @@ import { PostgresStore } from './store/postgres/postgresStore.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
 import { SecretBox } from './store/secretBox.js';
 import type { Store } from './store/store.js';
+import type { DeviceAdmin } from './inventory/bulk.js';
+import { watchConfigFile } from './inventory/configWatch.js';
+import { apiDeviceAdmin, apiUrl, storeDeviceAdmin } from './inventory/deviceAdmin.js';
+import { DatabaseInUseError } from './errors.js';
 import { Telemetry } from './telemetry.js';
 import { COLLECTOR_VERSION } from './version.js';
 
@@ -24,6 +28,8 @@ export interface ServiceOptions {
   clock?: () => Date;
   /** false: do not start the schedule (tests drive rounds themselves) */
   schedule?: boolean;
+  /** false: do not watch the configuration file for changes to its devices */
+  watchConfig?: boolean;
 }
 
 export interface Service {
@@ -32,6 +38,8 @@ export interface Service {
   store: Store;
   /** `http://host:port` the API listens on */
   url: string;
+  /** Reads the configuration file again and applies its devices (SIGHUP); false when it has errors (logged). */
+  reload(): Promise<boolean>;
   /** idempotent: schedule off, queue dropped, running tests finish, API closed, store closed */
   close(): Promise<void>;
 }
@@ -77,19 +85,26 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
   // listening on TCP: the address is an object (port 0 in the config means any free port)
   const boundPort = (app.server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
-  logger.info({ url, devices: loaded.devices.length, version: COLLECTOR_VERSION }, 'collector API listening');
+  logger.info({ url, devices: collector.devices().length, version: COLLECTOR_VERSION }, 'collector API listening');
   if (options.schedule !== false) {
     collector.startSchedule().catch((err: unknown) => logger.error({ err }, 'schedule failed to start'));
   }
+  const reload = () =>
+    collector.reloadConfig().catch((err: unknown) => {
+      logger.error({ err }, 'configuration reload failed: the devices in use stay');
+      return false;
+    });
+  const watcher = options.watchConfig === false ? null : watchConfigFile(loaded.path, () => void reload(), logger);
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      watcher?.close();
       await collector.shutdown();
       await app.close();
       await store.close();
       logger.info('collector stopped');
     })());
-  return { app, collector, store, url, close };
+  return { app, collector, store, url, reload, close };
 }
 
 /** The `forget-host-key` command: works beside a running `serve` (a single small write). */
@@ -111,4 +126,29 @@ export async function runOnce(loaded: LoadedConfig, logger: Logger, devices: str
     await collector.shutdown();
     await store.close();
   }
+}
+
+/**
+ * `devices import/export`: through the API of the collector that owns the SQLite database (or,
+ * on PostgreSQL, of the collector this configuration runs, when it answers), else through the
+ * store itself.
+ */
+export async function openDeviceAdmin(loaded: LoadedConfig, logger: Logger): Promise<DeviceAdmin> {
+  const api = apiDeviceAdmin(apiUrl(loaded.config.listen), loaded.apiToken);
+  if (loaded.postgres) {
+    const answered = await fetch(`${apiUrl(loaded.config.listen)}/api/v1/health`, { headers: { authorization: `Bearer ${loaded.apiToken}` } }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (answered) return api;
+  }
+  let store: Store;
+  try {
+    store = await openStore(loaded);
+  } catch (err) {
+    if (err instanceof DatabaseInUseError) return api;
+    throw err;
+  }
+  // a failure ends the command, and with it the process that holds the store
+  return storeDeviceAdmin(loaded, store, logger);
 }

@@ -62,6 +62,8 @@ export interface DeviceInfo {
   /** named pool, or null for the default pool */
   pool: string | null;
   enabled: boolean;
+  /** `file`: listed in the collector's configuration file (edit it to change the device); `api`: added through the API. Absent from older collectors. */
+  managedBy?: 'file' | 'api';
   lastRun: RunRecord | null;
 }
 

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_RUNS_PER_REQUEST, MAX_POINTS_PER_SERIES, MAX_RUNS_PER_REQUEST, runNowRequestSchema, runStatusSchema } from './api.js';
+import { deviceConfigSchema, deviceIdSchema, devicePatchSchema } from './devices.js';
 import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
 import { settingsSchema } from './settings.js';
 
@@ -135,6 +136,15 @@ export function apiSchemas(limits: ApiLimits) {
       .superRefine(checkRange(Number.POSITIVE_INFINITY)),
     runId: z.strictObject({
       id: z.string().regex(/^[1-9]\d{0,15}$/, 'a run id is a positive whole number').transform(Number),
+    }),
+    /** POST /api/v1/devices */
+    deviceBody: deviceConfigSchema,
+    /** PATCH /api/v1/devices/{id} */
+    devicePatchBody: devicePatchSchema,
+    deviceId: z.strictObject({ id: deviceIdSchema }),
+    /** DELETE /api/v1/devices/{id}: the device's runs, series and latest values stay unless history=delete */
+    deviceDeleteQuery: z.strictObject({
+      history: z.enum(['keep', 'delete'], { error: 'use keep (the default: runs stay queryable) or delete (runs, metrics and the recorded host key go too)' }).default('keep'),
     }),
     runNowBody: runNowRequestSchema.extend({
       devices: runNowRequestSchema.shape.devices.max(limits.maxDevices, `at most ${limits.maxDevices} devices per request; split the request`),

@@ -23,6 +23,7 @@ import {
   type SettingsResponse,
   type TestRecord,
 } from './api.js';
+import { deviceConfigSchema, type DeviceRecord } from './devices.js';
 import { DIRECTIONS, METRIC_NAMES } from './metrics.js';
 import { settingsSchema } from './settings.js';
 
@@ -63,6 +64,7 @@ export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({
   labels: z.record(z.string(), z.string()),
   pool: z.string().nullable(),
   enabled: z.boolean(),
+  managedBy: z.enum(['file', 'api']).optional(),
   lastRun: runRecordSchema.nullable(),
 });
 
@@ -93,6 +95,14 @@ export const healthResponseSchema: z.ZodType<HealthResponse> = z.object({
 });
 
 export const devicesResponseSchema: z.ZodType<{ devices: DeviceInfo[] }> = z.object({ devices: z.array(deviceInfoSchema) });
+const managedBy = z.enum(['file', 'api']);
+export const deviceRecordSchema: z.ZodType<DeviceRecord> = z.object({ device: deviceConfigSchema, managedBy });
+export const deviceRecordsResponseSchema: z.ZodType<{ devices: DeviceRecord[] }> = z.object({ devices: z.array(deviceRecordSchema) });
+export const deviceRemovedResponseSchema: z.ZodType<DeviceRemovedResponse> = z.object({ removed: z.string(), history: z.enum(['kept', 'deleted']) });
+export interface DeviceRemovedResponse {
+  removed: string;
+  history: 'kept' | 'deleted';
+}
 export const serversResponseSchema: z.ZodType<{ servers: ServerInfo[] }> = z.object({ servers: z.array(serverInfoSchema) });
 export const runsResponseSchema: z.ZodType<RunsResponse> = z.object({ runs: z.array(runRecordSchema) });
 export const runNowResponseSchema: z.ZodType<RunNowResponse> = z.object({ queued: z.array(z.string()) });

@@ -22,6 +22,10 @@ describe('the OpenAPI document', () => {
     expect(ops.sort()).toEqual(
       [
         'GET /api/v1/devices',
+        'GET /api/v1/devices/export',
+        'POST /api/v1/devices',
+        'PATCH /api/v1/devices/{id}',
+        'DELETE /api/v1/devices/{id}',
         'GET /api/v1/health',
         'GET /api/v1/latest',
         'GET /api/v1/runs',
@@ -39,5 +43,7 @@ describe('the OpenAPI document', () => {
     expect(names('/api/v1/runs/{id}')).toEqual(['id']);
     expect(doc.paths['/api/v1/runs'].post.requestBody).toBeDefined();
     expect(doc.paths['/api/v1/settings'].put.requestBody).toBeDefined();
+    expect(doc.paths['/api/v1/devices'].post.requestBody).toBeDefined();
+    expect(((doc.paths['/api/v1/devices/{id}'].delete.parameters ?? []) as { name: string }[]).map((p) => p.name)).toEqual(['history', 'id']);
   });
 });

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { DeviceInfo, ServerInfo } from '../../contract/api.js';
+import type { DeviceConfig, DevicePatch, DeviceRecord } from '../../contract/devices.js';
 import type { Settings } from '../../contract/settings.js';
 import type { CollectorStatus } from '../collector.js';
 import type { ServerCheck } from '../dispatch/serverProbe.js';
@@ -13,6 +14,14 @@ export type { CollectorStatus, DeviceSummary, ServerCheck };
 /** What the composition root gives the API to control the collector (the Collector implements it). */
 export interface CollectorControl {
   devices(): DeviceSummary[];
+  /** Devices with their configuration (no secrets). */
+  deviceRecords(): DeviceRecord[];
+  /** Throws DeviceRejectedError (400) or DeviceIdTakenError (409). */
+  addDevice(device: DeviceConfig): Promise<DeviceRecord>;
+  /** Throws UnknownDevicesError (404), DeviceManagedByFileError (409) or DeviceRejectedError (400). */
+  updateDevice(id: string, patch: DevicePatch): Promise<DeviceRecord>;
+  /** Throws UnknownDevicesError (404) or DeviceManagedByFileError (409). */
+  removeDevice(id: string, deleteHistory: boolean): Promise<void>;
   servers(): ServerInfo[];
   status(): Promise<CollectorStatus>;
   /**

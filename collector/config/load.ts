@@ -36,6 +36,8 @@ export interface LoadedConfig {
   databasePath: string;
   /** set when `database` is a postgres:// URL */
   postgres: PostgresTarget | null;
+  /** `deviceCredentialsDir` resolved, or null when the configuration sets none */
+  credentialsDir: string | null;
   warnings: string[];
 }
 
@@ -87,6 +89,18 @@ function readSecret(base: string, file: string, field: string, errors: FieldErro
   return trim ? text.trim() : text;
 }
 
+/**
+ * A device with the secrets its credential fields name, read from files relative to `base`.
+ * Unreadable files are recorded in `errors` (field names prefixed with `field`).
+ */
+export function loadDevice(d: DeviceConfig, base: string, field: string, errors: FieldError[]): LoadedDevice {
+  const target: DeviceTarget = { id: d.id, host: d.host, port: d.port, username: d.username, hostKey: d.hostKey };
+  if (d.privateKeyFile) target.privateKey = Buffer.from(readSecret(base, d.privateKeyFile, `${field}privateKeyFile`, errors, 'SSH private key', false));
+  if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `${field}passphraseFile`, errors, 'key passphrase');
+  if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `${field}passwordFile`, errors, 'SSH password');
+  return { config: d, target };
+}
+
 /** Parses and validates YAML text; `path` is used to resolve relative files and in messages. */
 export function loadConfigText(text: string, path: string): LoadedConfig {
   const doc = parseDocument(text, { prettyErrors: true });
@@ -105,13 +119,7 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
     errors.push({ field: 'apiTokenFile', message: 'the API token must be at least 16 characters; generate one with `openssl rand -hex 32`' });
   }
 
-  const devices: LoadedDevice[] = config.devices.map((d, i) => {
-    const target: DeviceTarget = { id: d.id, host: d.host, port: d.port, username: d.username, hostKey: d.hostKey };
-    if (d.privateKeyFile) target.privateKey = Buffer.from(readSecret(base, d.privateKeyFile, `devices.${i}.privateKeyFile`, errors, 'SSH private key', false));
-    if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `devices.${i}.passphraseFile`, errors, 'key passphrase');
-    if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `devices.${i}.passwordFile`, errors, 'SSH password');
-    return { config: d, target };
-  });
+  const devices: LoadedDevice[] = config.devices.map((d, i) => loadDevice(d, base, `devices.${i}.`, errors));
 
   let iperf3Password: string | null = null;
   let iperf3RsaPublicKey: string | null = null;
@@ -138,7 +146,8 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
       'ssh.trustOnFirstUse is on: the first connection to a device without a pinned hostKey records whatever key it presents, and passwords are then sent to it; pin hostKey for devices reached over untrusted networks',
     );
   }
-  return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, postgres, warnings };
+  const credentialsDir = config.deviceCredentialsDir === undefined ? null : resolve(base, config.deviceCredentialsDir);
+  return { path, config, apiToken, devices, iperf3Password, iperf3RsaPublicKey, databasePath, postgres, credentialsDir, warnings };
 }
 
 export function loadConfigFile(path: string): LoadedConfig {

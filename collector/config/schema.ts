@@ -4,41 +4,16 @@
  * data source can push the same keys over the API.
  */
 import { z } from 'zod';
-import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, hostSchema, poolsSchema, portSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
-
-const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+import { deviceConfigSchema, groupSchema, type DeviceConfig } from '../../contract/devices.js';
+import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, poolsSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
 
 export const listenSchema = z
   .string()
   .trim()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'use host:port, e.g. 127.0.0.1:8686 or [::1]:8686');
 
-export const deviceSchema = z
-  .strictObject({
-    id: z.string().regex(DEVICE_ID, 'use 1-128 letters, digits, or . _ : - (starting with a letter or digit)'),
-    host: hostSchema,
-    port: portSchema.default(22),
-    username: z.string().trim().min(1, 'the SSH user is required, e.g. root'),
-    privateKeyFile: z.string().min(1).optional(),
-    passphraseFile: z.string().min(1).optional(),
-    passwordFile: z.string().min(1).optional(),
-    hostKey: z
-      .string()
-      .trim()
-      .regex(FINGERPRINT, 'use the SHA256 fingerprint as printed by `ssh-keygen -lf <key>.pub`, e.g. SHA256:abc...')
-      .optional(),
-    labels: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'label names use letters, digits and _'), z.string()).default({}),
-    pool: z.string().min(1).optional(),
-    /** pinned to a collector group: only collectors of that group test it on schedule */
-    group: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'group names use letters, digits, . _ -').optional(),
-    enabled: z.boolean().default(true),
-  })
-  .refine((d) => d.privateKeyFile !== undefined || d.passwordFile !== undefined, {
-    message: 'set privateKeyFile (recommended) or passwordFile for SSH authentication',
-    path: ['privateKeyFile'],
-  });
-export type DeviceConfig = z.infer<typeof deviceSchema>;
+export const deviceSchema = deviceConfigSchema;
+export type { DeviceConfig };
 
 export const collectorConfigSchema = z
   .strictObject({
@@ -48,7 +23,12 @@ export const collectorConfigSchema = z
     /** the PostgreSQL password (else the PGPASSWORD environment variable) */
     databasePasswordFile: z.string().min(1).optional(),
     /** this collector's group (e.g. a region): with PostgreSQL, it tests unpinned devices and those pinned to it */
-    group: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'group names use letters, digits, . _ -').optional(),
+    group: groupSchema.optional(),
+    /**
+     * The folder holding the SSH keys and password files of devices added through the API or
+     * `devices import`: their credential fields name files in it (no other file can be named).
+     */
+    deviceCredentialsDir: z.string().min(1).optional(),
     apiTokenFile: z.string().min(1, 'a file holding the API bearer token is required'),
     schedule: scheduleSchema.default(scheduleSchema.parse({})),
     servers: z.array(serverSchema).default([]),

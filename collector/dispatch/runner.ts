@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { ServerInfo } from '../../contract/api.js';
 import type { EffectiveSettings } from '../config/effectiveSettings.js';
-import type { LoadedConfig, LoadedDevice } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
 import { DevicesBusyError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js';
@@ -38,6 +38,14 @@ export interface RunnerDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** A queued device was removed from the inventory before its run started: it is not tested. */
+export class DeviceLeftError extends Error {
+  constructor(readonly device: string) {
+    super(`device ${device} left the inventory before its run started: not tested`);
+    this.name = 'DeviceLeftError';
+  }
+}
+
 export class Runner {
   readonly registry: ServerRegistry;
   private readonly dispatcher: Dispatcher<RunSummary>;
@@ -58,6 +66,7 @@ export class Runner {
       onError: (job, err) => {
         // another collector has (or had) this device in this round: nothing to do here
         if (err instanceof RoundClaimedError) deps.logger.debug({ device: job.device, roundId: job.roundId }, err.message);
+        else if (err instanceof DeviceLeftError) deps.logger.info({ device: job.device }, err.message);
         else deps.logger.error({ device: job.device, err }, 'run crashed');
       },
     });
@@ -96,7 +105,8 @@ export class Runner {
         await sleep(recheckMs);
         continue;
       }
-      const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id));
+      // a device removed from the inventory meanwhile is not waited for
+      const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id) && this.deps.inventory.get(id) !== undefined);
       if (left.length === 0) return;
       stalled = left.length < lastLeft ? 0 : stalled + 1;
       lastLeft = left.length;
@@ -158,8 +168,9 @@ export class Runner {
 
   private run(job: DispatchJob): Promise<RunSummary> {
     const { deps } = this;
-    // jobs are made for devices checked against the inventory, which does not change while the process runs
-    const device = deps.inventory.get(job.device) as LoadedDevice;
+    // the device as it is when its run starts; a change later does not touch this run
+    const device = deps.inventory.get(job.device);
+    if (!device) throw new DeviceLeftError(job.device);
     const auth = deps.settings.authSecrets();
     // a password (SSH or iperf3) must not reach a key nobody checked, unless the operator opted in
     const passwordSent = device.target.password !== undefined || auth !== null;

@@ -1,24 +1,43 @@
-/** The devices the collector tests, by id, as loaded from its configuration. */
+/**
+ * The devices this collector tests, by id: a snapshot of the store's inventory (this collector's
+ * configuration file and the API), replaced as a whole when it changes. Readers (the scheduler,
+ * the dispatcher, the API) look devices up when they need them; a run holds the device it
+ * started with, so a change never interrupts a running test.
+ */
 import type { DeviceInfo } from '../../contract/api.js';
+import type { ManagedBy } from '../../contract/devices.js';
 import type { LoadedDevice } from '../config/load.js';
 import { UnknownDevicesError } from '../errors.js';
 
 /** A device as the API lists it: no credentials; `lastRun` is added from the store. */
 export type DeviceSummary = Omit<DeviceInfo, 'lastRun'>;
 
-export class Inventory {
-  private readonly byId: Map<string, LoadedDevice>;
+export interface InventoryDevice extends LoadedDevice {
+  managedBy: ManagedBy;
+}
 
-  constructor(devices: LoadedDevice[]) {
-    this.byId = new Map(devices.map((d) => [d.config.id, d]));
+export class Inventory {
+  private byId: Map<string, InventoryDevice>;
+
+  constructor(devices: LoadedDevice[] = [], managedBy: ManagedBy = 'file') {
+    this.byId = new Map(devices.map((d) => [d.config.id, { ...d, managedBy }]));
   }
 
-  get(id: string): LoadedDevice | undefined {
+  /** Makes `devices` the inventory (ordered by id). */
+  replace(devices: InventoryDevice[]): void {
+    this.byId = new Map([...devices].sort((a, b) => (a.config.id < b.config.id ? -1 : 1)).map((d) => [d.config.id, d]));
+  }
+
+  get(id: string): InventoryDevice | undefined {
     return this.byId.get(id);
   }
 
-  all(): IterableIterator<LoadedDevice> {
+  all(): IterableIterator<InventoryDevice> {
     return this.byId.values();
+  }
+
+  get size(): number {
+    return this.byId.size;
   }
 
   enabledIds(): string[] {
@@ -37,13 +56,14 @@ export class Inventory {
   }
 
   summaries(): DeviceSummary[] {
-    return [...this.byId.values()].map(({ config: d }) => ({
+    return [...this.byId.values()].map(({ config: d, managedBy }) => ({
       id: d.id,
       host: d.host,
       port: d.port,
       labels: d.labels,
       pool: d.pool ?? null,
       enabled: d.enabled,
+      managedBy,
     }));
   }
 }

@@ -13,7 +13,8 @@ import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, SERVER_B, sk
 import { startPostgresCluster, type PostgresCluster } from '../../tests/support/postgresCluster.js';
 import { PostgresStore } from './postgres/postgresStore.js';
 import { SqliteStore } from './sqlite/sqliteStore.js';
-import { StoredSettingsError, type Store } from './store.js';
+import { DeviceExistsError, StoredSettingsError, type Store } from './store.js';
+import { deviceConfigSchema, type DeviceConfig } from '../../contract/devices.js';
 
 /** Opens a fresh, empty store and reads its tables behind its back (as another process would). */
 interface Harness {
@@ -320,6 +321,82 @@ describe.each([
       expect(await store.hostKeys.forget('r1')).toBe(true);
       expect(await store.hostKeys.forget('r1')).toBe(false);
       expect(await store.hostKeys.get('r1')).toBeUndefined();
+    });
+  });
+
+  describe('devices', () => {
+    const dev = (id: string, extra: Partial<DeviceConfig> = {}): DeviceConfig =>
+      deviceConfigSchema.parse({ id, host: `${id}.example.net`, username: 'root', privateKeyFile: 'id_ed25519', ...extra });
+
+    it('keeps each source to exactly the devices it was given, reporting what changed; an unchanged device keeps its time', async () => {
+      expect(await store.devices.replaceSource('file:', [dev('a'), dev('b')])).toEqual({ added: ['a', 'b'], changed: [], removed: [] });
+      const first = await store.devices.list(['file:']);
+      expect(first.map((d) => [d.source, d.device.id, d.updatedAt])).toEqual([
+        ['file:', 'a', now.toISOString()],
+        ['file:', 'b', now.toISOString()],
+      ]);
+      now = new Date(now.getTime() + 60_000);
+      expect(await store.devices.replaceSource('file:', [dev('a'), dev('b', { enabled: false }), dev('c')])).toEqual({ added: ['c'], changed: ['b'], removed: [] });
+      expect(await store.devices.replaceSource('file:', [dev('b', { enabled: false })])).toEqual({ added: [], changed: [], removed: ['a', 'c'] });
+      const [b] = await store.devices.list(['file:']);
+      expect(b).toEqual({ source: 'file:', device: dev('b', { enabled: false }), updatedAt: now.toISOString() });
+      // another group's file may list the same id: sources do not touch each other
+      await store.devices.replaceSource('file:eu', [dev('b', { group: 'eu' })]);
+      expect((await store.devices.find('b')).map((d) => [d.source, d.device.group])).toEqual([
+        ['file:', undefined],
+        ['file:eu', 'eu'],
+      ]);
+      expect((await store.devices.list(['file:eu', 'api'])).map((d) => d.source)).toEqual(['file:eu']);
+      await restart();
+      expect((await store.devices.list(['file:', 'file:eu'])).map((d) => `${d.source}/${d.device.id}`)).toEqual(['file:/b', 'file:eu/b']);
+    });
+
+    it('adds API devices under ids no source holds, changes only API devices', async () => {
+      await store.devices.replaceSource('file:eu', [dev('f')]);
+      expect(await store.devices.add(dev('x', { labels: { site: 'rome' } }))).toEqual({ source: 'api', device: dev('x', { labels: { site: 'rome' } }), updatedAt: now.toISOString() });
+      const taken = await store.devices.add(dev('f')).catch((e: unknown) => e);
+      expect(taken).toBeInstanceOf(DeviceExistsError);
+      expect((taken as DeviceExistsError).existing.source).toBe('file:eu');
+      await expect(store.devices.add(dev('x'))).rejects.toThrow('device x exists already');
+
+      now = new Date(now.getTime() + 1000);
+      expect(await store.devices.update(dev('x', { pool: 'edge' }))).toEqual({ source: 'api', device: dev('x', { pool: 'edge' }), updatedAt: now.toISOString() });
+      expect(await store.devices.update(dev('f', { enabled: false }))).toBeNull();
+      expect(await store.devices.update(dev('nope'))).toBeNull();
+      expect((await store.devices.list(['api', 'file:eu'])).map((d) => [d.device.id, d.device.pool, d.device.enabled])).toEqual([
+        ['f', undefined, true],
+        ['x', 'edge', true],
+      ]);
+      // the API does not remove a file's device
+      expect(await store.devices.remove('f', true)).toBe(false);
+      expect(await store.devices.remove('nope', false)).toBe(false);
+    });
+
+    it('removes an API device keeping its history, or deleting its runs, metrics and host key on request', async () => {
+      for (const id of ['keep', 'drop']) {
+        await store.devices.add(dev(id));
+        const run = await store.runs.start({ device: id, trigger: 'manual', roundId: null, startedAt: new Date(T0) });
+        await store.runs.finish(run, okOutcome(T0, 90e6, 50e6));
+        await store.hostKeys.record(id, 'SHA256:key');
+      }
+      const other = await store.runs.start({ device: 'other', trigger: 'manual', roundId: null, startedAt: new Date(T0) });
+      await store.runs.finish(other, okOutcome(T0, 10e6, 5e6));
+
+      expect(await store.devices.remove('keep', false)).toBe(true);
+      expect(await store.devices.find('keep')).toEqual([]);
+      expect((await store.runs.list({ devices: ['keep'] })).length).toBe(1);
+      const series = await store.metrics.series({ devices: ['keep'], metrics: ['tcp_received_bps'], fromMs: T0 - 1, toMs: T0 + 1, maxPoints: 10 });
+      expect(series.map((x) => x.direction)).toEqual(['download', 'upload']);
+      expect(await store.hostKeys.get('keep')).toBe('SHA256:key');
+
+      expect(await store.devices.remove('drop', true)).toBe(true);
+      expect(await store.runs.list({ devices: ['drop'] })).toEqual([]);
+      expect(await store.metrics.latest({ devices: ['drop'], metrics: ['tcp_received_bps'] })).toEqual([]);
+      expect(Number((await h.rows("SELECT count(*) AS n FROM metrics WHERE device = 'drop'"))[0].n)).toBe(0);
+      expect(Number((await h.rows("SELECT count(*) AS n FROM metrics WHERE device = 'keep'"))[0].n)).toBeGreaterThan(0);
+      expect(await store.hostKeys.get('drop')).toBeUndefined();
+      // other devices' history is untouched
+      expect((await store.runs.list({ devices: ['other'] })).length).toBe(1);
     });
   });
 

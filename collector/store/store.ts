@@ -5,6 +5,7 @@
  * (service.ts) names an implementation.
  */
 import type { IntervalPoint, LatestParams, LatestValue, RunRecord, RunStatus, Series, SeriesParams } from '../../contract/api.js';
+import type { DeviceConfig } from '../../contract/devices.js';
 import type { Settings } from '../../contract/settings.js';
 import type { HostKeyStore, RunOutcome, RunStart } from '../model.js';
 
@@ -141,7 +142,67 @@ export interface ServerLocks {
   onFreed(listener: (key: string | null) => void): Promise<void>;
 }
 
+/** The source of the devices added through the API (and `devices import`). */
+export const API_SOURCE = 'api';
+
+/**
+ * The source of the devices a collector's configuration file lists: one per collector group
+ * (`file:` for collectors without a group), so that collectors of different groups sharing a
+ * PostgreSQL database each keep their own file's devices.
+ */
+export function fileSource(group: string | undefined): string {
+  return `file:${group ?? ''}`;
+}
+
+export interface StoredDevice {
+  /** API_SOURCE, or fileSource(group) */
+  source: string;
+  device: DeviceConfig;
+  /** ISO time of the last change */
+  updatedAt: string;
+}
+
+/** What replaceSource changed: device ids added, changed and removed. */
+export interface SourceChanges {
+  added: string[];
+  changed: string[];
+  removed: string[];
+}
+
+/** A device id is taken already (by the API or by a configuration file). */
+export class DeviceExistsError extends Error {
+  constructor(readonly existing: StoredDevice) {
+    super(`device ${existing.device.id} exists already`);
+    this.name = 'DeviceExistsError';
+  }
+}
+
+/**
+ * The inventory: devices by source. A device id is unique within a source; the API refuses an
+ * id that any source holds, while configuration files may repeat ids (collectors of different
+ * groups share devices through their files).
+ */
+export interface DeviceStore {
+  /** The devices of these sources, ordered by id, then source. */
+  list(sources: string[]): Promise<StoredDevice[]>;
+  /** Every source's entry for this id. */
+  find(id: string): Promise<StoredDevice[]>;
+  /** Adds an API device; throws DeviceExistsError (with an entry holding the id) when any source has it. */
+  add(device: DeviceConfig): Promise<StoredDevice>;
+  /** Replaces an API device; null when the API has no device with that id. */
+  update(device: DeviceConfig): Promise<StoredDevice | null>;
+  /**
+   * Removes an API device. Its runs (and so its series and latest values) stay unless
+   * `deleteHistory`, which also deletes its runs, metrics and recorded host key in the same
+   * transaction. false when the API has no device with that id.
+   */
+  remove(id: string, deleteHistory: boolean): Promise<boolean>;
+  /** Makes `source` hold exactly `devices` (one transaction); unchanged devices keep their time. */
+  replaceSource(source: string, devices: DeviceConfig[]): Promise<SourceChanges>;
+}
+
 export interface Store {
+  readonly devices: DeviceStore;
   readonly rounds: RoundStore;
   readonly runs: RunStore;
   readonly metrics: MetricStore;

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -24,8 +24,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fuzz-'));
   writeFileSync(join(dir, 'token'), TOKEN);
   writeFileSync(join(dir, 'key'), 'k');
+  // devices added by the fuzzer name files in this folder (POST /api/v1/devices answers 201 for them)
+  mkdirSync(join(dir, 'credentials'));
+  for (const name of ['0', 'a', 'A', 'key']) writeFileSync(join(dir, 'credentials', name), 'k');
   const loaded = loadConfigText(
     `apiTokenFile: token
+deviceCredentialsDir: credentials
 listen: 127.0.0.1:0
 database: ./fuzz.db
 servers: [{ host: 127.0.0.1 }]

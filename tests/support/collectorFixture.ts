@@ -10,11 +10,12 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../collector/api/app.js';
 import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from '../../collector/api/types.js';
-import { UnknownDevicesError } from '../../collector/errors.js';
+import { DeviceIdTakenError, DeviceManagedByFileError, UnknownDevicesError } from '../../collector/errors.js';
 import { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
 import { Telemetry } from '../../collector/telemetry.js';
 import type { ServerInfo } from '../../contract/api.js';
+import type { DeviceConfig, DeviceRecord } from '../../contract/devices.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
 
 export const COLLECTOR_TOKEN = 'collector-token-0123456789abcdef';
@@ -53,6 +54,24 @@ export class FixtureControl implements CollectorControl {
 
   devices(): DeviceSummary[] {
     return this.deviceList;
+  }
+  /** every device is the configuration file's: the API's device routes are tested on the real collector (collector/api/devices.test.ts) */
+  deviceRecords(): DeviceRecord[] {
+    return this.deviceList.map((d) => ({
+      device: { id: d.id, host: d.host, port: d.port, username: 'root', privateKeyFile: 'key', labels: d.labels, ...(d.pool ? { pool: d.pool } : {}), enabled: d.enabled },
+      managedBy: 'file',
+    }));
+  }
+  async addDevice(device: DeviceConfig): Promise<DeviceRecord> {
+    if (this.deviceList.some((d) => d.id === device.id)) throw new DeviceIdTakenError(device.id, 'file');
+    this.deviceList.push({ id: device.id, host: device.host, port: device.port, labels: device.labels, pool: device.pool ?? null, enabled: device.enabled, managedBy: 'api' });
+    return { device, managedBy: 'api' };
+  }
+  async updateDevice(id: string): Promise<DeviceRecord> {
+    throw this.deviceList.some((d) => d.id === id) ? new DeviceManagedByFileError(id, { path: 'collector.yaml' }) : new UnknownDevicesError([id]);
+  }
+  async removeDevice(id: string): Promise<void> {
+    await this.updateDevice(id);
   }
   servers(): ServerInfo[] {
     return this.serverList;

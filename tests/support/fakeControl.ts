@@ -1,9 +1,10 @@
 /** A small CollectorControl for the API tests, and a store seeded with known runs. */
 import type { ServerInfo } from '../../contract/api.js';
+import type { DeviceConfig, DeviceRecord } from '../../contract/devices.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
 import type { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
-import { DevicesBusyError, UnknownDevicesError } from '../../collector/errors.js';
+import { DeviceIdTakenError, DeviceManagedByFileError, DevicesBusyError, UnknownDevicesError } from '../../collector/errors.js';
 import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from '../../collector/api/types.js';
 
 export const FILE_SETTINGS: Settings = settingsSchema.parse({ servers: [{ host: '10.0.0.1' }, { host: '10.0.0.2' }] });
@@ -40,6 +41,24 @@ export class TestControl implements CollectorControl {
 
   devices(): DeviceSummary[] {
     return this.deviceList;
+  }
+  /** every device is the configuration file's: the API's device routes are tested on the real collector (collector/api/devices.test.ts) */
+  deviceRecords(): DeviceRecord[] {
+    return this.deviceList.map((d) => ({
+      device: { id: d.id, host: d.host, port: d.port, username: 'root', privateKeyFile: 'key', labels: d.labels, ...(d.pool ? { pool: d.pool } : {}), enabled: d.enabled },
+      managedBy: 'file',
+    }));
+  }
+  async addDevice(device: DeviceConfig): Promise<DeviceRecord> {
+    if (this.deviceList.some((d) => d.id === device.id)) throw new DeviceIdTakenError(device.id, 'file');
+    this.deviceList.push({ id: device.id, host: device.host, port: device.port, labels: device.labels, pool: device.pool ?? null, enabled: device.enabled, managedBy: 'api' });
+    return { device, managedBy: 'api' };
+  }
+  async updateDevice(id: string): Promise<DeviceRecord> {
+    throw this.deviceList.some((d) => d.id === id) ? new DeviceManagedByFileError(id, { path: 'collector.yaml' }) : new UnknownDevicesError([id]);
+  }
+  async removeDevice(id: string): Promise<void> {
+    await this.updateDevice(id);
   }
   servers(): ServerInfo[] {
     return this.serverList;

@@ -1,11 +1,22 @@
-/** The devices (with their last run) and the iperf3 servers of every pool. */
+/**
+ * The inventory: devices (with their last run), adding, changing and removing devices managed by
+ * the API, their configuration for `devices export`, and the iperf3 servers of every pool.
+ */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX } from '../../../contract/api.js';
-import { devicesResponseSchema, serversResponseSchema } from '../../../contract/apiResponses.js';
+import {
+  deviceRecordSchema,
+  deviceRecordsResponseSchema,
+  deviceRemovedResponseSchema,
+  devicesResponseSchema,
+  serversResponseSchema,
+  type DeviceRemovedResponse,
+} from '../../../contract/apiResponses.js';
+import type { DeviceRecord } from '../../../contract/devices.js';
 import type { DevicesResponse, ServersResponse } from '../types.js';
 import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
 
-export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps }) => {
+export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { control, store } = deps;
 
   app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (): Promise<DevicesResponse> => {
@@ -13,6 +24,54 @@ export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { d
     const last = await store.runs.lastOf(devices.map((d) => d.id));
     return { devices: devices.map((d) => ({ ...d, lastRun: last.get(d.id) ?? null })) };
   });
+
+  app.get(
+    `${API_PREFIX}/devices/export`,
+    { schema: { summary: 'Every device with its configuration (credential file names, never secrets), as `collector devices export` writes it', response: { ...ERROR_RESPONSES, 200: deviceRecordsResponseSchema } } },
+    async (): Promise<{ devices: DeviceRecord[] }> => ({ devices: control.deviceRecords() }),
+  );
+
+  app.post(
+    `${API_PREFIX}/devices`,
+    {
+      schema: {
+        summary: 'Add a device managed by the API (201); it joins the next round and can be run at once, without a restart',
+        body: schemas.deviceBody,
+        response: { ...ERROR_RESPONSES, 201: deviceRecordSchema },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await control.addDevice(request.body)),
+  );
+
+  app.patch(
+    `${API_PREFIX}/devices/:id`,
+    {
+      schema: {
+        summary: 'Change a device managed by the API (enable or disable, labels, pool, SSH target, host key reset); 409 for a device of the configuration file',
+        params: schemas.deviceId,
+        body: schemas.devicePatchBody,
+        response: { ...ERROR_RESPONSES, 200: deviceRecordSchema },
+      },
+    },
+    async (request): Promise<DeviceRecord> => control.updateDevice(request.params.id, request.body),
+  );
+
+  app.delete(
+    `${API_PREFIX}/devices/:id`,
+    {
+      schema: {
+        summary: 'Remove a device managed by the API; its runs stay queryable unless history=delete; a running test finishes',
+        params: schemas.deviceId,
+        querystring: schemas.deviceDeleteQuery,
+        response: { ...ERROR_RESPONSES, 200: deviceRemovedResponseSchema },
+      },
+    },
+    async (request): Promise<DeviceRemovedResponse> => {
+      const deleteHistory = request.query.history === 'delete';
+      await control.removeDevice(request.params.id, deleteHistory);
+      return { removed: request.params.id, history: deleteHistory ? 'deleted' : 'kept' };
+    },
+  );
 
   app.get(`${API_PREFIX}/servers`, { schema: { summary: 'The iperf3 servers of every pool, busy or not', response: {  ...ERROR_RESPONSES,200: serversResponseSchema } } }, async (): Promise<ServersResponse> => ({
     servers: control.servers(),

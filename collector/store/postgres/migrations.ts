@@ -110,6 +110,20 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     description: 'settings: the pushed iperf3 password encrypted in its own column, never in the JSON',
     sql: 'ALTER TABLE settings ADD COLUMN secret text',
   },
+  {
+    version: 3,
+    description: 'devices: the inventory, by source (the API, or the configuration file of a collector group)',
+    sql: `
+      CREATE TABLE devices (
+        source     text COLLATE "C" NOT NULL,
+        id         text COLLATE "C" NOT NULL,
+        json       text NOT NULL,
+        updated_at bigint NOT NULL,
+        PRIMARY KEY (source, id)
+      );
+      CREATE INDEX devices_id ON devices (id);
+    `,
+  },
 ];
 
 export class PgSchemaTooNewError extends Error {

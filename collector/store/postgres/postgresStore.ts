@@ -6,6 +6,7 @@
 import type { Store } from '../store.js';
 import { SecretBox } from '../secretBox.js';
 import { LIVENESS_LOCK, PgDatabase, type PostgresOptions } from './database.js';
+import { PgDevices } from './devices.js';
 import { PgHostKeys } from './hostKeys.js';
 import { PgMetrics } from './metrics.js';
 import { PgRounds } from './rounds.js';
@@ -16,6 +17,7 @@ import { PgSettings } from './settings.js';
 export type { PostgresOptions } from './database.js';
 
 export class PostgresStore implements Store {
+  readonly devices: PgDevices;
   readonly rounds: PgRounds;
   readonly runs: PgRuns;
   readonly metrics: PgMetrics;
@@ -27,6 +29,7 @@ export class PostgresStore implements Store {
     readonly db: PgDatabase,
     secrets: SecretBox,
   ) {
+    this.devices = new PgDevices(db);
     this.rounds = new PgRounds(db);
     this.runs = new PgRuns(db);
     this.metrics = new PgMetrics(db);

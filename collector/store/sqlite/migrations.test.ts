@@ -26,7 +26,7 @@ describe('opening and migrating', () => {
     expect(existsSync(path)).toBe(true);
 
     const db = new Database(path);
-    expect(tables(db)).toEqual(['host_keys', 'intervals', 'metrics', 'rounds', 'runs', 'settings', 'tests']);
+    expect(tables(db)).toEqual(['devices', 'host_keys', 'intervals', 'metrics', 'rounds', 'runs', 'settings', 'tests']);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'").pluck().all();
     expect(indexes).toEqual(
@@ -140,7 +140,7 @@ describe('migration 2: the settings secret moves out of the JSON', () => {
     db.prepare('INSERT INTO settings (id, json, updated_at) VALUES (1, ?, 0)').run(JSON.stringify({ servers: [{ host: '10.0.0.1', port: 5201 }] }));
     db.close();
     const store = SqliteStore.open(path);
-    expect(store.schemaVersion()).toBe(2);
+    expect(store.schemaVersion()).toBe(MIGRATIONS.length);
     const stored = await store.settings.get();
     expect(stored?.settings.servers).toEqual([{ host: '10.0.0.1', port: 5201 }]);
     await store.settings.save({ ...stored!.settings, clientOptions: { ...stored!.settings.clientOptions, auth: { username: 'u', password: 'sealed-pw', pkcs1Padding: false } } });
@@ -152,5 +152,26 @@ describe('migration 2: the settings secret moves out of the JSON', () => {
     expect((await store.settings.get())?.settings.clientOptions.auth?.password).toBe('sealed-pw');
     await store.close();
     rmSync(dir2, { recursive: true, force: true });
+  });
+});
+
+describe('migration 3: the inventory moves into the store', () => {
+  it('upgrades a version-2 database, keeping its runs, with an empty devices table keyed by source and id', async () => {
+    const dir3 = mkdtempSync(join(tmpdir(), 'mig3-'));
+    const path = join(dir3, 'v2.db');
+    const db = new Database(path);
+    applyMigrations(db, MIGRATIONS.slice(0, 2), path);
+    db.prepare("INSERT INTO runs (device, trigger, status, started_at) VALUES ('r1', 'manual', 'ok', 1)").run();
+    db.close();
+    const store = SqliteStore.open(path);
+    expect(store.schemaVersion()).toBe(3);
+    expect((await store.runs.list()).map((r) => r.device)).toEqual(['r1']);
+    expect(await store.devices.list(['api'])).toEqual([]);
+    await store.close();
+    const raw = new Database(path);
+    const pk = raw.prepare("SELECT name FROM pragma_table_info('devices') WHERE pk > 0 ORDER BY pk").pluck().all();
+    raw.close();
+    expect(pk).toEqual(['source', 'id']);
+    rmSync(dir3, { recursive: true, force: true });
   });
 });

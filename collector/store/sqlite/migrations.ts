@@ -109,6 +109,22 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec('ALTER TABLE settings ADD COLUMN secret TEXT');
     },
   },
+  {
+    version: 3,
+    description: 'devices: the inventory, by source (the API, or the configuration file of a collector group)',
+    up(db) {
+      db.exec(`
+        CREATE TABLE devices (
+          source     TEXT NOT NULL,
+          id         TEXT NOT NULL,
+          json       TEXT NOT NULL,
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (source, id)
+        );
+        CREATE INDEX devices_id ON devices (id);
+      `);
+    },
+  },
 ];
 
 export class SchemaTooNewError extends StartupError {

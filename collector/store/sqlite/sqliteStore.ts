@@ -2,6 +2,7 @@
 import { SecretBox } from '../secretBox.js';
 import type { Store } from '../store.js';
 import { SqliteDatabase, type SqliteOptions } from './database.js';
+import { SqliteDevices } from './devices.js';
 import { SqliteHostKeys } from './hostKeys.js';
 import { SqliteMetrics } from './metrics.js';
 import { SqliteRounds } from './rounds.js';
@@ -13,6 +14,7 @@ export type { SqliteOptions } from './database.js';
 const INTERRUPTED_MESSAGE = 'the collector stopped while this run was in progress';
 
 export class SqliteStore implements Store {
+  readonly devices: SqliteDevices;
   readonly rounds: SqliteRounds;
   readonly runs: SqliteRuns;
   readonly metrics: SqliteMetrics;
@@ -23,6 +25,7 @@ export class SqliteStore implements Store {
     private readonly sql: SqliteDatabase,
     secrets: SecretBox,
   ) {
+    this.devices = new SqliteDevices(sql);
     this.rounds = new SqliteRounds(sql);
     this.runs = new SqliteRuns(sql);
     this.metrics = new SqliteMetrics(sql);
