@@ -2,20 +2,31 @@ import type { Direction, MetricName } from '../../../contract/metrics.js';
 import { latestValue, seriesFromRows, type MetricRow } from '../rows.js';
 import type { LatestValue, Series } from '../../../contract/api.js';
 import type { LatestQuery, MetricStore, SeriesQuery } from '../store.js';
-import type { SqliteDatabase } from './database.js';
+import type { ReadPool } from './readPool.js';
 
 
 export class SqliteMetrics implements MetricStore {
-  constructor(private readonly sql: SqliteDatabase) {}
+  /** `reads` runs the SELECTs (a pool of worker threads: the scans never block the event loop). */
+  constructor(private readonly reads: ReadPool) {}
 
   async series(query: SeriesQuery): Promise<Series[]> {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
     where.push('time_ms BETWEEN ? AND ?');
     params.push(query.fromMs, query.toMs);
-    // No ORDER BY: SQLite would sort every row in a temporary b-tree; grouping here and
-    // sorting each (already nearly sorted) series is cheaper and keeps the covering index.
-    const text = `SELECT device, name, direction, server, time_ms, value, failed FROM metrics WHERE ${where.join(' AND ')}`;
-    return seriesFromRows(this.sql.stmt(text).raw().iterate(...params) as IterableIterator<MetricRow>, query);
+    // Bucketed in SQL (docs/api.md, "Downsampling"): a series with more than maxPoints points
+    // becomes one row per non-empty bucket, bucket = (time - from) * maxPoints / (to - from + 1)
+    // in integer arithmetic; a smaller series keeps every point (grouped by its row number).
+    // The window's partition is the series; only the points returned reach JavaScript.
+    const series = query.splitByServer === true ? 'name, device, direction, server' : 'name, device, direction';
+    const text = `WITH m AS (
+        SELECT device, name, direction, server, time_ms, value, failed,
+               count(*) OVER s AS n, row_number() OVER s AS k
+        FROM metrics WHERE ${where.join(' AND ')} WINDOW s AS (PARTITION BY ${series}))
+      SELECT device, name, direction, ${query.splitByServer === true ? 'server' : 'NULL'}, min(time_ms), avg(value), max(failed) FROM m
+      GROUP BY ${series}, CASE WHEN n <= CAST(? AS INTEGER) THEN -k
+        ELSE (time_ms - CAST(? AS INTEGER)) * CAST(? AS INTEGER) / (CAST(? AS INTEGER) - CAST(? AS INTEGER) + 1) END`;
+    params.push(query.maxPoints, query.fromMs, query.maxPoints, query.toMs, query.fromMs);
+    return seriesFromRows(await this.reads.all<MetricRow>(text, params));
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {
@@ -31,7 +42,7 @@ export class SqliteMetrics implements MetricStore {
     // SQLite takes the bare columns of a max() aggregate from the row holding the maximum.
     const text = `SELECT device, name, direction, server, max(time_ms), value, failed FROM metrics
                   WHERE ${where.join(' AND ')} GROUP BY device, name, direction ORDER BY device, name, direction`;
-    return (this.sql.stmt(text).raw().all(...params) as MetricRow[]).map(latestValue);
+    return (await this.reads.all<MetricRow>(text, params)).map(latestValue);
   }
 }
 
