@@ -30,17 +30,21 @@ export interface SeriesLoadOptions {
   /** hourly runs per device (20 metric rows each) */
   runsPerDevice: number;
   concurrent: number;
-  maxPoints: number;
+  /** each measured on both paths: few points (the rows dominate) and many (the answer does) */
+  maxPoints: number[];
 }
 
-export const DEFAULT_SERIES_LOAD: SeriesLoadOptions = { devices: 10, runsPerDevice: 5000, concurrent: 8, maxPoints: 500 };
+export const DEFAULT_SERIES_LOAD: SeriesLoadOptions = { devices: 10, runsPerDevice: 5000, concurrent: 8, maxPoints: [50, 500] };
 
+/** SqliteStore's default number of reader threads */
+const DEFAULT_READERS = 2;
 const TOKEN = 'bench-series-token-0123456789abcdef';
 const HOUR = 3_600_000;
 const T0 = Date.parse('2025-01-01T00:00:00.000Z');
 
 interface Phase {
   label: string;
+  maxPoints: number;
   singleMs: number;
   singleHealth: number[];
   concurrentMs: number;
@@ -79,9 +83,9 @@ async function probeWhile<T>(base: string, work: Promise<T>): Promise<{ result: 
   return { result, health };
 }
 
-async function measure(label: string, app: FastifyInstance, o: SeriesLoadOptions, toMs: number): Promise<Phase> {
+async function measure(label: string, app: FastifyInstance, o: SeriesLoadOptions, maxPoints: number, toMs: number): Promise<Phase> {
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  const url = `${base}/api/v1/series?device=all&metric=${METRIC_NAMES.join(',')}&from=${T0}&to=${toMs}&maxPoints=${o.maxPoints}`;
+  const url = `${base}/api/v1/series?device=all&metric=${METRIC_NAMES.join(',')}&from=${T0}&to=${toMs}&maxPoints=${maxPoints}`;
   const failures: string[] = [];
   /** Points answered, or -1 when the request failed (the old path can outlast the server's 30 s request timeout). */
   const query = async (): Promise<number> => {
@@ -107,7 +111,7 @@ async function measure(label: string, app: FastifyInstance, o: SeriesLoadOptions
     const many = await probeWhile(base, Promise.all(Array.from({ length: o.concurrent }, query)));
     const concurrentMs = performance.now() - started;
     const failed = many.result.filter((n) => n < 0).length + (single.result < 0 ? 1 : 0);
-    return { label, singleMs, singleHealth: single.health, concurrentMs, health: many.health, points: single.result, peakRss: processMemory(process.pid).hwm, baseRss, failed, failures };
+    return { label, maxPoints, singleMs, singleHealth: single.health, concurrentMs, health: many.health, points: single.result, peakRss: processMemory(process.pid).hwm, baseRss, failed, failures };
   } finally {
     await app.close();
   }
@@ -128,23 +132,28 @@ export async function benchSeriesLoad(o: SeriesLoadOptions = DEFAULT_SERIES_LOAD
   const store = SqliteStore.open(path);
   const legacyDb = new Database(path, { readonly: true });
   try {
-    // current path first: the peak of the old one cannot leak into it on kernels without clear_refs
-    phases.push(await measure('now: bucketed in SQL, read in worker threads', buildApi({ ...common, store }), o, toMs));
-    log(`series load: now: /healthz p99 ${ms(percentile(phases[0].health, 99))} ms`);
     const legacyStore: Store = Object.assign(Object.create(store) as Store, {
       metrics: { series: async (q: SeriesQuery) => legacySeries(legacyDb, q), latest: store.metrics.latest.bind(store.metrics) },
     });
-    phases.push(await measure('before: every row read on the event loop, downsampled in JS', buildApi({ ...common, store: legacyStore }), o, toMs));
-    log(`series load: before: /healthz p99 ${ms(percentile(phases[1].health, 99))} ms`);
+    for (const maxPoints of o.maxPoints) {
+      // current path first: the peak of the old one cannot leak into it on kernels without clear_refs
+      const now = await measure('now: bucketed in SQL, read in worker threads', buildApi({ ...common, store }), o, maxPoints, toMs);
+      log(`series load: maxPoints ${maxPoints}: now: /healthz p99 ${ms(percentile(now.health, 99))} ms`);
+      const before = await measure('before: every row read on the event loop, downsampled in JS', buildApi({ ...common, store: legacyStore }), o, maxPoints, toMs);
+      log(`series load: maxPoints ${maxPoints}: before: /healthz p99 ${ms(percentile(before.health, 99))} ms`);
+      phases.push(now, before);
+    }
   } finally {
     legacyDb.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  const [now, before] = phases;
+  // the target is judged on the case with the most points answered (the most left on the event loop)
+  const [now, before] = phases.slice(-2);
   const p = (samples: number[], q: number) => (samples.length > 0 ? ms(percentile(samples, q)) : 'none answered');
   const rows = phases.map((ph) => [
     ph.label,
+    ph.maxPoints,
     ph.points.toLocaleString('en-US'),
     ms(ph.singleMs),
     p(ph.singleHealth, 100),
@@ -156,16 +165,20 @@ export async function benchSeriesLoad(o: SeriesLoadOptions = DEFAULT_SERIES_LOAD
   const met = percentile(now.health, 99) < 100;
   const markdown = [
     `Store: ${seeded.metricRows.toLocaleString('en-US')} metric rows (${o.devices} devices x ${o.runsPerDevice.toLocaleString('en-US')} hourly runs, 20 rows per run as a default TCP+UDP run stores).`,
-    `Query: GET /api/v1/series for every device, all ${METRIC_NAMES.length} metrics and the whole history with maxPoints ${o.maxPoints}: it reads every row and`,
-    `answers ${o.devices * 20} series reduced to ${o.maxPoints} points each. Both paths are the real API (buildApi) on loopback over the same file;`,
+    `Query: GET /api/v1/series for every device, all ${METRIC_NAMES.length} metrics and the whole history with maxPoints ${o.maxPoints.join(' and ')}: it reads every row and`,
+    `answers ${o.devices * 20} series reduced to maxPoints points each. Both paths are the real API (buildApi) on loopback over the same file;`,
     `"before" is the series code of the previous release (bench/legacySeries.ts). While the queries run, a client in the same process asks`,
-    `/healthz every 5 ms. Peak RSS is the process's (API, client and worker threads), reset before each path.`,
+    `/healthz every 5 ms. Peak RSS is the process's (API, client and worker threads), reset before each path; "RSS before" is what the`,
+    `process held when the path started (memory the previous path freed is not always returned to the system at once).`,
     '',
-    table(['path', 'points answered', 'one query (ms)', '/healthz max during it (ms)', `${o.concurrent} at once (ms)`, '/healthz answers', '/healthz p50 / p99 / max (ms)', 'RSS before / peak (MiB)'], rows),
+    table(['path', 'maxPoints', 'points answered', 'one query (ms)', '/healthz max during it (ms)', `${o.concurrent} at once (ms)`, '/healthz answers', '/healthz p50 / p99 / max (ms)', 'RSS before / peak (MiB)'], rows),
     '',
     `- Target: /healthz p99 under 100 ms during ${o.concurrent} concurrent worst-case queries: ${verdict(met)} (${p(now.health, 99)} ms; before: ${p(before.health, 99)} ms).`,
     ...phases.filter((ph) => ph.failed > 0).map((ph) => `- ${ph.label}: ${ph.failed} queries got no answer (${[...new Set(ph.failures)].join('; ')}).`),
     `- The issue measured the old path at 3.4 s for one such query over a million rows, 20 s for eight, and 640 MB.`,
+    `- One query alone: ${phases.map((ph, i) => (i % 2 === 0 ? `${ms(ph.singleMs)} ms now against ${ms(phases[i + 1].singleMs)} ms before at maxPoints ${ph.maxPoints}` : '')).filter(Boolean).join(', ')}. SQLite sorts the`,
+    `  rows twice for the bucketed query (the window that counts each series' points, then GROUP BY), where the old path read them in one pass;`,
+    `  the price of keeping the rows out of JavaScript. ${DEFAULT_READERS} worker threads read at once, so ${o.concurrent} queries queue behind them.`,
     `- What is left on the event loop: JSON of the points answered (${now.points.toLocaleString('en-US')} per query here), which follows the points, not the rows.`,
   ];
   return {

@@ -2,7 +2,7 @@ import type { Direction, MetricName } from '../../../contract/metrics.js';
 import { latestValue, seriesFromRows, type MetricRow } from '../rows.js';
 import type { LatestValue, Series } from '../../../contract/api.js';
 import type { LatestQuery, MetricStore, SeriesQuery } from '../store.js';
-import type { ReadPool } from './readPool.js';
+import type { MetricColumns, ReadPool } from './readPool.js';
 
 
 export class SqliteMetrics implements MetricStore {
@@ -26,7 +26,7 @@ export class SqliteMetrics implements MetricStore {
       GROUP BY ${series}, CASE WHEN n <= CAST(? AS INTEGER) THEN -k
         ELSE (time_ms - CAST(? AS INTEGER)) * CAST(? AS INTEGER) / (CAST(? AS INTEGER) - CAST(? AS INTEGER) + 1) END`;
     params.push(query.maxPoints, query.fromMs, query.maxPoints, query.toMs, query.fromMs);
-    return seriesFromRows(await this.reads.all<MetricRow>(text, params));
+    return seriesFromRows(metricRows(await this.reads.metricColumns(text, params)));
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {
@@ -43,6 +43,14 @@ export class SqliteMetrics implements MetricStore {
     const text = `SELECT device, name, direction, server, max(time_ms), value, failed FROM metrics
                   WHERE ${where.join(' AND ')} GROUP BY device, name, direction ORDER BY device, name, direction`;
     return (await this.reads.all<MetricRow>(text, params)).map(latestValue);
+  }
+}
+
+/** The rows of packed metric columns, one at a time (only the series' points stay). */
+function* metricRows({ keys, data }: MetricColumns): Generator<MetricRow> {
+  for (let i = 0; i < data.length; i += 4) {
+    const [device, name, direction, server] = keys[data[i]];
+    yield [device, name as MetricName, direction as Direction | null, server, data[i + 1], data[i + 2], data[i + 3] as 0 | 1];
   }
 }
 

@@ -24,8 +24,20 @@ export interface ReadPoolOptions {
 interface Job {
   sql: string;
   params: unknown[];
-  resolve(rows: unknown[][]): void;
+  /** answer MetricColumns instead of rows */
+  columns: boolean;
+  resolve(answer: unknown): void;
   reject(err: Error): void;
+}
+
+/**
+ * Metric rows packed for the trip from the worker: the distinct (device, name, direction,
+ * server) of the rows once, and per row four doubles (key index, time, value, failed) in one
+ * transferred buffer: no per-row objects are built in the worker or cloned to the main thread.
+ */
+export interface MetricColumns {
+  keys: [device: string, name: string, direction: string | null, server: string | null][];
+  data: Float64Array;
 }
 
 interface Reader {
@@ -33,7 +45,7 @@ interface Reader {
   job: Job | null;
 }
 
-type Reply = { rows: unknown[][] } | { error: { message: string; code?: string } };
+type Reply = { rows: unknown[][] } | { columns: MetricColumns } | { error: { message: string; code?: string } };
 
 // Plain CommonJS evaluated in the worker (no TypeScript, no bundling step): opens the file
 // read-only, caches prepared statements by their text and answers rows in array form.
@@ -43,14 +55,42 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = ' + workerData.busyTimeoutMs);
 const statements = new Map();
-parentPort.on('message', ({ sql, params }) => {
+function columns(stmt, params) {
+  const index = new Map();
+  const keys = [];
+  let data = new Float64Array(4096);
+  let n = 0;
+  for (const [device, name, direction, server, time, value, failed] of stmt.iterate(...params)) {
+    const key = device + '\0' + name + '\0' + (direction === null ? '\u0001' : direction) + '\0' + (server === null ? '\u0001' : server);
+    let k = index.get(key);
+    if (k === undefined) {
+      k = keys.length;
+      index.set(key, k);
+      keys.push([device, name, direction, server]);
+    }
+    if (n + 4 > data.length) {
+      const grown = new Float64Array(data.length * 2);
+      grown.set(data);
+      data = grown;
+    }
+    data[n++] = k;
+    data[n++] = time;
+    data[n++] = value;
+    data[n++] = failed;
+  }
+  return { keys, data: data.slice(0, n) };
+}
+parentPort.on('message', ({ sql, params, columns: packed }) => {
   try {
     let stmt = statements.get(sql);
     if (!stmt) {
       stmt = db.prepare(sql).raw();
       statements.set(sql, stmt);
     }
-    parentPort.postMessage({ rows: stmt.all(...params) });
+    if (packed) {
+      const answer = columns(stmt, params);
+      parentPort.postMessage({ columns: answer }, [answer.data.buffer]);
+    } else parentPort.postMessage({ rows: stmt.all(...params) });
   } catch (err) {
     parentPort.postMessage({ error: { message: String(err && err.message), code: err && err.code } });
   }
@@ -79,16 +119,25 @@ export class ReadPool {
 
   /** Rows of a SELECT in array form (better-sqlite3's raw mode), read in a worker thread. */
   all<Row extends unknown[]>(sql: string, params: unknown[]): Promise<Row[]> {
+    return this.submit(sql, params, false) as Promise<Row[]>;
+  }
+
+  /** A SELECT of (device, name, direction, server, time, value, failed), packed (MetricColumns). */
+  metricColumns(sql: string, params: unknown[]): Promise<MetricColumns> {
+    return this.submit(sql, params, true) as Promise<MetricColumns>;
+  }
+
+  private submit(sql: string, params: unknown[], columns: boolean): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
-    return new Promise<unknown[][]>((resolve, reject) => {
-      const job: Job = { sql, params, resolve, reject };
+    return new Promise<unknown>((resolve, reject) => {
+      const job: Job = { sql, params, columns, resolve, reject };
       const idle = this.readers.find((r) => r.job === null) ?? this.spawn();
       if (idle) return this.run(idle, job);
       if (this.queue.length >= this.maxQueued) {
         return reject(new StoreBusyError(`${this.size} metric queries are running and ${this.queue.length} are waiting`));
       }
       this.queue.push(job);
-    }) as Promise<Row[]>;
+    });
   }
 
   /** Stops the workers; queued and running reads fail. */
@@ -116,6 +165,7 @@ export class ReadPool {
       const job = reader.job as Job;
       reader.job = null;
       if ('rows' in reply) job.resolve(reply.rows);
+      else if ('columns' in reply) job.resolve(reply.columns);
       else job.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
       this.next(reader);
     });
@@ -128,7 +178,7 @@ export class ReadPool {
 
   private run(reader: Reader, job: Job): void {
     reader.job = job;
-    reader.worker.postMessage({ sql: job.sql, params: job.params });
+    reader.worker.postMessage({ sql: job.sql, params: job.params, columns: job.columns });
   }
 
   private next(reader: Reader): void {
