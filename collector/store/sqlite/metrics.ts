@@ -13,20 +13,34 @@ export class SqliteMetrics implements MetricStore {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
     where.push('time_ms BETWEEN ? AND ?');
     params.push(query.fromMs, query.toMs);
-    // Bucketed in SQL (docs/api.md, "Downsampling"): a series with more than maxPoints points
-    // becomes one row per non-empty bucket, bucket = (time - from) * maxPoints / (to - from + 1)
-    // in integer arithmetic; a smaller series keeps every point (grouped by its row number).
-    // The window's partition is the series; only the points returned reach JavaScript.
-    const series = query.splitByServer === true ? 'name, device, direction, server' : 'name, device, direction';
-    const text = `WITH m AS (
-        SELECT device, name, direction, server, time_ms, value, failed,
-               count(*) OVER s AS n, row_number() OVER s AS k
-        FROM metrics WHERE ${where.join(' AND ')} WINDOW s AS (PARTITION BY ${series}))
-      SELECT device, name, direction, ${query.splitByServer === true ? 'server' : 'NULL'}, min(time_ms), avg(value), max(failed) FROM m
-      GROUP BY ${series}, CASE WHEN n <= CAST(? AS INTEGER) THEN -k
+    // Bucketed in SQL (docs/api.md, "Downsampling"), in one read transaction of a worker:
+    // 1. the points of each series, counted (without a server split, in the covering index's
+    //    own order: one pass, no sort); a series is keyed name NUL device NUL direction (NUL server);
+    // 2. one row per point of the series with at most maxPoints points (grouped by rowid), and
+    //    per non-empty bucket of the others, bucket = (time - from) * maxPoints / (to - from + 1)
+    //    in integer arithmetic. Only the points answered reach JavaScript.
+    const split = query.splitByServer === true;
+    const filter = where.join(' AND ');
+    const key = `name || char(0) || device || char(0) || ifnull(direction, '')${split ? " || char(0) || ifnull(server, '')" : ''}`;
+    const count = split
+      ? `SELECT ${key}, count(*) FROM metrics WHERE ${filter} GROUP BY name, device, direction, server`
+      : `SELECT name || char(0) || device || char(0), sum(direction IS NULL),
+                name || char(0) || device || char(0) || 'upload', sum(direction = 'upload'),
+                name || char(0) || device || char(0) || 'download', sum(direction = 'download')
+         FROM metrics WHERE ${filter} GROUP BY name, device`;
+    const buckets = `SELECT device, name, direction, ${split ? 'server' : 'NULL'}, min(time_ms), avg(value), max(failed) FROM metrics
+      WHERE ${filter}
+      GROUP BY name, device, direction${split ? ', server' : ''},
+        CASE WHEN ${key} IN (SELECT value FROM json_each(?)) THEN -rowid
         ELSE (time_ms - CAST(? AS INTEGER)) * CAST(? AS INTEGER) / (CAST(? AS INTEGER) - CAST(? AS INTEGER) + 1) END`;
-    params.push(query.maxPoints, query.fromMs, query.maxPoints, query.toMs, query.fromMs);
-    return seriesFromRows(metricRows(await this.reads.metricColumns(text, params)));
+    const columns = await this.reads.series({
+      count,
+      buckets,
+      params,
+      maxPoints: query.maxPoints,
+      bucketParams: [query.fromMs, query.maxPoints, query.toMs, query.fromMs],
+    });
+    return seriesFromRows(metricRows(columns));
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {

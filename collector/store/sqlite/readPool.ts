@@ -21,11 +21,24 @@ export interface ReadPoolOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * A series read in two steps inside one read transaction (one snapshot): `count` answers rows of
+ * (series key, point count) pairs, one or more pairs per row; `buckets` then runs with `params`,
+ * the JSON list of the keys with at most `maxPoints` points (0 excluded), and `bucketParams`.
+ */
+export interface SeriesRead {
+  count: string;
+  buckets: string;
+  params: unknown[];
+  maxPoints: number;
+  bucketParams: unknown[];
+}
+
 interface Job {
   sql: string;
   params: unknown[];
-  /** answer MetricColumns instead of rows */
-  columns: boolean;
+  /** a series read (answered as MetricColumns) instead of `sql` */
+  series?: SeriesRead;
   resolve(answer: unknown): void;
   reject(err: Error): void;
 }
@@ -80,17 +93,27 @@ function columns(stmt, params) {
   }
   return { keys, data: data.slice(0, n) };
 }
-parentPort.on('message', ({ sql, params, columns: packed }) => {
+function prepared(sql) {
+  let stmt = statements.get(sql);
+  if (!stmt) {
+    stmt = db.prepare(sql).raw();
+    statements.set(sql, stmt);
+  }
+  return stmt;
+}
+const series = db.transaction((read) => {
+  const whole = [];
+  for (const row of prepared(read.count).iterate(...read.params)) {
+    for (let i = 0; i < row.length; i += 2) if (row[i + 1] > 0 && row[i + 1] <= read.maxPoints) whole.push(row[i]);
+  }
+  return columns(prepared(read.buckets), [...read.params, JSON.stringify(whole), ...read.bucketParams]);
+});
+parentPort.on('message', ({ sql, params, series: read }) => {
   try {
-    let stmt = statements.get(sql);
-    if (!stmt) {
-      stmt = db.prepare(sql).raw();
-      statements.set(sql, stmt);
-    }
-    if (packed) {
-      const answer = columns(stmt, params);
+    if (read) {
+      const answer = series(read);
       parentPort.postMessage({ columns: answer }, [answer.data.buffer]);
-    } else parentPort.postMessage({ rows: stmt.all(...params) });
+    } else parentPort.postMessage({ rows: prepared(sql).all(...params) });
   } catch (err) {
     parentPort.postMessage({ error: { message: String(err && err.message), code: err && err.code } });
   }
@@ -119,18 +142,18 @@ export class ReadPool {
 
   /** Rows of a SELECT in array form (better-sqlite3's raw mode), read in a worker thread. */
   all<Row extends unknown[]>(sql: string, params: unknown[]): Promise<Row[]> {
-    return this.submit(sql, params, false) as Promise<Row[]>;
+    return this.submit(sql, params) as Promise<Row[]>;
   }
 
-  /** A SELECT of (device, name, direction, server, time, value, failed), packed (MetricColumns). */
-  metricColumns(sql: string, params: unknown[]): Promise<MetricColumns> {
-    return this.submit(sql, params, true) as Promise<MetricColumns>;
+  /** The bucketed points of a series query (SeriesRead), packed (MetricColumns). */
+  series(read: SeriesRead): Promise<MetricColumns> {
+    return this.submit('', [], read) as Promise<MetricColumns>;
   }
 
-  private submit(sql: string, params: unknown[], columns: boolean): Promise<unknown> {
+  private submit(sql: string, params: unknown[], series?: SeriesRead): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
     return new Promise<unknown>((resolve, reject) => {
-      const job: Job = { sql, params, columns, resolve, reject };
+      const job: Job = { sql, params, series, resolve, reject };
       const idle = this.readers.find((r) => r.job === null) ?? this.spawn();
       if (idle) return this.run(idle, job);
       if (this.queue.length >= this.maxQueued) {
@@ -178,7 +201,7 @@ export class ReadPool {
 
   private run(reader: Reader, job: Job): void {
     reader.job = job;
-    reader.worker.postMessage({ sql: job.sql, params: job.params, columns: job.columns });
+    reader.worker.postMessage({ sql: job.sql, params: job.params, series: job.series });
   }
 
   private next(reader: Reader): void {
