@@ -2,8 +2,9 @@
  * Heavy SQLite reads (metric series and latest values) off the event loop: a small pool of
  * worker threads, each with its own read-only better-sqlite3 connection to the database file.
  * WAL lets them read while the store's own connection writes; a reader sees the last committed
- * state. The main thread only sends the SQL and its parameters and receives the rows, so
- * `/healthz`, the scheduler and SSH sessions keep running while a long query scans.
+ * state. The main thread only sends the SQL and its parameters and receives the rows (series
+ * packed in one transferred buffer), so `/healthz`, the scheduler and SSH sessions keep running
+ * while a long query scans.
  *
  * Bounded: at most `size` queries run at once, at most `maxQueued` wait; beyond that a read
  * fails at once with StoreBusyError (503) instead of piling up memory.
