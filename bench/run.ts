@@ -5,13 +5,14 @@
  *   npm run bench                          all sections, report to docs/benchmarks.md
  *   npm run bench -- --only scheduling,query
  *   npm run bench -- --out /tmp/bench.md
+ *   npm run bench -- --only series-load,regex --merge   (replace only these sections in the report)
  *
  * Needs root for the lab (network namespaces, tc, nftables), iperf3 and OpenSSH, as the
  * integration tests do. Builds the collector bundle, and the plugin executable when it is
  * missing or older than its sources (say --build-plugin to rebuild it anyway).
  */
 import { execFileSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,9 +23,11 @@ import { benchFootprint } from './footprint.js';
 import { describeMachine } from './machine.js';
 import { ensurePluginBuilt } from '../tests/support/pluginProcess.js';
 import { benchQueryPath } from './queryPath.js';
+import { benchRegex } from './regex.js';
 import { table, type SectionResult } from './report.js';
 import { benchScaleOut } from './scaleOut.js';
 import { benchScheduling } from './scheduling.js';
+import { benchSeriesLoad } from './seriesLoad.js';
 import { fixed } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -33,6 +36,8 @@ const SECTIONS = {
   scheduling: benchScheduling,
   'scale-out': benchScaleOut,
   query: benchQueryPath,
+  'series-load': benchSeriesLoad,
+  regex: benchRegex,
   footprint: benchFootprint,
 } as const;
 type SectionName = keyof typeof SECTIONS;
@@ -42,6 +47,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: 'docs/benchmarks.md' },
     'build-plugin': { type: 'boolean', default: false },
+    merge: { type: 'boolean', default: false },
   },
 });
 const wanted = (args.only?.split(',').map((s) => s.trim()) ?? Object.keys(SECTIONS)) as SectionName[];
@@ -79,7 +85,7 @@ for (const name of wanted) {
   try {
     if (name === 'fidelity' && process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, tc, nftables)');
     const result = await SECTIONS[name](undefined, log);
-    result.markdown += `\n\n_Section time: ${fixed((performance.now() - sectionStarted) / 1000, 0)} s._`;
+    result.markdown += `\n\n_Section time: ${fixed((performance.now() - sectionStarted) / 1000, 0)} s${args.merge ? `; measured ${machine.date}, load average ${loadavg().map((x) => fixed(x, 2)).join(' ')}` : ''}._`;
     results.push(result);
   } catch (err) {
     failed = true;
@@ -125,12 +131,33 @@ const report = [
   '',
   '```sh',
   'npm run bench                               # everything, writes docs/benchmarks.md (root, ~8-10 min)',
-  'npm run bench -- --only scheduling,query    # some sections: fidelity, scheduling, scale-out, query, footprint',
+  'npm run bench -- --only scheduling,query    # some sections: fidelity, scheduling, scale-out, query, series-load, regex, footprint',
+  'npm run bench -- --only regex --merge       # replace only these sections (and their summary lines) in the report',
   'npm run bench -- --out /tmp/bench.md        # elsewhere',
   '```',
   '',
 ].join('\n');
 const out = resolve(ROOT, args.out);
-writeFileSync(out, report);
+writeFileSync(out, args.merge && existsSync(out) ? merge(readFileSync(out, 'utf8'), results) : report);
 log(`report written to ${out} (${fixed(totalS, 0)} s)`);
 process.exit(failed ? 1 : 0);
+
+/**
+ * --merge: the existing report with only the sections just measured replaced (or added before
+ * "How to run") and their summary lines updated; the machine table stays that of the full run.
+ */
+function merge(existing: string, fresh: SectionResult[]): string {
+  const parts = existing.split(/^(?=## )/m);
+  const titleOf = (part: string) => /^## (.*)$/m.exec(part)?.[1] ?? '';
+  const prefixOf = (line: string) => line.split(':')[0];
+  for (const r of fresh) {
+    const body = `## ${r.title}\n\n${r.markdown}\n\n`;
+    const at = parts.findIndex((p) => titleOf(p) === r.title);
+    if (at >= 0) parts[at] = body;
+    else parts.splice(parts.findIndex((p) => titleOf(p) === 'How to run'), 0, body);
+    const summary = parts.findIndex((p) => titleOf(p) === 'Summary');
+    const lines = parts[summary].trimEnd().split('\n').filter((l) => !r.summary.some((s) => l.startsWith(`- ${prefixOf(s)}:`)));
+    parts[summary] = `${[...lines, ...r.summary.map((s) => `- ${s}`)].join('\n')}\n\n`;
+  }
+  return parts.join('');
+}

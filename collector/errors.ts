@@ -20,6 +20,14 @@ export class DevicesBusyError extends Error {
   }
 }
 
+/** 503: too many metric queries are running or waiting; the client should retry shortly. */
+export class StoreBusyError extends Error {
+  constructor(detail: string) {
+    super(`the collector is busy: ${detail}; retry in a few seconds, or ask for fewer devices or a shorter range`);
+    this.name = 'StoreBusyError';
+  }
+}
+
 /** 400: the settings are well-formed but cannot work (e.g. a pool that devices use is gone). */
 export class SettingsRejectedError extends Error {
   constructor(readonly fields: FieldError[]) {

@@ -251,6 +251,35 @@ export const collectorUrlSchema = z
     }
   });
 
+/**
+ * The API token as a data source stores it (`secureJsonData.apiToken`): the origin of the
+ * collector URL it was entered for, one space, the token, e.g. `http://collector:8686 3f9c…`.
+ * secureJsonData is write-only, so whoever changes the URL of a saved data source cannot move
+ * the token along: the plugin sends a token only to the origin it is bound to.
+ */
+export function bindApiToken(collectorUrl: string | undefined, token: string): string {
+  return `${urlOrigin(collectorUrl) ?? 'unbound'} ${token.trim()}`;
+}
+
+/** `scheme://host[:port]` of an http(s) URL (default port omitted, host lower-cased), or null. */
+export function urlOrigin(url: string | undefined): string | null {
+  try {
+    const parsed = new URL((url ?? '').trim());
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The parts of a stored API token; `origin` is null for a bare token (saved before binding, or provisioned without it). */
+export function parseBoundApiToken(stored: string): { origin: string | null; token: string } {
+  const value = stored.trim();
+  if (value.startsWith('unbound ')) return { origin: null, token: value.slice('unbound '.length).trim() };
+  const space = value.indexOf(' ');
+  const origin = space > 0 ? urlOrigin(value.slice(0, space)) : null;
+  return origin === null ? { origin: null, token: value } : { origin, token: value.slice(space + 1).trim() };
+}
+
 export interface FieldError {
   /** dotted path, e.g. `servers.1.host` */
   field: string;

@@ -539,6 +539,19 @@ describe('GET /api/v1/series', () => {
     expect(iso).toMatchObject({ fromMs: Date.parse('2025-02-01T00:00:00Z'), series: [{ server: null, points: [[D0, 1, 0]] }] });
   });
 
+  it('answers 503 busy, with the fix, when more series queries arrive than the store reads at once and queues', async () => {
+    await app.close();
+    await store.close();
+    store = SqliteStore.open(join(dir, 'c.db'), { readers: 1, maxQueuedReads: 0 });
+    app = build();
+    const answers = await Promise.all([1, 2].map(() => get(`/api/v1/series?device=a&metric=tcp_received_bps&${range}`)));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 503]);
+    expect(answers.find((a) => a.status === 503)?.json()).toEqual({
+      error: 'busy',
+      message: 'the collector is busy: 1 metric queries are running and 0 are waiting; retry in a few seconds, or ask for fewer devices or a shorter range',
+    });
+  });
+
   it('names the bad parameter and the fix', async () => {
     expect(await fields('/api/v1/series')).toEqual([
       { field: 'device', message: 'required: one or more device ids' },

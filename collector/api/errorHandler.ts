@@ -9,7 +9,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiErrorBody } from '../../contract/api.js';
 import { formatFieldErrors, type FieldError } from '../../contract/settings.js';
-import { DeviceIdTakenError, DeviceManagedByFileError, DeviceRejectedError, DevicesBusyError, SettingsRejectedError, UnknownDevicesError } from '../errors.js';
+import { DeviceIdTakenError, DeviceManagedByFileError, DeviceRejectedError, DevicesBusyError, SettingsRejectedError, StoreBusyError, UnknownDevicesError } from '../errors.js';
 
 /** How to fix the client errors fastify raises itself (its messages say what, not how). */
 const FIXES: Partial<Record<number, string>> = {
@@ -57,6 +57,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (err instanceof DeviceManagedByFileError) return sendError(reply, 409, { error: 'managed-by-file', message: err.message });
     if (err instanceof DeviceIdTakenError) return sendError(reply, 409, { error: 'device-exists', message: err.message });
     if (err instanceof DeviceRejectedError) return sendError(reply, 400, { error: 'device-rejected', message: err.message, fields: err.fields });
+    if (err instanceof StoreBusyError) return sendError(reply, 503, { error: 'busy', message: err.message });
     if (err instanceof SettingsRejectedError) return sendError(reply, 400, { error: 'settings-rejected', message: err.message, fields: err.fields });
     const status = err.statusCode ?? 500;
     if (status < 500) {

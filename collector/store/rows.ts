@@ -4,8 +4,7 @@
  */
 import type { Direction, MetricName } from '../../contract/metrics.js';
 import type { ErrorClass, LatestValue, RunRecord, RunStatus, Series, SeriesPoint, TestProtocol, TestRecord, Trigger } from '../../contract/api.js';
-import { downsample } from './downsample.js';
-import type { RoundRecord, RoundStatus, SeriesQuery } from './store.js';
+import type { RoundRecord, RoundStatus } from './store.js';
 
 export interface RunRow {
   id: number;
@@ -91,27 +90,25 @@ export function roundRecord(row: RoundRow): RoundRecord {
 export type MetricRow = [device: string, name: MetricName, direction: Direction | null, server: string | null, timeMs: number, value: number, failed: 0 | 1];
 
 /**
- * Series from metric rows in any order: one per device+metric+direction (+server when split),
- * ordered by device, metric, direction (null first), server; points sorted by time and reduced
- * to at most `maxPoints`.
+ * Series from metric rows in any order, as the stores' bucketed queries return them (one row
+ * per point answered; the `server` column is null unless the query split by server): one per
+ * device+metric+direction(+server), ordered by device, metric, direction (null first), server;
+ * points sorted by time.
  */
-export function seriesFromRows(rows: Iterable<MetricRow>, query: Pick<SeriesQuery, 'fromMs' | 'toMs' | 'maxPoints' | 'splitByServer'>): Series[] {
-  const split = query.splitByServer === true;
+export function seriesFromRows(rows: Iterable<MetricRow>): Series[] {
   const byKey = new Map<string, Series>();
   for (const [device, name, direction, server, timeMs, value, failed] of rows) {
-    const seriesServer = split ? server : null;
-    const key = `${device}\u0000${name}\u0000${direction ?? ''}\u0000${seriesServer ?? ''}`;
+    const key = `${device}\u0000${name}\u0000${direction ?? ''}\u0000${server ?? ''}`;
     let s = byKey.get(key);
     if (!s) {
-      s = { device, metric: name, server: seriesServer, direction, points: [] };
+      s = { device, metric: name, server, direction, points: [] };
       byKey.set(key, s);
     }
     s.points.push([timeMs, value, failed] as SeriesPoint);
   }
   // Keys are unique and order like (device, metric, direction, server) with null first.
   const out = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, s]) => s);
-  // rows of one series usually arrive in time order already: the sort is then one pass
-  for (const s of out) s.points = downsample(s.points.sort((a, b) => a[0] - b[0]), query.fromMs, query.toMs, query.maxPoints);
+  for (const s of out) s.points.sort((a, b) => a[0] - b[0]);
   return out;
 }
 

@@ -568,6 +568,102 @@ describe.each([
       });
     });
 
+    describe('bucketing in SQL against a reference', () => {
+      /**
+       * Seeded on top of the runs above, all inside [F, F + 999]: device p on server A at the
+       * times of P_A and on server B at 550 (two points at one time in its unsplit series), device
+       * q at the times of Q; a failed run at 199; points just outside the range at F - 1 and F + 1000.
+       * Gaps: nothing between 300 and 549 for p. Edges: 100, 200 (width 100), 125, 250, 375
+       * (width 125) and 333, 666 (width 333 of a 999 ms range).
+       */
+      const F = D2 + DAY;
+      const P_A = [0, 99, 100, 125, 199, 200, 250, 299, 333, 375, 550, 666, 998, 999];
+      const Q = [1, 2, 3, 500, 501, 999];
+      type Seeded = { device: string; server: string; direction: Direction; t: number; value: number; failed: 0 | 1 };
+      const seeded: Seeded[] = [];
+
+      beforeEach(async () => {
+        seeded.length = 0;
+        const add = async (device: string, at: number, server: string, failed = false) => {
+          const t = F + at;
+          const runId = await store.runs.start({ device, trigger: 'schedule', roundId: null, startedAt: new Date(t) });
+          // values: small integers, so every order of summation gives the same mean
+          const up = at % 7;
+          const down = 100 + (at % 13);
+          await store.runs.finish(runId, failed ? failedOutcome(t, server) : okOutcome(t, up, down, server));
+          seeded.push({ device, server, direction: 'upload', t, value: failed ? 0 : up, failed: failed ? 1 : 0 });
+          if (!failed) seeded.push({ device, server, direction: 'download', t, value: down, failed: 0 });
+        };
+        for (const at of P_A) await add('p', at, SERVER_A, at === 199);
+        await add('p', 550, SERVER_B);
+        for (const at of Q) await add('q', at, SERVER_B);
+        await add('q', -1, SERVER_B);
+        await add('q', 1000, SERVER_B);
+      });
+
+      /** The documented downsampling (docs/api.md), computed in JavaScript with exact integer buckets. */
+      function reference(fromMs: number, toMs: number, maxPoints: number, split: boolean) {
+        const groups = new Map<string, { device: string; server: string | null; direction: Direction; points: [number, number, 0 | 1][] }>();
+        for (const r of seeded.filter((r) => r.t >= fromMs && r.t <= toMs)) {
+          const server = split ? r.server : null;
+          const key = `${r.device} ${r.direction} ${server}`;
+          const g = groups.get(key) ?? { device: r.device, server, direction: r.direction, points: [] };
+          g.points.push([r.t, r.value, r.failed]);
+          groups.set(key, g);
+        }
+        const out = [...groups.values()].map((g) => {
+          g.points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+          if (g.points.length <= maxPoints) return g;
+          const buckets = new Map<bigint, [number, number, 0 | 1][]>();
+          for (const p of g.points) {
+            const b = (BigInt(p[0] - fromMs) * BigInt(maxPoints)) / BigInt(toMs - fromMs + 1);
+            buckets.set(b, [...(buckets.get(b) ?? []), p]);
+          }
+          const points = [...buckets.values()].map((ps): [number, number, 0 | 1] => [
+            ps[0][0],
+            ps.reduce((sum, p) => sum + p[1], 0) / ps.length,
+            ps.some((p) => p[2] === 1) ? 1 : 0,
+          ]);
+          return { ...g, points };
+        });
+        return out
+          .sort((a, b) => a.device.localeCompare(b.device) || a.direction.localeCompare(b.direction) || String(a.server).localeCompare(String(b.server)))
+          .map((g) => ({ device: g.device, metric: 'tcp_received_bps', server: g.server, direction: g.direction, points: g.points }));
+      }
+
+      it.each([
+        ['100 ms buckets (edges at 100, 200, ...), p reduced, q kept whole', F, F + 999, 10, false],
+        ['125 ms buckets', F, F + 999, 8, false],
+        ['333 ms buckets of a 999 ms range', F, F + 998, 3, false],
+        ['one bucket', F, F + 999, 1, false],
+        ['maxPoints above the point count: every point, two at one time included', F, F + 999, 15, false],
+        ['split by server, 7 uneven buckets', F, F + 999, 7, true],
+        ['a range starting mid-way, offset buckets', F + 150, F + 849, 4, false],
+      ] as const)('%s', async (_label, fromMs, toMs, maxPoints, split) => {
+        const got = await store.metrics.series({ devices: ['p', 'q'], metrics: ['tcp_received_bps'], fromMs, toMs, maxPoints, splitByServer: split });
+        for (const s of got) s.points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+        const want = reference(fromMs, toMs, maxPoints, split);
+        expect(got).toEqual(want);
+        expect(got.every((s) => s.points.length <= maxPoints)).toBe(true);
+      });
+
+      it('reduces a series only when it has more points than asked for, and then never merges two buckets', async () => {
+        const whole = await store.metrics.series({ devices: ['p'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: F, toMs: F + 999, maxPoints: 15 });
+        // 15 points fit: 0, 99 (same 100 ms bucket) stay two points
+        expect(whole[0].points.slice(0, 2)).toEqual([[F, 0, 0], [F + 99, 99 % 7, 0]]);
+        const reduced = await store.metrics.series({ devices: ['p'], metrics: ['tcp_received_bps'], direction: 'upload', fromMs: F, toMs: F + 999, maxPoints: 10 });
+        // buckets [0, 100), [100, 200), [200, 300): the first time of each, the mean, failed when any point is
+        expect(reduced[0].points.slice(0, 3)).toEqual([
+          [F, (0 + 1) / 2, 0],
+          [F + 100, (2 + 6 + 0) / 3, 1],
+          [F + 200, (4 + 5 + 5) / 3, 0],
+        ]);
+        // 550 on server A and on server B share a bucket of the unsplit series
+        expect(reduced[0].points.find((p) => p[0] === F + 550)).toEqual([F + 550, 550 % 7, 0]);
+        expect(reduced[0].points).toHaveLength(7);
+      });
+    });
+
     describe('latest values', () => {
       it('gives the newest point per device, metric and direction, with the server it was measured against', async () => {
         expect(await store.metrics.latest({ devices: ['a', 'b'], metrics: ['tcp_received_bps'] })).toEqual([

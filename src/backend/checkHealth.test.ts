@@ -1,6 +1,7 @@
 /** CheckHealth and error mapping against collectors that misbehave (fault injection). */
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bindApiToken } from '../../contract/settings.js';
 import { checkHealth } from './checkHealth.js';
 import { InstanceManager } from './instanceSettings.js';
 import { describeError } from './queryErrors.js';
@@ -26,7 +27,7 @@ function instance(collectorUrl: string) {
     uid: collectorUrl,
     lastUpdatedMS: 1,
     jsonData: Buffer.from(JSON.stringify({ collectorUrl, servers: [{ host: '10.0.0.1' }] })),
-    decryptedSecureJsonData: { apiToken: 't' },
+    decryptedSecureJsonData: { apiToken: bindApiToken(collectorUrl, 't') },
   });
 }
 

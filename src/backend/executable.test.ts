@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closedPort, COLLECTOR_VERSION, DAY, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
+import { bindApiToken } from '../../contract/settings.js';
 import { GrafanaHost, values, type HostDataSource } from '../../tests/support/grafanaHost.js';
 import { PluginClient } from '../../tests/support/pluginClient.js';
 import { ensurePluginBuilt, launchPlugin, REPO_ROOT as ROOT, within, type LaunchedPlugin } from '../../tests/support/pluginProcess.js';
@@ -199,6 +200,46 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     expect(collector.control.queued.slice(before)).toEqual([['r2'], ['r2']]);
     // reading stays open to every role
     expect((await host.resource(settings, 'runs', { user: { login: 'v', role: 'Viewer' } })).status).toBe(200);
+  });
+
+  it('never sends the API token to a host other than the one it was saved for', async () => {
+    // an Editor points the saved data source elsewhere; the token stays bound to the collector's origin
+    const seen: string[] = [];
+    const elsewhere = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
+    const other = `http://127.0.0.1:${(elsewhere.address() as { port: number }).port}`;
+    try {
+      const moved: HostDataSource = {
+        uid: 'exe-moved',
+        jsonData: { collectorUrl: other, servers: [{ host: '10.0.0.1' }] },
+        secure: { apiToken: bindApiToken(collector.url, collector.token) },
+      };
+      const fix = `apiToken: was saved for ${new URL(collector.url).origin}, but the collector URL is now ${other}: re-enter the API token for the new URL`;
+      const health = await host.checkHealth(moved);
+      expect(health.status).toBe('ERROR');
+      expect(health.message).toContain(fix);
+      const query = await host.query(moved, [{ refId: 'A', json: { queryType: 'latest' }, fromMs: NIGHT0, toMs: NOW }]);
+      expect(query.A.status).toBe(400);
+      expect(query.A.error).toContain(fix);
+      for (const call of [host.resource(moved, 'devices'), host.resource(moved, 'runs', { method: 'POST', body: { devices: ['r1'] } })]) {
+        const answer = await call;
+        expect(answer.status).toBe(400);
+        expect(JSON.stringify(answer.body)).toContain('re-enter the API token for the new URL');
+      }
+      // a bare token (saved before binding, or provisioned without the URL) goes nowhere either
+      const bare = await host.checkHealth({ ...moved, uid: 'exe-bare', rawSecure: true, secure: { apiToken: collector.token } });
+      expect(bare.message).toContain(`apiToken: is not bound to a collector URL`);
+      expect(bare.message).toContain(`provision it as apiToken: "${other} <token>"`);
+      expect(seen).toEqual([]);
+      // bound to the collector's origin (any path, default port spelled or not): it works
+      const same = await host.checkHealth({ ...moved, uid: 'exe-same', jsonData: { ...(settings.jsonData as object) }, secure: { apiToken: bindApiToken(`${collector.url}/`, collector.token) } });
+      expect(same.status).toBe('OK');
+    } finally {
+      elsewhere.close();
+    }
   });
 
   it('logs what go-plugin can parse, and exits by itself, promptly, when Grafana stops it (GRPCController/Shutdown)', async () => {

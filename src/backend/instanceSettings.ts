@@ -5,6 +5,8 @@
  */
 import {
   collectorUrlSchema,
+  parseBoundApiToken,
+  urlOrigin,
   fieldErrors,
   formatFieldErrors,
   jsonDataSettingsSchema,
@@ -25,6 +27,7 @@ export interface DataSourceInstanceSettingsMessage {
 
 export interface DataSourceConfig {
   collectorUrl: string;
+  /** the bare token, checked to be bound to the collector URL's origin */
   apiToken: string;
   iperf3Password?: string;
   /** what the data source owns and pushes to the collector; null when invalid */
@@ -57,8 +60,20 @@ export function parseDataSourceConfig(message: DataSourceInstanceSettingsMessage
   const url = collectorUrlSchema.safeParse(jsonData.collectorUrl);
   if (!url.success) errors.push(...fieldErrors(url.error, 'collectorUrl'));
   const secure = message.decryptedSecureJsonData ?? {};
-  const apiToken = (secure.apiToken ?? '').trim();
+  const stored = (secure.apiToken ?? '').trim();
+  const { origin: tokenOrigin, token: apiToken } = parseBoundApiToken(stored);
   if (!apiToken) errors.push({ field: 'apiToken', message: "is required: paste the collector's API token into the data source settings" });
+  else if (url.success) {
+    // never send the token to a host other than the one it was saved for (docs/security.md)
+    const origin = urlOrigin(url.data) as string;
+    if (tokenOrigin === null) errors.push({ field: 'apiToken', message: unboundMessage(origin) });
+    else if (tokenOrigin !== origin) {
+      errors.push({
+        field: 'apiToken',
+        message: `was saved for ${tokenOrigin}, but the collector URL is now ${origin}: re-enter the API token for the new URL (a token is never sent to another host)`,
+      });
+    }
+  }
   const settings = jsonDataSettingsSchema.safeParse(jsonData);
   if (errors.length > 0 || !url.success) throw new SettingsError(errors);
   const password = secure.iperf3Password?.trim();
@@ -73,6 +88,13 @@ export function parseDataSourceConfig(message: DataSourceInstanceSettingsMessage
     settings: settings.success ? settings.data : null,
     settingsErrors: settings.success ? [] : fieldErrors(settings.error),
   };
+}
+
+function unboundMessage(origin: string): string {
+  return (
+    'is not bound to a collector URL (saved before tokens were bound, or provisioned as a bare token): ' +
+    `re-enter the API token for this URL in the data source settings, or provision it as apiToken: "${origin} <token>" (docs/provisioning.md)`
+  );
 }
 
 export interface DataSourceInstance {

@@ -76,11 +76,37 @@ describe('ConfigEditor: collector', () => {
     expect(screen.queryByText(/must be an http/)).not.toBeInTheDocument();
   });
 
-  it('writes the API token to secureJsonData only, and resets a configured one', async () => {
+  it('writes the API token to secureJsonData only, bound to the origin of the collector URL', async () => {
     const { last, user } = renderEditor(settings(VALID));
-    await user.type(screen.getByTestId(Components.ConfigEditor.apiToken), 's3cret');
-    expect(last().secureJsonData?.apiToken).toBe('s3cret');
+    const token = screen.getByTestId(Components.ConfigEditor.apiToken);
+    await user.type(token, 's3cret');
+    expect(last().secureJsonData?.apiToken).toBe('http://collector:8080 s3cret');
+    expect(token).toHaveValue('s3cret');
     expect(JSON.stringify(last().jsonData)).not.toContain('s3cret');
+    // typed in this session, the token follows the URL it will be saved with
+    const url = screen.getByTestId(Components.ConfigEditor.collectorUrl);
+    await user.clear(url);
+    await user.type(url, 'https://Collector.example:443/api');
+    expect(last().secureJsonData?.apiToken).toBe('https://collector.example s3cret');
+    expect(token).toHaveValue('s3cret');
+  });
+
+  it('asks to re-enter a saved token when the URL moves to another origin', async () => {
+    const { last, user } = renderEditor(settings(VALID, { apiToken: true }));
+    const url = screen.getByTestId(Components.ConfigEditor.collectorUrl);
+    await user.type(url, '/v1');
+    // same origin: nothing to do
+    expect(screen.queryByText(/re-enter the API token/)).not.toBeInTheDocument();
+    await user.clear(url);
+    await user.type(url, 'http://elsewhere:8080');
+    expect(screen.getByText('The API token was saved for http://collector:8080: re-enter the API token for the new URL (it is never sent to another host)')).toBeInTheDocument();
+    // the saved (write-only) token is not moved along: nothing is written for it
+    expect(last().secureJsonData?.apiToken).toBeUndefined();
+    const collector = screen.getByText('Collector').closest('div')!.parentElement!;
+    await user.click(within(collector).getByRole('button', { name: 'Reset' }));
+    await user.type(screen.getByTestId(Components.ConfigEditor.apiToken), 'new-token');
+    expect(last().secureJsonData?.apiToken).toBe('http://elsewhere:8080 new-token');
+    expect(screen.queryByText(/re-enter the API token/)).not.toBeInTheDocument();
   });
 
   it('shows a configured token as configured (never its value) and resets it', async () => {
@@ -281,7 +307,7 @@ describe('ConfigEditor: provisioning YAML', () => {
       uid: 'iperf3',
       access: 'proxy',
       jsonData: { collectorUrl: 'http://collector:8080', servers: [{ host: '192.0.2.10', port: 5201 }], schedule: { cron: '0 3 * * *' } },
-      secureJsonData: { apiToken: '${IPERF3_API_TOKEN}' },
+      secureJsonData: { apiToken: 'http://collector:8080 ${IPERF3_API_TOKEN}' },
     });
     expect(doc.datasources[0].secureJsonData.iperf3Password).toBeUndefined();
   });
@@ -292,6 +318,6 @@ describe('ConfigEditor: provisioning YAML', () => {
     await user.click(screen.getByTestId(Components.ConfigEditor.showYaml));
     const text = (await screen.findByTestId(Components.ConfigEditor.yaml)).textContent ?? '';
     expect(text).not.toContain('typed-secret');
-    expect(parse(text).datasources[0].secureJsonData).toEqual({ apiToken: '${IPERF3_API_TOKEN}' });
+    expect(parse(text).datasources[0].secureJsonData).toEqual({ apiToken: 'http://collector:8080 ${IPERF3_API_TOKEN}' });
   });
 });

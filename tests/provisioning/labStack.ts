@@ -17,6 +17,7 @@ import { GrafanaHost, type HostDataSource } from '../support/grafanaHost.js';
 import { createLab, type Lab } from '../lab/lab.js';
 import { datasourcesFileSchema } from './grafanaSchemas.js';
 import { expandEnvDeep, provisioningFiles, readYaml } from './stackFiles.js';
+import { bindApiToken, parseBoundApiToken } from '../../contract/settings.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const TOKEN = 'provisioning-lab-token-0123456789';
@@ -30,6 +31,13 @@ export interface ProvisionedStack {
   close(): Promise<void>;
 }
 
+/** The file's token, bound (as the file writes it) to the origin this copy of the stack answers on, as an operator writes it for their URL. */
+function repointed(secure: Record<string, string>, collectorUrl: string): Record<string, string> {
+  const { origin, token } = parseBoundApiToken(secure.apiToken ?? '');
+  expect(origin).toBe('http://collector:8686');
+  return { ...secure, apiToken: bindApiToken(collectorUrl, token) };
+}
+
 /** The provisioned data source as Grafana hands it to the plugin: env expanded, collector URL pointed at the lab. */
 export function provisionedSettings(collectorUrl: string): HostDataSource {
   const file = datasourcesFileSchema.parse(readYaml(provisioningFiles('datasources')[0]));
@@ -38,7 +46,7 @@ export function provisionedSettings(collectorUrl: string): HostDataSource {
   const jsonData = expandEnvDeep(ds.jsonData ?? {}, env);
   // the only change: the compose service name does not resolve here
   expect(jsonData.collectorUrl).toBe('http://collector:8686');
-  return { uid: ds.uid, id: 1, lastUpdatedMS: Date.now(), jsonData: { ...jsonData, collectorUrl: collectorUrl }, secure: expandEnvDeep(ds.secureJsonData ?? {}, env) };
+  return { uid: ds.uid, id: 1, lastUpdatedMS: Date.now(), jsonData: { ...jsonData, collectorUrl: collectorUrl }, secure: repointed(expandEnvDeep(ds.secureJsonData ?? {}, env), collectorUrl) };
 }
 
 /** Grafana's relative time (`now-7d`) in epoch ms. */

@@ -59,8 +59,8 @@ describe('data source provisioning', () => {
     const ds = datasource();
     expect(ds.uid).toBe(DS_UID);
     expect(ds.isDefault).toBe(true);
-    // an environment reference, never a literal token
-    expect(ds.secureJsonData?.apiToken).toMatch(/^\$\{?[A-Z][A-Z0-9_]*\}?$/);
+    // an environment reference, never a literal token, bound to the origin of the collector URL
+    expect(ds.secureJsonData?.apiToken).toMatch(/^http:\/\/collector:8686 \$\{?[A-Z][A-Z0-9_]*\}?$/);
     expect(Object.keys(ds.secureJsonData ?? {}).every((k) => ['apiToken', 'iperf3Password'].includes(k))).toBe(true);
   });
 
@@ -73,6 +73,11 @@ describe('data source provisioning', () => {
     expect(config.apiToken).toBe(env.IPERF3_API_TOKEN);
     expect(config.settingsErrors).toEqual([]);
     expect(config.collectorUrl).toBe('http://collector:8686');
+    // an Editor who points the provisioned data source elsewhere does not take the token along
+    const moved = Buffer.from(JSON.stringify({ ...jsonData, collectorUrl: 'http://elsewhere:8686' }));
+    expect(() => parseDataSourceConfig({ uid: ds.uid, jsonData: moved, decryptedSecureJsonData: secure })).toThrow(
+      'apiToken: was saved for http://collector:8686, but the collector URL is now http://elsewhere:8686: re-enter the API token for the new URL',
+    );
     // without the variable the token is empty and the backend names the field
     expect(() => parseDataSourceConfig({ uid: ds.uid, jsonData: Buffer.from(JSON.stringify(jsonData)), decryptedSecureJsonData: expandEnvDeep(ds.secureJsonData ?? {}, {}) })).toThrow(/apiToken/);
   });

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataFrameFromJSON, type DataFrame, type DataFrameJSON } from '@grafana/data';
+import { savedSecure } from './pluginClient.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const GRAFANA_HOST_DIR = join(ROOT, 'tests/grafana-host');
@@ -57,6 +58,8 @@ export interface HostDataSource {
   lastUpdatedMS?: number;
   jsonData?: unknown;
   secure?: Record<string, string>;
+  /** send `secure` exactly as given (default: a bare apiToken is bound to jsonData.collectorUrl, as the config editor saves it) */
+  rawSecure?: boolean;
 }
 
 export interface HostCallOptions {
@@ -197,7 +200,7 @@ export class GrafanaHost {
         uid: ds.uid ?? 'iperf3-ds',
         name: ds.name ?? 'iperf3',
         jsonData: ds.jsonData ?? {},
-        decryptedSecureJsonData: ds.secure ?? {},
+        decryptedSecureJsonData: savedSecure(ds.secure, ds.jsonData, ds.rawSecure),
         lastUpdatedMS: ds.lastUpdatedMS ?? 1,
       },
     };

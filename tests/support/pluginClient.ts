@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { tableFromIPC, type Table } from 'apache-arrow';
+import { bindApiToken } from '../../contract/settings.js';
 import { loadPluginProtos } from '../../src/backend/protoDefinitions.js';
 
 export interface DataSourceSettingsInput {
@@ -14,6 +15,8 @@ export interface DataSourceSettingsInput {
   secure?: Record<string, string>;
   /** raw jsonData bytes (overrides jsonData) */
   jsonBytes?: Buffer;
+  /** send `secure` exactly as given (default: a bare apiToken is bound to jsonData.collectorUrl, as the config editor saves it) */
+  rawSecure?: boolean;
   /** Grafana organization (default 1); uids are unique per organization only */
   orgId?: number;
 }
@@ -28,10 +31,21 @@ export function pluginContext(input: DataSourceSettingsInput, user: { login: str
       uid: input.uid ?? 'iperf3-ds',
       name: 'iperf3',
       jsonData: input.jsonBytes ?? Buffer.from(JSON.stringify(input.jsonData ?? {})),
-      decryptedSecureJsonData: input.secure ?? {},
+      decryptedSecureJsonData: savedSecure(input.secure, input.jsonData, input.rawSecure),
       lastUpdatedMS: input.lastUpdatedMS ?? 1,
     },
   };
+}
+
+/**
+ * Secure settings as Grafana holds them after the config editor saved them: the API token is
+ * stored bound to the origin of the collector URL it was entered for (contract/settings.ts,
+ * bindApiToken). A token that already names its origin, and `raw`, are left as given.
+ */
+export function savedSecure(secure: Record<string, string> | undefined, jsonData: unknown, raw = false): Record<string, string> {
+  if (!secure || raw || secure.apiToken === undefined || secure.apiToken.includes(' ')) return secure ?? {};
+  const url = (jsonData as { collectorUrl?: unknown } | undefined)?.collectorUrl;
+  return { ...secure, apiToken: bindApiToken(typeof url === 'string' ? url : undefined, secure.apiToken) };
 }
 
 export interface QueryInput {

@@ -4,7 +4,7 @@ import { apiErrorBodySchema } from '../../../contract/apiResponses.js';
 import type { ApiDeps } from '../types.js';
 
 /** Error answers every authenticated route may give (documented so that clients and fuzzers know them). */
-export const ERROR_RESPONSES = { '4xx': apiErrorBodySchema, 500: apiErrorBodySchema } as const;
+export const ERROR_RESPONSES = { '4xx': apiErrorBodySchema, 500: apiErrorBodySchema, 503: apiErrorBodySchema } as const;
 
 /** What every route plugin receives from buildApi. */
 export interface RouteDeps {

@@ -10,15 +10,24 @@ export class PgMetrics implements MetricStore {
 
   async series(query: SeriesQuery): Promise<Series[]> {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
-    params.push(query.fromMs, query.toMs);
-    where.push(`time_ms BETWEEN $${params.length - 1} AND $${params.length}`);
-    // Sorted by the index's own order (name, device, time): each series arrives in time order.
+    params.push(query.fromMs, query.toMs, query.maxPoints);
+    const [from, to, max] = [params.length - 2, params.length - 1, params.length].map((i) => `$${i}::bigint`);
+    where.push(`time_ms BETWEEN ${from} AND ${to}`);
+    // Bucketed in SQL as on SQLite (docs/api.md, "Downsampling"): one row per non-empty bucket
+    // of a series with more than maxPoints points, every point of a smaller one; the rows
+    // returned are the points answered, never the rows scanned.
+    const series = query.splitByServer === true ? 'name, device, direction, server' : 'name, device, direction';
     const { rows } = await this.db.pool.query<MetricRow>({
-      text: `SELECT device, name, direction, server, time_ms, value, failed FROM metrics WHERE ${where.join(' AND ')} ORDER BY name, device, time_ms`,
+      text: `WITH m AS (
+          SELECT device, name, direction, server, time_ms, value, failed,
+                 count(*) OVER s AS n, row_number() OVER s AS k
+          FROM metrics WHERE ${where.join(' AND ')} WINDOW s AS (PARTITION BY ${series}))
+        SELECT device, name, direction, ${query.splitByServer === true ? 'server' : 'NULL::text'}, min(time_ms), avg(value), max(failed) FROM m
+        GROUP BY ${series}, CASE WHEN n <= ${max} THEN -k ELSE (time_ms - ${from}) * ${max} / (${to} - ${from} + 1) END`,
       values: params,
       rowMode: 'array',
     });
-    return seriesFromRows(rows, query);
+    return seriesFromRows(rows);
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {

@@ -20,6 +20,10 @@ export interface SqliteOptions {
   owner?: boolean;
   /** encrypts the secrets the store keeps (default: a key for this process only) */
   secrets?: SecretBox;
+  /** worker threads reading metric series and latest values off the event loop (default 2) */
+  readers?: number;
+  /** metric reads that may wait for a reader before new ones get 503 (default 64) */
+  maxQueuedReads?: number;
 }
 
 export class SqliteDatabase {

@@ -2,20 +2,45 @@ import type { Direction, MetricName } from '../../../contract/metrics.js';
 import { latestValue, seriesFromRows, type MetricRow } from '../rows.js';
 import type { LatestValue, Series } from '../../../contract/api.js';
 import type { LatestQuery, MetricStore, SeriesQuery } from '../store.js';
-import type { SqliteDatabase } from './database.js';
+import type { MetricColumns, ReadPool } from './readPool.js';
 
 
 export class SqliteMetrics implements MetricStore {
-  constructor(private readonly sql: SqliteDatabase) {}
+  /** `reads` runs the SELECTs (a pool of worker threads: the scans never block the event loop). */
+  constructor(private readonly reads: ReadPool) {}
 
   async series(query: SeriesQuery): Promise<Series[]> {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
     where.push('time_ms BETWEEN ? AND ?');
     params.push(query.fromMs, query.toMs);
-    // No ORDER BY: SQLite would sort every row in a temporary b-tree; grouping here and
-    // sorting each (already nearly sorted) series is cheaper and keeps the covering index.
-    const text = `SELECT device, name, direction, server, time_ms, value, failed FROM metrics WHERE ${where.join(' AND ')}`;
-    return seriesFromRows(this.sql.stmt(text).raw().iterate(...params) as IterableIterator<MetricRow>, query);
+    // Bucketed in SQL (docs/api.md, "Downsampling"), in one read transaction of a worker:
+    // 1. the points of each series, counted (without a server split, in the covering index's
+    //    own order: one pass, no sort); a series is keyed name NUL device NUL direction (NUL server);
+    // 2. one row per point of the series with at most maxPoints points (grouped by rowid), and
+    //    per non-empty bucket of the others, bucket = (time - from) * maxPoints / (to - from + 1)
+    //    in integer arithmetic. Only the points answered reach JavaScript.
+    const split = query.splitByServer === true;
+    const filter = where.join(' AND ');
+    const key = `name || char(0) || device || char(0) || ifnull(direction, '')${split ? " || char(0) || ifnull(server, '')" : ''}`;
+    const count = split
+      ? `SELECT ${key}, count(*) FROM metrics WHERE ${filter} GROUP BY name, device, direction, server`
+      : `SELECT name || char(0) || device || char(0), sum(direction IS NULL),
+                name || char(0) || device || char(0) || 'upload', sum(direction = 'upload'),
+                name || char(0) || device || char(0) || 'download', sum(direction = 'download')
+         FROM metrics WHERE ${filter} GROUP BY name, device`;
+    const buckets = `SELECT device, name, direction, ${split ? 'server' : 'NULL'}, min(time_ms), avg(value), max(failed) FROM metrics
+      WHERE ${filter}
+      GROUP BY name, device, direction${split ? ', server' : ''},
+        CASE WHEN ${key} IN (SELECT value FROM json_each(?)) THEN -rowid
+        ELSE (time_ms - CAST(? AS INTEGER)) * CAST(? AS INTEGER) / (CAST(? AS INTEGER) - CAST(? AS INTEGER) + 1) END`;
+    const columns = await this.reads.series({
+      count,
+      buckets,
+      params,
+      maxPoints: query.maxPoints,
+      bucketParams: [query.fromMs, query.maxPoints, query.toMs, query.fromMs],
+    });
+    return seriesFromRows(metricRows(columns));
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {
@@ -31,7 +56,15 @@ export class SqliteMetrics implements MetricStore {
     // SQLite takes the bare columns of a max() aggregate from the row holding the maximum.
     const text = `SELECT device, name, direction, server, max(time_ms), value, failed FROM metrics
                   WHERE ${where.join(' AND ')} GROUP BY device, name, direction ORDER BY device, name, direction`;
-    return (this.sql.stmt(text).raw().all(...params) as MetricRow[]).map(latestValue);
+    return (await this.reads.all<MetricRow>(text, params)).map(latestValue);
+  }
+}
+
+/** The rows of packed metric columns, one at a time (only the series' points stay). */
+function* metricRows({ keys, data }: MetricColumns): Generator<MetricRow> {
+  for (let i = 0; i < data.length; i += 4) {
+    const [device, name, direction, server] = keys[data[i]];
+    yield [device, name as MetricName, direction as Direction | null, server, data[i + 1], data[i + 2], data[i + 3] as 0 | 1];
   }
 }
 

@@ -5,6 +5,7 @@ import { SqliteDatabase, type SqliteOptions } from './database.js';
 import { SqliteDevices } from './devices.js';
 import { SqliteHostKeys } from './hostKeys.js';
 import { SqliteMetrics } from './metrics.js';
+import { ReadPool } from './readPool.js';
 import { SqliteRounds } from './rounds.js';
 import { SqliteRuns } from './runs.js';
 import { SqliteSettings } from './settings.js';
@@ -24,18 +25,21 @@ export class SqliteStore implements Store {
   private constructor(
     private readonly sql: SqliteDatabase,
     secrets: SecretBox,
+    private readonly reads: ReadPool,
   ) {
     this.devices = new SqliteDevices(sql);
     this.rounds = new SqliteRounds(sql);
     this.runs = new SqliteRuns(sql);
-    this.metrics = new SqliteMetrics(sql);
+    this.metrics = new SqliteMetrics(reads);
     this.hostKeys = new SqliteHostKeys(sql);
     this.settings = new SqliteSettings(sql, secrets);
   }
 
   /** Opens (creating it and its folder when missing) and migrates the database at `path`. */
   static open(path: string, opts: SqliteOptions = {}): SqliteStore {
-    return new SqliteStore(SqliteDatabase.open(path, opts), opts.secrets ?? SecretBox.ephemeral());
+    const sql = SqliteDatabase.open(path, opts);
+    const reads = new ReadPool(path, { size: opts.readers, maxQueued: opts.maxQueuedReads, busyTimeoutMs: opts.busyTimeoutMs });
+    return new SqliteStore(sql, opts.secrets ?? SecretBox.ephemeral(), reads);
   }
 
   /** The schema version of the open database. */
@@ -63,6 +67,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.reads.close();
     this.sql.close();
   }
 }

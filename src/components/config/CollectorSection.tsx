@@ -7,6 +7,8 @@ interface Props {
   collectorUrl: string | undefined;
   tokenConfigured: boolean;
   tokenValue: string;
+  /** the saved token cannot be used with this URL (another origin) */
+  tokenError?: string;
   errors: FieldErrorMap;
   onUrlChange: (url: string) => void;
   onTokenChange: (token: string) => void;
@@ -26,7 +28,12 @@ export function CollectorSection(props: Props) {
           onChange={(e) => props.onUrlChange(e.currentTarget.value)}
         />
       </Field>
-      <Field label="API token" description="Bearer token of the collector API; stored encrypted, never shown again">
+      <Field
+        label="API token"
+        description="Bearer token of the collector API; stored encrypted, never shown again, and only ever sent to the collector URL it was entered for"
+        invalid={!!props.tokenError}
+        error={props.tokenError}
+      >
         <SecretInput
           id="iperf3-api-token"
           data-testid={Components.ConfigEditor.apiToken}

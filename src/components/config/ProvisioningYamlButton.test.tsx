@@ -35,7 +35,8 @@ describe('ProvisioningYamlButton', () => {
       isDefault: true,
       editable: true,
       jsonData: { collectorUrl: 'http://collector:8686', servers: [{ host: '192.0.2.10' }] },
-      secureJsonData: { apiToken: '${IPERF3_API_TOKEN}', iperf3Password: '${IPERF3_PASSWORD}' },
+      // the token bound to the collector's origin in the same value, as the backend requires
+      secureJsonData: { apiToken: 'http://collector:8686 ${IPERF3_API_TOKEN}', iperf3Password: '${IPERF3_PASSWORD}' },
     });
     await user.click(screen.getAllByRole('button', { name: 'Close' }).at(-1)!);
     expect(screen.queryByTestId(Components.ConfigEditor.yaml)).not.toBeInTheDocument();
