@@ -62,6 +62,9 @@ const HANDLERS: Record<string, Partial<Record<'GET' | 'POST', Handler>>> = {
   runs: { GET: listRuns, POST: runNow },
 };
 
+/** Every resource path the plugin serves. */
+export const RESOURCE_PATHS: readonly string[] = [...Object.keys(HANDLERS), 'metrics'].sort();
+
 /** Resources that need no collector, available even before the settings are valid. */
 export function staticResource(path: string, method: string): ResourceResponse | null {
   if (path === 'metrics' && method.toUpperCase() === 'GET') return jsonResponse(200, METRIC_CATALOGUE);
@@ -75,7 +78,7 @@ export async function handleResource(request: ResourceRequest, instance: () => D
   if (fixed) return fixed;
   const routes = HANDLERS[path];
   if (!routes) {
-    const available = [...Object.keys(HANDLERS), 'metrics'].sort().join(', ');
+    const available = RESOURCE_PATHS.join(', ');
     return errorResponse(404, 'not-found', `no resource "${path}"; available: ${available}`);
   }
   const handler = routes[method as 'GET' | 'POST'];
