@@ -14,6 +14,7 @@ export const Components = {
     removeServer: (index: number) => `iperf3-config-server-${index}-remove`,
     clientOptions: 'iperf3-config-client-options',
     schedule: 'iperf3-config-schedule',
+    timezone: 'iperf3-config-schedule-timezone',
     nextRuns: 'iperf3-config-next-runs',
     showYaml: 'iperf3-config-show-yaml',
     yaml: 'iperf3-config-yaml',
