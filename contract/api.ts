@@ -84,6 +84,16 @@ export interface ServerHealth extends ServerInfo {
   error?: string;
 }
 
+/** The test a running run is in, as the collector that runs it knows it. */
+export interface CurrentTest {
+  protocol: TestProtocol;
+  direction: Direction;
+  /** 1-based position among the run's planned tests, and how many are planned */
+  index: number;
+  of: number;
+  startedAt: string;
+}
+
 export interface RunRecord {
   id: number;
   device: string;
@@ -96,6 +106,8 @@ export interface RunRecord {
   startedAt: string;
   endedAt: string | null;
   tests: TestRecord[];
+  /** only on a `running` run, when the collector that answers is the one running it */
+  current?: CurrentTest;
 }
 
 export interface TestRecord {

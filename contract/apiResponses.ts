@@ -54,6 +54,10 @@ export const runRecordSchema: z.ZodType<RunRecord> = z.object({
   startedAt: iso,
   endedAt: iso.nullable(),
   tests: z.array(testRecordSchema),
+  current: z
+    .object({ protocol, direction, index: z.number().int().min(1), of: z.number().int().min(1), startedAt: iso })
+    .optional()
+    .describe('the test a running run is in (only from the collector that runs it)'),
 });
 
 export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({
