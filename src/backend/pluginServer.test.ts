@@ -518,7 +518,7 @@ describe('CallResource', () => {
     expect(badLimit).toMatchObject({ code: 400, json: { error: 'invalid-limit' } });
     const notFound = await client.callResource(settings, 'nope');
     expect(notFound.code).toBe(404);
-    expect((notFound.json as { message: string }).message).toContain('available: devices, metrics, runs, servers');
+    expect((notFound.json as { message: string }).message).toContain('available: devices, metrics, runs, runs/progress, servers');
     const wrongMethod = await client.callResource(settings, 'devices', { method: 'DELETE' });
     expect(wrongMethod).toMatchObject({ code: 405 });
   });

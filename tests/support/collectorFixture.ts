@@ -14,7 +14,7 @@ import { UnknownDevicesError } from '../../collector/errors.js';
 import { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
 import { Telemetry } from '../../collector/telemetry.js';
-import type { ServerInfo } from '../../contract/api.js';
+import type { CurrentTest, ServerInfo } from '../../contract/api.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
 
 export const COLLECTOR_TOKEN = 'collector-token-0123456789abcdef';
@@ -50,6 +50,12 @@ export class FixtureControl implements CollectorControl {
   };
   applied: Settings[] = [];
   queued: string[][] = [];
+  /** what currentTest answers, by run id */
+  currentTests = new Map<number, CurrentTest>();
+
+  currentTest(runId: number): CurrentTest | undefined {
+    return this.currentTests.get(runId);
+  }
 
   devices(): DeviceSummary[] {
     return this.deviceList;
