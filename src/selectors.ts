@@ -39,6 +39,10 @@ export const Components = {
     status: 'iperf3-query-status',
     limit: 'iperf3-query-limit',
     runId: 'iperf3-query-run-id',
+    runNow: 'iperf3-query-run-now',
+    runNowReason: 'iperf3-query-run-now-reason',
+    runNowProgress: 'iperf3-query-run-now-progress',
+    runNowError: 'iperf3-query-run-now-error',
   },
   VariableEditor: {
     kind: 'iperf3-variable-kind',
