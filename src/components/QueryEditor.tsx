@@ -87,8 +87,9 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
             onChange={(queryType) => changeAndRun(withQueryType(query, queryType))}
           />
         </EditorField>
-        <EditorField label="Devices" htmlFor="iperf3-query-devices" tooltip="device ids from the collector inventory; * or All = every device">
+        <EditorField label="Devices" htmlFor={`iperf3-query-devices-${query.refId}`} tooltip="device ids from the collector inventory; * or All = every device">
           <DevicePicker
+            inputId={`iperf3-query-devices-${query.refId}`}
             value={query.devices}
             devices={devices.value}
             loadError={devices.error}
