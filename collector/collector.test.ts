@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RunRecord } from '../contract/api.js';
 import { loadConfigText } from './config/load.js';
 import { ClassifiedError, type DeviceConnector } from './model.js';
 import { forgetHostKey, parseListen, startService, type Service } from './service.js';
@@ -175,6 +176,35 @@ describe('collector core behind the API', () => {
       ['b', 'skipped', 'unreachable', 'manual'],
     ]);
     expect(connects.sort()).toEqual(['a', 'b']);
+  });
+
+  it('says in GET /api/v1/runs which test a running run is in, until the run is stored', async () => {
+    let finish!: () => void;
+    const hold = new Promise<void>((r) => (finish = r));
+    // fault injection: a device whose iperf3 never answers until the test lets it fail
+    const hanging: DeviceConnector = {
+      connect: async () => ({
+        exec: () => hold.then(() => ({ stdout: '', stderr: 'iperf3: error - unable to connect to server', exitCode: 1, timedOut: false })),
+        writeTempFile: async () => '/tmp/k',
+        removeFile: async () => undefined,
+        close: () => undefined,
+      }),
+    };
+    service = await startService(loaded(), logger, { connector: hanging, schedule: false });
+    await api('/api/v1/runs', { method: 'POST', body: JSON.stringify({ devices: ['a'] }) });
+    let runs: RunRecord[] = [];
+    for (let i = 0; i < 100 && runs[0]?.current === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      runs = (await api('/api/v1/runs?device=a')).body.runs as RunRecord[];
+    }
+    expect(runs[0]).toMatchObject({ device: 'a', status: 'running', current: { protocol: 'tcp', direction: 'upload', index: 1, of: 4 } });
+    expect(service.collector.currentTest(runs[0].id)).toEqual(runs[0].current);
+    finish();
+    for (let i = 0; i < 100 && (await service.collector.status()).running; i++) await new Promise((r) => setTimeout(r, 20));
+    const done = (await api(`/api/v1/runs/${runs[0].id}`)).body as unknown as RunRecord;
+    expect(done.status).toBe('failed');
+    expect(done.current).toBeUndefined();
+    expect(service.collector.currentTest(runs[0].id)).toBeUndefined();
   });
 
   it('runs a round at start when asked, applies retention, and checks servers over TCP', async () => {

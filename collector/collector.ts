@@ -4,7 +4,7 @@
  * It knows nothing of HTTP: the API maps its typed errors (errors.ts) to answers.
  */
 import type { Logger } from 'pino';
-import type { ServerInfo } from '../contract/api.js';
+import type { CurrentTest, ServerInfo } from '../contract/api.js';
 import type { Settings } from '../contract/settings.js';
 import { EffectiveSettings, type SettingsSource } from './config/effectiveSettings.js';
 import type { DeviceConfig, DevicePatch, DeviceRecord } from '../contract/devices.js';
@@ -119,6 +119,11 @@ export class Collector {
   /** Queues a manual run ahead of the schedule; returns at once. */
   runNow(ids: string[]): { queued: string[] } {
     return this.runner.runNow(ids);
+  }
+
+  /** The test a run of this collector is in while it runs. */
+  currentTest(runId: number): CurrentTest | undefined {
+    return this.runner.progress.get(runId);
   }
 
   /** Runs devices now and waits for their results (the `run` command). */

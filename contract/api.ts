@@ -86,6 +86,16 @@ export interface ServerHealth extends ServerInfo {
   error?: string;
 }
 
+/** The test a running run is in, as the collector that runs it knows it. */
+export interface CurrentTest {
+  protocol: TestProtocol;
+  direction: Direction;
+  /** 1-based position among the run's planned tests, and how many are planned */
+  index: number;
+  of: number;
+  startedAt: string;
+}
+
 export interface RunRecord {
   id: number;
   device: string;
@@ -98,6 +108,8 @@ export interface RunRecord {
   startedAt: string;
   endedAt: string | null;
   tests: TestRecord[];
+  /** only on a `running` run, when the collector that answers is the one running it */
+  current?: CurrentTest;
 }
 
 export interface TestRecord {
@@ -230,6 +242,36 @@ export type RunNowRequest = z.infer<typeof runNowRequestSchema>;
 
 export interface RunNowResponse {
   queued: string[];
+}
+
+/** The plugin's `runs` POST resource (Run now): what the collector queued, and the newest run id before. */
+export interface RunNowResourceResponse extends RunNowResponse {
+  /** runs of the queued devices with a greater id are the ones this request started */
+  after: number;
+}
+
+/** Most devices one Run now starts and follows (the plugin's `runs` and `runs/progress` resources). */
+export const MAX_RUN_NOW_DEVICES = 100;
+
+/** Metrics the plugin's `runs/progress` resource reports for a run that ended well. */
+export const RUN_RESULT_METRICS = ['tcp_received_bps', 'udp_jitter_ms', 'udp_lost_percent'] as const satisfies readonly MetricName[];
+
+export const RUN_PROGRESS_STATES = ['queued', 'running', 'done', 'failed'] as const;
+export type RunProgressState = (typeof RUN_PROGRESS_STATES)[number];
+
+/** One device of a Run now: queued (no run yet), running, done (ok) or failed (failed, skipped, interrupted). */
+export interface RunProgress {
+  device: string;
+  state: RunProgressState;
+  /** the run this Run now started; null while queued */
+  run: RunRecord | null;
+  /** when done: the run's values of RUN_RESULT_METRICS */
+  results: LatestValue[];
+}
+
+/** The plugin's `runs/progress?device=&after=` resource. */
+export interface RunProgressResponse {
+  devices: RunProgress[];
 }
 
 export interface ApiErrorBody {

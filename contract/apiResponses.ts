@@ -14,6 +14,10 @@ import {
   type HealthResponse,
   type IntervalsResponse,
   type LatestResponse,
+  type LatestValue,
+  RUN_PROGRESS_STATES,
+  type RunNowResourceResponse,
+  type RunProgressResponse,
   type RunNowResponse,
   type RunRecord,
   type RunsResponse,
@@ -55,6 +59,10 @@ export const runRecordSchema: z.ZodType<RunRecord> = z.object({
   startedAt: iso,
   endedAt: iso.nullable(),
   tests: z.array(testRecordSchema),
+  current: z
+    .object({ protocol, direction, index: z.number().int().min(1), of: z.number().int().min(1), startedAt: iso })
+    .optional()
+    .describe('the test a running run is in (only from the collector that runs it)'),
 });
 
 export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({
@@ -129,16 +137,30 @@ export const seriesResponseSchema: z.ZodType<SeriesResponse> = z.object({
   ),
 });
 
-export const latestResponseSchema: z.ZodType<LatestResponse> = z.object({
-  values: z.array(
+const latestValueSchema: z.ZodType<LatestValue> = z.object({
+  device: z.string(),
+  metric: z.enum(METRIC_NAMES),
+  server: z.string().nullable(),
+  direction: nullableDirection,
+  timeMs: z.number(),
+  value: z.number(),
+  failed: z.union([z.literal(0), z.literal(1)]),
+});
+
+export const latestResponseSchema: z.ZodType<LatestResponse> = z.object({ values: z.array(latestValueSchema) });
+
+export const runNowResourceResponseSchema: z.ZodType<RunNowResourceResponse> = z.object({
+  queued: z.array(z.string()),
+  after: z.number().int().min(0),
+});
+
+export const runProgressResponseSchema: z.ZodType<RunProgressResponse> = z.object({
+  devices: z.array(
     z.object({
       device: z.string(),
-      metric: z.enum(METRIC_NAMES),
-      server: z.string().nullable(),
-      direction: nullableDirection,
-      timeMs: z.number(),
-      value: z.number(),
-      failed: z.union([z.literal(0), z.literal(1)]),
+      state: z.enum(RUN_PROGRESS_STATES),
+      run: runRecordSchema.nullable(),
+      results: latestValueSchema.array(),
     }),
   ),
 });

@@ -8,9 +8,12 @@
  *   node scripts/build-frontend.mjs            production build (minified)
  *   node scripts/build-frontend.mjs --watch    rebuild on change (npm run dev)
  *   node scripts/build-frontend.mjs --dev      unminified
+ *
+ * Also copies the docs' screenshots (docs/img/*.png, written by `npm run screenshots`) to
+ * dist/img/screenshots/, where plugin.json's info.screenshots point.
  */
 import * as esbuild from 'esbuild';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -104,6 +107,15 @@ export function wrapAmd(code, map, deps) {
   return { code: `${header}\n${body}${footer}`, map: JSON.stringify(shifted) };
 }
 
+/** docs/img/*.png -> dist/img/screenshots/ (plugin.json info.screenshots). */
+export async function copyScreenshots() {
+  const from = join(root, 'docs', 'img');
+  const to = join(outDir, 'img', 'screenshots');
+  const pngs = (await readdir(from).catch(() => [])).filter((f) => f.endsWith('.png'));
+  await mkdir(to, { recursive: true });
+  await Promise.all(pngs.map((f) => copyFile(join(from, f), join(to, f))));
+}
+
 async function emit(result) {
   const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
   const mapFile = result.outputFiles.find((f) => f.path.endsWith('.js.map'));
@@ -113,6 +125,7 @@ async function emit(result) {
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, 'module.js'), wrapped.code);
   await writeFile(join(outDir, 'module.js.map'), wrapped.map);
+  await copyScreenshots();
   const kib = (Buffer.byteLength(wrapped.code) / 1024).toFixed(0);
   process.stderr.write(`${relative(root, join(outDir, 'module.js'))}: ${kib} KiB, externals: ${deps.join(', ')}\n`);
 }

@@ -4,7 +4,7 @@ import { type DataQueryRequest, type DataSourceInstanceSettings, type ScopedVars
 import { setBackendSrv, setTemplateSrv, type BackendSrv, type TemplateSrv } from '@grafana/runtime';
 import { lastValueFrom } from 'rxjs';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { resourceFetch } from '../tests/support/collectorConfig.js';
+import { resourceFetch, RUN_NOW_AFTER } from '../tests/support/collectorConfig.js';
 import { DataSource } from './datasource.js';
 import type { DeviceVariableQuery, Iperf3DataQuery, Iperf3DataSourceOptions } from './types.js';
 import { DeviceVariableSupport, listVariableValues } from './variables/DeviceVariableSupport.js';
@@ -100,7 +100,7 @@ describe('applyTemplateVariables', () => {
 
 describe('resources', () => {
   it('posts "run now" to the runs resource', async () => {
-    await expect(ds().runNow(['router-hq-1'])).resolves.toEqual({ queued: ['router-hq-1'] });
+    await expect(ds().runNow(['router-hq-1'])).resolves.toEqual({ queued: ['router-hq-1'], after: RUN_NOW_AFTER });
     expect(calls.at(-1)).toMatchObject({ url: `/api/datasources/uid/${UID}/resources/runs`, method: 'POST', data: { devices: ['router-hq-1'] } });
   });
 });

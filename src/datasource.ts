@@ -12,7 +12,8 @@ import {
   type TypedVariableModel,
 } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
-import type { DeviceInfo, RunNowResponse, ServerInfo } from '../contract/api.js';
+import type { DeviceInfo, RunNowResourceResponse, RunProgressResponse, ServerInfo } from '../contract/api.js';
+import { runNowResourceResponseSchema, runProgressResponseSchema } from '../contract/apiResponses.js';
 import { ALL_DEVICES, DEFAULT_QUERY } from '../contract/query.js';
 import { interpolateList, interpolateMatchers } from './interpolation.js';
 import { PLUGIN_VERSION } from './queryDefaults.js';
@@ -27,6 +28,13 @@ export const RUN_LOG_ANNOTATION_MAPPINGS: AnnotationEventMappings = {
   text: { source: AnnotationEventFieldSource.Field, value: 'Message' },
   tags: { source: AnnotationEventFieldSource.Field, value: 'Error' },
 };
+
+/** A resource answer checked against the contract: a plugin backend of another version is named, not misread. */
+function parseResource<T>(path: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new Error(`the plugin backend's answer to ${path} does not match this frontend's contract: are both the same plugin version?`);
+  return parsed.data;
+}
 
 export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3DataSourceOptions> {
   constructor(instanceSettings: DataSourceInstanceSettings<Iperf3DataSourceOptions>) {
@@ -76,8 +84,17 @@ export class DataSource extends DataSourceWithBackend<Iperf3DataQuery, Iperf3Dat
     return this.getResource<ServerInfo[]>('servers');
   }
 
-  /** Queues a run now for these devices (the collector skips devices already running). */
-  async runNow(devices: string[]): Promise<RunNowResponse> {
-    return this.postResource<RunNowResponse>('runs', { devices });
+  /**
+   * Queues a run now for these devices (Editors and Admins; the backend refuses others with
+   * 403, and the collector answers 409 for a device already queued or running). `after` is
+   * the run id to follow the new runs from (getRunProgress).
+   */
+  async runNow(devices: string[]): Promise<RunNowResourceResponse> {
+    return parseResource('runs', runNowResourceResponseSchema, await this.postResource<unknown>('runs', { devices }));
+  }
+
+  /** How the runs a Run now started are going, per device (the backend's runs/progress). */
+  async getRunProgress(devices: string[], after: number): Promise<RunProgressResponse> {
+    return parseResource('runs/progress', runProgressResponseSchema, await this.getResource<unknown>('runs/progress', { device: devices, after }));
   }
 }

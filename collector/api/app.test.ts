@@ -462,6 +462,20 @@ describe('GET /api/v1/runs', () => {
     ]);
   });
 
+  it('says which test a running run of this collector is in, in the list and for one run', async () => {
+    const running = await store.runs.start({ device: 'b', trigger: 'manual', roundId: null, startedAt: new Date(D0 + 3600_000) });
+    const current = { protocol: 'udp' as const, direction: 'download' as const, index: 4, of: 4, startedAt: '2025-02-01T03:00:30.000Z' };
+    control.currentTest = (runId: number) => (runId === running || runId === ids.a1 ? current : undefined);
+    const runs = (await get('/api/v1/runs?device=b')).json().runs as RunRecord[];
+    expect(runs.map((r) => [r.id, r.status, r.current])).toEqual([
+      [running, 'running', current],
+      [ids.b1, 'ok', undefined],
+    ]);
+    expect((await get(`/api/v1/runs/${running}`)).json()).toMatchObject({ status: 'running', current });
+    // a finished run never carries one, whatever the control says
+    expect((await get(`/api/v1/runs/${ids.a1}`)).json().current).toBeUndefined();
+  });
+
   it('limits the number of devices per request', async () => {
     app = build({ limits: { maxDevices: 2 } });
     expect(await fields('/api/v1/runs?device=a,b,c')).toEqual([{ field: 'device', message: 'at most 2 devices per request; split the request' }]);

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { DeviceInfo, ServerInfo } from '../../contract/api.js';
+import type { CurrentTest, DeviceInfo, ServerInfo } from '../../contract/api.js';
 import type { DeviceConfig, DevicePatch, DeviceRecord } from '../../contract/devices.js';
 import type { Settings } from '../../contract/settings.js';
 import type { CollectorStatus } from '../collector.js';
@@ -36,6 +36,8 @@ export interface CollectorControl {
   applySettings(settings: Settings, updatedAt: string): void;
   /** The effective settings; `updatedAt` null when they come from the file. */
   currentSettings(): { settings: Settings; source: 'file' | 'api'; updatedAt: string | null };
+  /** The test a run of this collector is in while it runs; undefined for any other run. */
+  currentTest?(runId: number): CurrentTest | undefined;
   /** A TCP connection to an iperf3 server from the collector, given up after `timeoutMs`. */
   checkServer(host: string, port: number, timeoutMs: number): Promise<ServerCheck>;
 }

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { clientOptionsSchema } from '../../contract/settings.js';
 import type { DeviceConnector, DeviceSession, ExecResult, RunOutcome } from '../model.js';
 import { planTests, runTcpThenUdp, type RunDeps, type RunPlan } from './deviceRun.js';
+import { RunProgressBoard } from './runProgress.js';
 import { ServerRegistry } from './serverRegistry.js';
 
 const FIXTURES = join(import.meta.dirname, '../iperf3/fixtures');
@@ -87,6 +88,36 @@ describe('device run, fault injection', () => {
       ['udp', true],
     ]);
     expect(logs.join('')).toContain('retrying once');
+  });
+
+  it('tells the progress board which test the run is in, and forgets the run once it is stored', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload.json'), fixture('udp-upload.json')]);
+    const { deps, plan, finished } = harness({ connect: async () => session });
+    const board = new RunProgressBoard();
+    const seen: Array<string | undefined> = [];
+    const exec = session.exec.bind(session);
+    // what GET /api/v1/runs would say while each iperf3 command runs
+    session.exec = async (argv) => {
+      const c = board.get(1);
+      seen.push(c && `${c.protocol} ${c.direction} ${c.index}/${c.of}`);
+      return exec(argv);
+    };
+    deps.clock = () => new Date('2026-01-01T00:00:00Z');
+    await runTcpThenUdp({ ...deps, progress: board }, plan);
+    expect(seen).toEqual(['tcp upload 1/2', 'udp upload 2/2']);
+    expect(board.size).toBe(0);
+    expect(finished).toHaveLength(1);
+  });
+
+  it('forgets the run even when storing its outcome fails', async () => {
+    const session = new ScriptedSession([fixture('tcp-upload.json'), fixture('udp-upload.json')]);
+    const { deps, plan } = harness({ connect: async () => session });
+    const board = new RunProgressBoard();
+    deps.store.runs.finish = async () => {
+      throw new Error('disk full');
+    };
+    await expect(runTcpThenUdp({ ...deps, progress: board }, plan)).rejects.toThrow('disk full');
+    expect(board.size).toBe(0);
   });
 
   it('gives up after the second UDP failure and records it, with zeros for UDP only', async () => {

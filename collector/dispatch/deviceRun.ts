@@ -41,6 +41,14 @@ export interface RunDeps {
   sleep: (ms: number) => Promise<void>;
   busyRetry: { attempts: number; backoffMs: number };
   telemetry?: RunTelemetry;
+  /** told which test each run is in, for GET /api/v1/runs */
+  progress?: RunProgress;
+}
+
+/** Which test a run is in while it runs (collector/dispatch/runProgress.ts keeps it). */
+export interface RunProgress {
+  testStarted(runId: number, test: PlannedTest, index: number, of: number, at: Date): void;
+  runEnded(runId: number): void;
 }
 
 export interface RunPlan {
@@ -195,7 +203,8 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
     reached = true;
     if (plan.auth) keyPath = await session.writeTempFile(plan.auth.rsaPublicKey);
     runner = new TestRunner(deps, plan, session, keyPath);
-    for (const test of planned) {
+    for (const [i, test] of planned.entries()) {
+      deps.progress?.testStarted(runId, test, i + 1, planned.length, deps.clock());
       const record = await runner.run(test);
       server = record.server;
       tests.push(record);
@@ -240,7 +249,11 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
     tests,
     metrics,
   };
-  await deps.store.runs.finish(runId, outcome);
+  try {
+    await deps.store.runs.finish(runId, outcome);
+  } finally {
+    deps.progress?.runEnded(runId);
+  }
   deps.telemetry?.runFinished(status, outcome.errorClass);
   if (status === 'ok') log.info({ runId, server }, 'run ok');
   else if (status === 'skipped') log.warn({ runId, errorClass: outcome.errorClass, reason: outcome.message }, 'device unreachable: run skipped');

@@ -13,6 +13,7 @@ import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js
 import { RoundClaimedError, type Store } from '../store/store.js';
 import { runTcpThenUdp, type RunSummary, type RunTelemetry } from './deviceRun.js';
 import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatcher.js';
+import { RunProgressBoard } from './runProgress.js';
 import { ServerRegistry } from './serverRegistry.js';
 
 export interface RunnerTelemetry extends RunTelemetry {
@@ -48,6 +49,8 @@ export class DeviceLeftError extends Error {
 
 export class Runner {
   readonly registry: ServerRegistry;
+  /** the test each running run of this collector is in */
+  readonly progress = new RunProgressBoard();
   private readonly dispatcher: Dispatcher<RunSummary>;
   private stopped = false;
 
@@ -184,6 +187,7 @@ export class Runner {
         sleep: deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
         busyRetry: deps.loaded.config.busyRetry,
         telemetry: deps.telemetry,
+        progress: this.progress,
       },
       {
         device: device.target,

@@ -85,6 +85,8 @@ export interface CollectorClientOptions {
   baseUrl: string;
   token: string;
   timeoutMs?: number;
+  /** told of every round-trip: method, API path, HTTP status (null: no answer), seconds */
+  observe?: (method: string, path: string, status: number | null, seconds: number) => void;
 }
 
 export type SeriesRequest = SeriesParams;
@@ -104,11 +106,13 @@ export class CollectorClient {
   readonly baseUrl: string;
   private readonly token: string;
   private readonly timeoutMs: number;
+  private readonly observe: NonNullable<CollectorClientOptions['observe']>;
 
   constructor(options: CollectorClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_COLLECTOR_TIMEOUT_MS;
+    this.observe = options.observe ?? (() => undefined);
   }
 
   health(signal?: AbortSignal): Promise<HealthResponse> {
@@ -191,6 +195,7 @@ export class CollectorClient {
   ): Promise<T> {
     const url = this.url(path, params);
     const deadline = AbortSignal.timeout(this.timeoutMs);
+    const started = performance.now();
     let response: Response;
     try {
       response = await fetch(url, {
@@ -204,6 +209,7 @@ export class CollectorClient {
         signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
       });
     } catch (error) {
+      this.observe(method, path, null, (performance.now() - started) / 1000);
       const timedOut = deadline.aborted;
       const reason = timedOut ? `no answer within ${this.timeoutMs} ms` : describeNetworkError(error);
       throw new CollectorUnreachableError(this.baseUrl, timedOut, `cannot reach the collector at ${this.baseUrl}: ${reason}`, {
@@ -211,6 +217,7 @@ export class CollectorClient {
       });
     }
     const text = await response.text();
+    this.observe(method, path, response.status, (performance.now() - started) / 1000);
     if (response.ok) {
       let json: unknown;
       try {

@@ -172,7 +172,6 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     expect((await host.resource({}, 'metrics')).status).toBe(200);
     expect(await host.resource(settings, 'runs', { method: 'POST', body: { devices: ['r1'] } })).toMatchObject({ status: 202 });
     expect(collector.control.queued).toContainEqual(['r1']);
-    expect(await host.metrics(settings)).toEqual({ prometheus: '' });
     const unreachable = await host.resource({ ...settings, uid: 'exe-dead', jsonData: { collectorUrl: `http://127.0.0.1:${await closedPort()}` } }, 'devices');
     expect(unreachable.status).toBe(502);
     const wrongToken = await host.query({ ...settings, uid: 'exe-wt', secure: { apiToken: 'nope' } }, [
@@ -240,6 +239,38 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     } finally {
       elsewhere.close();
     }
+  });
+
+  it('answers CollectMetrics with Prometheus text that Prometheus\' own parser reads: queries per type, errors, collector round-trips, memory', async () => {
+    // earlier tests of this file ran queries of every type through this same process
+    const before = await host.metrics(settings);
+    const count = (family: string, labels: Record<string, string>) =>
+      before.families[family]?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.count ?? 0;
+    const latestBefore = count('iperf3_plugin_query_duration_seconds', { query_type: 'latest' });
+    const r = await host.query(settings, [
+      { refId: 'A', json: { queryType: 'latest', devices: ['r1'], metrics: ['result'] }, fromMs: NIGHT0, toMs: NOW },
+      { refId: 'B', json: { queryType: 'runs', devices: ['ghost'] }, fromMs: NIGHT0, toMs: NOW },
+      { refId: 'C', json: { queryType: 'timeseries', devices: ['r1'] }, fromMs: NIGHT0, toMs: NOW },
+      { refId: 'D', json: { queryType: 'intervals', devices: ['r2'] }, fromMs: NIGHT0, toMs: NOW },
+    ]);
+    expect([r.A.status, r.B.status, r.C.status, r.D.status]).toEqual([200, 404, 200, 200]);
+    const dead = { ...settings, uid: 'exe-metrics-dead', jsonData: { collectorUrl: `http://127.0.0.1:${await closedPort()}` } };
+    expect((await host.resource(dead, 'devices')).status).toBe(502);
+    const after = await host.metrics(settings);
+    const { families } = after;
+    expect(families.iperf3_plugin_query_duration_seconds.type).toBe('histogram');
+    const latest = families.iperf3_plugin_query_duration_seconds.samples.find((s) => s.labels.query_type === 'latest');
+    expect(latest?.count).toBe(latestBefore + 1);
+    expect(latest?.sum).toBeGreaterThan(0);
+    for (const type of ['timeseries', 'runs', 'intervals']) {
+      expect(families.iperf3_plugin_query_duration_seconds.samples.some((s) => s.labels.query_type === type), type).toBe(true);
+    }
+    expect(families.iperf3_plugin_query_errors_total.samples).toContainEqual({ labels: { query_type: 'runs', status: '404', source: 'downstream' }, value: expect.any(Number) });
+    const trips = families.iperf3_plugin_collector_request_duration_seconds.samples;
+    expect(trips.find((s) => s.labels.route === '/latest' && s.labels.status === '2xx')?.count).toBeGreaterThan(0);
+    expect(trips.find((s) => s.labels.route === '/devices' && s.labels.status === 'unreachable')?.count).toBeGreaterThan(0);
+    expect(families.process_resident_memory_bytes.samples[0].value).toBeGreaterThan(10e6);
+    expect(families.nodejs_heap_size_used_bytes.type).toBe('gauge');
   });
 
   it('logs what go-plugin can parse, and exits by itself, promptly, when Grafana stops it (GRPCController/Shutdown)', async () => {

@@ -13,7 +13,7 @@ import {
   type FieldError,
   type Settings,
 } from '../../contract/settings.js';
-import { CollectorClient } from './collectorClient.js';
+import { CollectorClient, type CollectorClientOptions } from './collectorClient.js';
 
 /** What Grafana sends as `pluginContext.dataSourceInstanceSettings` (proto field names). */
 export interface DataSourceInstanceSettingsMessage {
@@ -106,6 +106,8 @@ export interface DataSourceInstance {
 
 export interface InstanceManagerOptions {
   collectorTimeoutMs?: number;
+  /** passed to every collector client: told of each round-trip */
+  observeCollector?: CollectorClientOptions['observe'];
   /** called once for every new or rebuilt instance (the plugin pushes settings then) */
   onNewInstance?: (instance: DataSourceInstance) => void;
 }
@@ -131,7 +133,7 @@ export class InstanceManager {
       key,
       lastUpdatedMS,
       config,
-      client: new CollectorClient({ baseUrl: config.collectorUrl, token: config.apiToken, timeoutMs: this.options.collectorTimeoutMs }),
+      client: new CollectorClient({ baseUrl: config.collectorUrl, token: config.apiToken, timeoutMs: this.options.collectorTimeoutMs, observe: this.options.observeCollector }),
     };
     this.instances.set(key, instance);
     if (notify) this.options.onNewInstance?.(instance);

@@ -69,9 +69,9 @@ describe('go-plugin services', () => {
     other.cancel();
   });
 
-  it('answers CollectMetrics', async () => {
+  it('answers CollectMetrics with the plugin\'s own metrics (src/backend/pluginMetrics.test.ts tests them)', async () => {
     const r = await client.collectMetrics(settings);
-    expect(r.metrics.prometheus.length).toBe(0);
+    expect(r.metrics.prometheus.toString('utf8')).toContain('# TYPE iperf3_plugin_query_duration_seconds histogram');
   });
 });
 
@@ -518,7 +518,7 @@ describe('CallResource', () => {
     expect(badLimit).toMatchObject({ code: 400, json: { error: 'invalid-limit' } });
     const notFound = await client.callResource(settings, 'nope');
     expect(notFound.code).toBe(404);
-    expect((notFound.json as { message: string }).message).toContain('available: devices, metrics, runs, servers');
+    expect((notFound.json as { message: string }).message).toContain('available: devices, metrics, runs, runs/progress, servers');
     const wrongMethod = await client.callResource(settings, 'devices', { method: 'DELETE' });
     expect(wrongMethod).toMatchObject({ code: 405 });
   });

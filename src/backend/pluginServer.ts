@@ -12,7 +12,8 @@ import type { PluginLogger } from './logger.js';
 import { loadPluginProtos } from './protoDefinitions.js';
 import { runQuery, type DataQueryMessage, type DataResponseMessage } from './queryData.js';
 import { describeError } from './queryErrors.js';
-import { handleResource, jsonResponse, staticResource, type ResourceResponse } from './resources.js';
+import { PluginMetrics, queryTypeOf } from './pluginMetrics.js';
+import { handleResource, jsonResponse, RESOURCE_PATHS, staticResource, type ResourceResponse } from './resources.js';
 import { formatFieldErrors } from '../../contract/settings.js';
 
 /** go-plugin's core protocol version and Grafana's plugin protocol version. */
@@ -61,6 +62,8 @@ export class PluginServer {
   private readonly now: () => number;
   private readonly watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   private stopping: Promise<void> | null = null;
+  /** what CollectMetrics answers */
+  readonly metrics = new PluginMetrics(RESOURCE_PATHS);
   port = 0;
 
   constructor(private readonly options: PluginServerOptions) {
@@ -68,6 +71,7 @@ export class PluginServer {
     this.now = options.now ?? Date.now;
     this.instances = new InstanceManager({
       collectorTimeoutMs: options.collectorTimeoutMs,
+      observeCollector: (method, path, status, seconds) => this.metrics.collectorRequest(method, path, status, seconds),
       onNewInstance: (instance) => this.pushSettings(instance),
     });
     // grpc-js logs with console.error (stderr) in its own format; Grafana expects hclog JSON
@@ -158,12 +162,18 @@ export class PluginServer {
     } catch (error) {
       const outcome = describeError(error);
       const failed = { frames: [], error: outcome.message, status: outcome.status, errorSource: outcome.errorSource };
+      for (const q of queries) this.metrics.query(queryTypeOf(q), 0, outcome.status, outcome.errorSource);
       callback(null, { responses: Object.fromEntries(queries.map((q) => [q.refId, failed])) });
       return;
     }
     const ctx = { client: instance.client, fromAlert, now: this.now, signal: abort.signal };
     void pLimit(QUERY_CONCURRENCY)
-      .map(queries, async (query) => [query.refId, await runQuery(query, ctx)] as const)
+      .map(queries, async (query) => {
+        const queryStarted = performance.now();
+        const response = await runQuery(query, ctx);
+        this.metrics.query(queryTypeOf(query), (performance.now() - queryStarted) / 1000, response.status, response.errorSource);
+        return [query.refId, response] as const;
+      })
       .then((answered) => {
         const responses: Record<string, DataResponseMessage> = Object.fromEntries(answered);
         for (const [refId, r] of answered) {
@@ -187,6 +197,7 @@ export class PluginServer {
         error instanceof SettingsError
           ? `Invalid data source settings: ${formatFieldErrors(error.fields)}.`
           : describeError(error).message;
+      this.metrics.healthCheck('ERROR');
       callback(null, { status: 'ERROR', message, jsonDetails: Buffer.from(JSON.stringify({})) });
       return;
     }
@@ -195,15 +206,20 @@ export class PluginServer {
       .catch((error: unknown) => ({ status: 'ERROR', message: describeError(error).message, details: {} }))
       .then((result) => {
         this.logger.info({ datasource: instance.key, status: result.status }, 'CheckHealth');
+        this.metrics.healthCheck(result.status);
         callback(null, { status: result.status, message: result.message, jsonDetails: Buffer.from(JSON.stringify(result.details)) });
       });
   };
 
+  /** The plugin's own metrics in Prometheus text format (Grafana: /api/plugins/<id>/metrics). */
   private readonly collectMetrics = (
     _call: grpc.ServerUnaryCall<unknown, unknown>,
     callback: grpc.sendUnaryData<{ metrics: { prometheus: Uint8Array } }>,
   ): void => {
-    callback(null, { metrics: { prometheus: Buffer.alloc(0) } });
+    this.metrics.text().then(
+      (text) => callback(null, { metrics: { prometheus: Buffer.from(text, 'utf8') } }),
+      (error: unknown) => callback({ code: grpc.status.INTERNAL, details: `cannot collect metrics: ${describeError(error).message}` }),
+    );
   };
 
   private readonly callResource = (
@@ -216,6 +232,7 @@ export class PluginServer {
     const fixed = staticResource(path.replace(/^\/+|\/+$/g, ''), method);
     const respond = (response: ResourceResponse): void => {
       this.logger.debug({ path, method, code: response.code }, 'CallResource');
+      this.metrics.resource(path.replace(/^\/+|\/+$/g, ''), method, response.code);
       call.write(response);
       call.end();
     };

@@ -4,14 +4,23 @@
  *   GET  servers    ServerInfo[]: the collector's iperf3 servers
  *   GET  metrics    CatalogueEntry[]: the metric catalogue of contract/metrics.ts, derived metrics included
  *   GET  runs?device=&status=&limit=   RunsResponse: recent runs
- *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResponse, 202: run now
+ *   POST runs  {"devices": [...]} (or {"device": "..."})   RunNowResourceResponse, 202: run now
+ *   GET  runs/progress?device=&after=   RunProgressResponse: how the runs that Run now started are going
  */
 import { z } from 'zod';
 import {
   DEFAULT_RUNS_PER_REQUEST,
+  MAX_RUN_NOW_DEVICES,
+  MAX_RUNS_PER_REQUEST,
+  RUN_RESULT_METRICS,
   runNowRequestSchema,
   runsLimitSchema,
   runStatusSchema,
+  type LatestValue,
+  type RunNowResourceResponse,
+  type RunProgress,
+  type RunProgressResponse,
+  type RunRecord,
   type RunsResponse,
 } from '../../contract/api.js';
 import { fieldErrors, formatFieldErrors } from '../../contract/settings.js';
@@ -52,7 +61,18 @@ const runNowBodySchema = z.preprocess((body) => {
   if (body === null || typeof body !== 'object' || !('device' in body) || 'devices' in body) return body;
   const { device, ...rest } = body;
   return { ...rest, devices: [device] };
-}, runNowRequestSchema);
+}, runNowRequestSchema.refine((body) => new Set(body.devices).size <= MAX_RUN_NOW_DEVICES, {
+  path: ['devices'],
+  message: `at most ${MAX_RUN_NOW_DEVICES} devices per Run now; narrow the selection`,
+}));
+
+const DEVICES_RANGE = `name from 1 to ${MAX_RUN_NOW_DEVICES} devices, e.g. device=r1&device=r2`;
+const AFTER_RANGE = 'must be the "after" run id the Run now answered (a whole number, 0 or more)';
+/** GET runs/progress: the devices of one Run now and the run id it answered. */
+const progressParamsSchema = z.object({
+  devices: z.array(z.string().trim().min(1, 'a device id cannot be empty')).min(1, DEVICES_RANGE).max(MAX_RUN_NOW_DEVICES, DEVICES_RANGE),
+  after: z.number({ error: AFTER_RANGE }).int(AFTER_RANGE).min(0, AFTER_RANGE),
+});
 
 type Handler = (client: CollectorClient, params: URLSearchParams, body: Uint8Array | null) => Promise<ResourceResponse>;
 
@@ -60,7 +80,11 @@ const HANDLERS: Record<string, Partial<Record<'GET' | 'POST', Handler>>> = {
   devices: { GET: async (client) => jsonResponse(200, await client.devices()) },
   servers: { GET: async (client) => jsonResponse(200, await client.servers()) },
   runs: { GET: listRuns, POST: runNow },
+  'runs/progress': { GET: runProgress },
 };
+
+/** Every resource path the plugin serves. */
+export const RESOURCE_PATHS: readonly string[] = [...Object.keys(HANDLERS), 'metrics'].sort();
 
 /** Resources that need no collector, available even before the settings are valid. */
 export function staticResource(path: string, method: string): ResourceResponse | null {
@@ -75,7 +99,7 @@ export async function handleResource(request: ResourceRequest, instance: () => D
   if (fixed) return fixed;
   const routes = HANDLERS[path];
   if (!routes) {
-    const available = [...Object.keys(HANDLERS), 'metrics'].sort().join(', ');
+    const available = RESOURCE_PATHS.join(', ');
     return errorResponse(404, 'not-found', `no resource "${path}"; available: ${available}`);
   }
   const handler = routes[method as 'GET' | 'POST'];
@@ -114,5 +138,51 @@ async function runNow(client: CollectorClient, _params: URLSearchParams, body: U
   if (!parsed.success) {
     return errorResponse(400, 'invalid-body', `${formatFieldErrors(fieldErrors(parsed.error))}; send {"devices": ["<device id>"]}`);
   }
-  return jsonResponse(202, await client.runNow(parsed.data.devices));
+  const devices = [...new Set(parsed.data.devices)];
+  // run ids grow as runs start: a run of these devices with a greater id than any of theirs now
+  // is one this request queued (the list is by start time, so a few per device are read)
+  const recent = await client.runs({ devices, limit: Math.min(MAX_RUNS_PER_REQUEST, devices.length * 4) });
+  const after = Math.max(0, ...recent.map((r) => r.id));
+  const queued = await client.runNow(devices);
+  return jsonResponse(202, { ...queued, after } satisfies RunNowResourceResponse);
+}
+
+function progressState(run: RunRecord | undefined): RunProgress['state'] {
+  if (!run) return 'queued';
+  if (run.status === 'running') return 'running';
+  return run.status === 'ok' ? 'done' : 'failed';
+}
+
+/**
+ * Per device, the first run after `after`: none yet (queued), running (with the test it is in,
+ * when the collector says), done (with its results) or failed (with its error class).
+ */
+async function runProgress(client: CollectorClient, params: URLSearchParams): Promise<ResourceResponse> {
+  const parsed = progressParamsSchema.safeParse({
+    devices: [...new Set(expandDeviceEntries(params.getAll('device')))],
+    after: params.has('after') ? Number(params.get('after')) : undefined,
+  });
+  if (!parsed.success) {
+    return errorResponse(400, 'invalid-parameters', formatFieldErrors(fieldErrors(parsed.error).map((e) => ({ ...e, field: e.field.replace(/^devices/, 'device') }))));
+  }
+  const { devices, after } = parsed.data;
+  // newest first; a device has at most one run after `after` unless the schedule ran it again since
+  const recent = await client.runs({ devices, limit: Math.min(MAX_RUNS_PER_REQUEST, devices.length * 4) });
+  const firstAfter = new Map<string, RunRecord>();
+  for (const run of recent) if (run.id > after && (firstAfter.get(run.device)?.id ?? Infinity) > run.id) firstAfter.set(run.device, run);
+  const done = devices.map((d) => firstAfter.get(d)).filter((r): r is RunRecord => r?.status === 'ok');
+  const results = new Map<string, LatestValue[]>();
+  if (done.length > 0) {
+    const since = Math.min(...done.map((r) => Date.parse(r.startedAt)));
+    const latest = await client.latest({ devices: done.map((r) => r.device), metrics: [...RUN_RESULT_METRICS], fromMs: since });
+    for (const value of latest.values) {
+      const run = firstAfter.get(value.device) as RunRecord;
+      if (value.timeMs >= Date.parse(run.startedAt)) results.set(value.device, [...(results.get(value.device) ?? []), value]);
+    }
+  }
+  const progress: RunProgress[] = devices.map((device) => {
+    const run = firstAfter.get(device);
+    return { device, state: progressState(run), run: run ?? null, results: results.get(device) ?? [] };
+  });
+  return jsonResponse(200, { devices: progress } satisfies RunProgressResponse);
 }

@@ -13,6 +13,7 @@ import { bindApiToken, parseBoundApiToken, urlOrigin } from '../../contract/sett
 import type { Iperf3DataSourceOptions, Iperf3SecureJsonData, SecureJsonKey } from '../types.js';
 import { ClientOptionsSection } from './config/ClientOptionsSection.js';
 import { CollectorSection } from './config/CollectorSection.js';
+import { PoolsSection } from './config/PoolsSection.js';
 import { ProvisioningYamlButton } from './config/ProvisioningYamlButton.js';
 import { ScheduleSection } from './config/ScheduleSection.js';
 import { ServersSection } from './config/ServersSection.js';
@@ -67,6 +68,8 @@ export function ConfigEditor(props: ConfigEditorProps) {
       />
       <Divider />
       <ServersSection servers={jsonData.servers ?? []} errors={errors} onChange={(servers) => setJsonData({ servers })} />
+      <Divider />
+      <PoolsSection pools={jsonData.pools} errors={errors} onChange={(pools) => setJsonData({ pools })} />
       <Divider />
       <ClientOptionsSection
         value={jsonData.clientOptions}

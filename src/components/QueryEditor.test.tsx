@@ -2,7 +2,7 @@
 import '../../tests/setup/jsdom.js';
 import { CoreApp, type DataSourceInstanceSettings } from '@grafana/data';
 import { setBackendSrv, setTemplateSrv, type BackendSrv, type TemplateSrv } from '@grafana/runtime';
-import { render, screen, waitFor, within } from '@testing-library/react';
+import { cleanup, render, screen, waitFor, within } from '@testing-library/react';
 import { userEvent } from '@testing-library/user-event';
 import { useState } from 'react';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
@@ -154,6 +154,16 @@ describe('QueryEditor', () => {
     await user.click(screen.getByLabelText('Devices'));
     expect(await screen.findByText('router-hq-1')).toBeInTheDocument();
     expect(screen.queryByText('$device')).not.toBeInTheDocument();
+  });
+
+  it('offers Run now for the selected devices in dashboards and Explore, never in alert rules', async () => {
+    const explore = renderEditor({ queryType: 'latest', devices: ['*'] }, CoreApp.Explore);
+    // "*" is every enabled device the backend listed: two of the three fixture devices
+    await waitFor(() => expect(screen.getByTestId(Components.QueryEditor.runNow)).toHaveTextContent('Run now (2 devices)'));
+    cleanup();
+    renderEditor({ queryType: 'latest', devices: ['*'] }, CoreApp.UnifiedAlerting);
+    expect(screen.queryByTestId(Components.QueryEditor.runNow)).toBeNull();
+    expect(explore.onRunQuery).not.toHaveBeenCalled();
   });
 
   it('warns when a saved query type cannot alert', () => {

@@ -3,6 +3,7 @@
  * keyed on the query type, as grafana/github-datasource does). Every choice that is final (a
  * pick in a list, a toggle, leaving a number field) runs the query. In the alert rule editor
  * only what alerts can evaluate is offered: numeric query types, no dashboard variables.
+ * Below, "Run now" tests the selected devices (dashboards and Explore; not in alert rules).
  */
 import { CoreApp, type QueryEditorProps, type SelectableValue } from '@grafana/data';
 import { EditorField, EditorRow, EditorRows } from '@grafana/plugin-ui';
@@ -18,6 +19,7 @@ import { DevicePicker } from './query/DevicePicker.js';
 import { IntervalsQueryEditor } from './query/IntervalsQueryEditor.js';
 import { LatestQueryEditor } from './query/LatestQueryEditor.js';
 import type { Loaded, QueryTypeEditorProps } from './query/queryTypeEditor.js';
+import { RunNow } from './query/RunNow.js';
 import { RunsQueryEditor } from './query/RunsQueryEditor.js';
 import { TimeSeriesQueryEditor } from './query/TimeSeriesQueryEditor.js';
 
@@ -85,8 +87,9 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
             onChange={(queryType) => changeAndRun(withQueryType(query, queryType))}
           />
         </EditorField>
-        <EditorField label="Devices" htmlFor="iperf3-query-devices" tooltip="device ids from the collector inventory; * or All = every device">
+        <EditorField label="Devices" htmlFor={`iperf3-query-devices-${query.refId}`} tooltip="device ids from the collector inventory; * or All = every device">
           <DevicePicker
+            inputId={`iperf3-query-devices-${query.refId}`}
             value={query.devices}
             devices={devices.value}
             loadError={devices.error}
@@ -99,6 +102,11 @@ export function QueryEditor({ query: stored, datasource, onChange, onRunQuery, a
         <Alert severity="warning" title={`${QUERY_TYPE_LABELS[query.queryType].label} cannot be used in alert rules: choose Time series or Latest value.`} />
       )}
       <QueryTypeEditor<QueryType> queryType={query.queryType} query={query} onChange={changeAndRun} servers={servers} variables={variables} />
+      {!alerting && (
+        <EditorRow>
+          <RunNow datasource={datasource} query={query} inventory={devices.value} onRunQuery={onRunQuery} />
+        </EditorRow>
+      )}
     </EditorRows>
   );
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Request is one call, as read from a line on stdin (session mode) or from stdin (one call).
@@ -297,5 +300,70 @@ func (s *Session) collectMetrics(ctx context.Context, r Request) (json.RawMessag
 		return nil, fmt.Errorf("CollectMetrics: %w", err)
 	}
 	result := backend.FromProto().CollectMetricsResponse(res)
-	return json.Marshal(map[string]string{"prometheus": string(result.PrometheusMetrics)})
+	families, problems := ParsePrometheusText(result.PrometheusMetrics)
+	if len(problems) > 0 {
+		return nil, &CheckFailure{Problems: problems}
+	}
+	return json.Marshal(map[string]any{"prometheus": string(result.PrometheusMetrics), "families": families})
+}
+
+// MetricSample is one sample of a parsed family: its labels and value (counter, gauge,
+// untyped), or the count and sum of a histogram or summary.
+type MetricSample struct {
+	Labels map[string]string `json:"labels"`
+	Value  *float64          `json:"value,omitempty"`
+	Count  *uint64           `json:"count,omitempty"`
+	Sum    *float64          `json:"sum,omitempty"`
+}
+
+// MetricFamily is one family as Prometheus' own text parser (prometheus/common/expfmt) reads it.
+type MetricFamily struct {
+	Type    string         `json:"type"`
+	Help    string         `json:"help"`
+	Samples []MetricSample `json:"samples"`
+}
+
+// ParsePrometheusText parses a CollectMetrics answer with the parser Prometheus scrapes with.
+// Empty text is no metrics; text that does not parse, or a family without HELP, is a problem.
+func ParsePrometheusText(text []byte) (map[string]MetricFamily, []string) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		return nil, []string{fmt.Sprintf("CollectMetrics: not Prometheus text format: %v", err)}
+	}
+	out := map[string]MetricFamily{}
+	var problems []string
+	for name, f := range parsed {
+		if f.GetHelp() == "" {
+			problems = append(problems, fmt.Sprintf("CollectMetrics: %s has no HELP", name))
+		}
+		family := MetricFamily{Type: strings.ToLower(f.GetType().String()), Help: f.GetHelp()}
+		for _, m := range f.GetMetric() {
+			sample := MetricSample{Labels: map[string]string{}}
+			for _, l := range m.GetLabel() {
+				sample.Labels[l.GetName()] = l.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				v := m.GetCounter().GetValue()
+				sample.Value = &v
+			case m.Gauge != nil:
+				v := m.GetGauge().GetValue()
+				sample.Value = &v
+			case m.Untyped != nil:
+				v := m.GetUntyped().GetValue()
+				sample.Value = &v
+			case m.Histogram != nil:
+				c, s := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+				sample.Count, sample.Sum = &c, &s
+			case m.Summary != nil:
+				c, s := m.GetSummary().GetSampleCount(), m.GetSummary().GetSampleSum()
+				sample.Count, sample.Sum = &c, &s
+			}
+			family.Samples = append(family.Samples, sample)
+		}
+		out[name] = family
+	}
+	sort.Strings(problems)
+	return out, problems
 }

@@ -300,3 +300,32 @@ func TestDecodeJudgesFramesWithoutAPlugin(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }
+
+func TestParsesPrometheusTextWithPrometheusOwnParser(t *testing.T) {
+	text := "# HELP q_seconds Query time\n# TYPE q_seconds histogram\n" +
+		"q_seconds_bucket{query_type=\"latest\",le=\"0.1\"} 2\nq_seconds_bucket{query_type=\"latest\",le=\"+Inf\"} 3\n" +
+		"q_seconds_sum{query_type=\"latest\"} 0.5\nq_seconds_count{query_type=\"latest\"} 3\n" +
+		"# HELP mem_bytes Memory\n# TYPE mem_bytes gauge\nmem_bytes 1234\n"
+	families, problems := ParsePrometheusText([]byte(text))
+	if len(problems) > 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	q := families["q_seconds"]
+	if q.Type != "histogram" || len(q.Samples) != 1 || *q.Samples[0].Count != 3 || *q.Samples[0].Sum != 0.5 || q.Samples[0].Labels["query_type"] != "latest" {
+		t.Fatalf("histogram read as %+v", q)
+	}
+	if m := families["mem_bytes"]; m.Type != "gauge" || *m.Samples[0].Value != 1234 {
+		t.Fatalf("gauge read as %+v", m)
+	}
+	if f, p := ParsePrometheusText(nil); len(f) != 0 || len(p) != 0 {
+		t.Fatalf("empty text: %v %v", f, p)
+	}
+	for name, bad := range map[string]string{
+		"not the format": "this is not { prometheus\n",
+		"no HELP":        "# TYPE x counter\nx 1\n",
+	} {
+		if _, p := ParsePrometheusText([]byte(bad)); len(p) == 0 {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -14,7 +14,7 @@ import { DeviceIdTakenError, DeviceManagedByFileError, UnknownDevicesError } fro
 import { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
 import { Telemetry } from '../../collector/telemetry.js';
-import type { ServerInfo } from '../../contract/api.js';
+import type { CurrentTest, ServerInfo } from '../../contract/api.js';
 import type { DeviceConfig, DeviceRecord } from '../../contract/devices.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
 
@@ -51,6 +51,12 @@ export class FixtureControl implements CollectorControl {
   };
   applied: Settings[] = [];
   queued: string[][] = [];
+  /** what currentTest answers, by run id */
+  currentTests = new Map<number, CurrentTest>();
+
+  currentTest(runId: number): CurrentTest | undefined {
+    return this.currentTests.get(runId);
+  }
 
   devices(): DeviceSummary[] {
     return this.deviceList;

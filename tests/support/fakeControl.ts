@@ -1,5 +1,5 @@
 /** A small CollectorControl for the API tests, and a store seeded with known runs. */
-import type { ServerInfo } from '../../contract/api.js';
+import type { CurrentTest, ServerInfo } from '../../contract/api.js';
 import type { DeviceConfig, DeviceRecord } from '../../contract/devices.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
 import type { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
@@ -30,6 +30,8 @@ export class TestControl implements CollectorControl {
     settingsSource: 'file',
   };
   running = new Set<string>();
+  /** what currentTest answers; unset: the control does not know (as a collector sharing the store) */
+  currentTest?: (runId: number) => CurrentTest | undefined;
   queued: string[][] = [];
   current: { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } = {
     settings: FILE_SETTINGS,

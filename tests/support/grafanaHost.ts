@@ -98,6 +98,13 @@ interface Reply {
 }
 
 /** The SDK judge rejected an answer; `problems` says why, `result` is what it could still decode. */
+/** One metric family of a CollectMetrics answer, as prometheus/common/expfmt parsed it. */
+export interface HostMetricFamily {
+  type: 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
+  help: string;
+  samples: Array<{ labels: Record<string, string>; value?: number; count?: number; sum?: number }>;
+}
+
 export class GrafanaHostRejection extends Error {
   constructor(
     message: string,
@@ -257,7 +264,8 @@ export class GrafanaHost {
     });
   }
 
-  metrics(ds: HostDataSource): Promise<{ prometheus: string }> {
+  /** CollectMetrics; `families` is the text as Prometheus' own parser (expfmt) reads it. */
+  metrics(ds: HostDataSource): Promise<{ prometheus: string; families: Record<string, HostMetricFamily> }> {
     return this.accepted({ call: 'metrics', context: this.context(ds) });
   }
 

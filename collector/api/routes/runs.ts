@@ -7,6 +7,11 @@ import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
 
 export const runRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { control, store } = deps;
+  /** A running run of this collector says which test it is in. */
+  const withCurrent = (run: RunRecord): RunRecord => {
+    const current = run.status === 'running' ? control.currentTest?.(run.id) : undefined;
+    return current ? { ...run, current } : run;
+  };
 
   app.post(
     `${API_PREFIX}/runs`,
@@ -19,14 +24,15 @@ export const runRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, s
 
   app.get(`${API_PREFIX}/runs`, { schema: { summary: 'Runs, newest first, with their tests', querystring: schemas.runsQuery, response: {  ...ERROR_RESPONSES,200: runsResponseSchema } } }, async (request): Promise<RunsResponse> => {
     const q = request.query;
-    return { runs: await store.runs.list({ devices: q.device, status: q.status, fromMs: q.from, toMs: q.to, limit: q.limit }) };
+    const runs = await store.runs.list({ devices: q.device, status: q.status, fromMs: q.from, toMs: q.to, limit: q.limit });
+    return { runs: runs.map(withCurrent) };
   });
 
   const notFound = (id: number) => ({ error: 'not-found', message: `no run with id ${id}; GET /api/v1/runs lists the runs` });
 
   app.get(`${API_PREFIX}/runs/:id`, { schema: { summary: 'One run with its tests', params: schemas.runId, response: {  ...ERROR_RESPONSES,200: runRecordSchema } } }, async (request, reply): Promise<RunRecord> => {
     const run = await store.runs.get(request.params.id);
-    return run ?? sendError(reply, 404, notFound(request.params.id));
+    return run ? withCurrent(run) : sendError(reply, 404, notFound(request.params.id));
   });
 
   app.get(

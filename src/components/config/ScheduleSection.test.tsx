@@ -4,7 +4,7 @@ import { render, screen, within } from '@testing-library/react';
 import { userEvent } from '@testing-library/user-event';
 import { describe, expect, it, vi } from 'vitest';
 import { Components } from '../../selectors.js';
-import { formatRunTime, ScheduleSection } from './ScheduleSection.js';
+import { collectorZone, formatRunTime, pickerZone, ScheduleSection } from './ScheduleSection.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const previewItems = () => within(screen.getByTestId(Components.ConfigEditor.nextRuns)).queryAllByRole('listitem').map((li) => li.textContent);
@@ -38,12 +38,32 @@ describe('ScheduleSection', () => {
     expect(screen.getByText('not a valid cron expression')).toBeInTheDocument();
   });
 
-  it('writes cron, time zone and run-at-start, an emptied field as unset', async () => {
+  it('picks the time zone with Grafana\'s time zone picker, searching by city', async () => {
+    const onChange = vi.fn();
+    render(<ScheduleSection value={{ cron: '0 3 * * *', timezone: 'Europe/Rome' }} errors={{}} onChange={onChange} now={NOW} />);
+    // the picker titles a zone by its city
+    expect(screen.getByTestId(Components.ConfigEditor.timezone)).toHaveTextContent('Rome');
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Time zone picker'), 'Tokyo');
+    await user.click(await screen.findByText('Tokyo'));
+    expect(onChange).toHaveBeenLastCalledWith({ cron: '0 3 * * *', timezone: 'Asia/Tokyo' });
+  });
+
+  it('shows the collector\'s UTC as the picker\'s own UTC entry and writes it back as UTC', async () => {
+    expect([pickerZone('UTC'), pickerZone('utc'), pickerZone('Europe/Rome')]).toEqual(['utc', 'utc', 'Europe/Rome']);
+    expect([collectorZone('utc'), collectorZone('Asia/Tokyo'), collectorZone(undefined), collectorZone('')]).toEqual(['UTC', 'Asia/Tokyo', undefined, undefined]);
+    const onChange = vi.fn();
+    render(<ScheduleSection value={{ timezone: 'Europe/Rome' }} errors={{}} onChange={onChange} now={NOW} />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Time zone picker'), 'Coordinated');
+    await user.click((await screen.findAllByText(/Coordinated Universal Time/))[0]);
+    expect(onChange).toHaveBeenLastCalledWith({ timezone: 'UTC' });
+  });
+
+  it('writes cron and run-at-start, an emptied field as unset', async () => {
     const onChange = vi.fn();
     render(<ScheduleSection value={{ cron: '0 3 * * *' }} errors={{}} onChange={onChange} now={NOW} />);
     const user = userEvent.setup();
-    await user.type(screen.getByLabelText(/^Time zone/), 'U');
-    expect(onChange).toHaveBeenLastCalledWith({ cron: '0 3 * * *', timezone: 'U' });
     await user.clear(screen.getByLabelText(/^Cron/));
     expect(onChange).toHaveBeenLastCalledWith({ cron: undefined });
     await user.click(screen.getByLabelText('Run at start'));

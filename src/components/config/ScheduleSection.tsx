@@ -1,5 +1,6 @@
 import { ConfigSection } from '@grafana/plugin-ui';
-import { Field, InlineSwitch, Input, Stack, Text } from '@grafana/ui';
+import { InternalTimeZones } from '@grafana/data';
+import { Field, InlineSwitch, Input, Stack, Text, TimeZonePicker } from '@grafana/ui';
 import { isValidCron, isValidTimezone, nextRuns, scheduleSchema, type SettingsInput } from '../../../contract/settings.js';
 import { Components } from '../../selectors.js';
 import type { FieldErrorMap } from './settingsValidation.js';
@@ -30,6 +31,16 @@ export function formatRunTime(date: Date, timezone: string): string {
   }).format(date);
 }
 
+/** The picker calls UTC by Grafana's internal name "utc"; the collector's settings say "UTC". */
+export function pickerZone(timezone: string): string {
+  return timezone.toUpperCase() === 'UTC' ? InternalTimeZones.utc : timezone;
+}
+
+export function collectorZone(zone: string | undefined): string | undefined {
+  if (zone === undefined || zone === '') return undefined;
+  return zone === InternalTimeZones.utc ? 'UTC' : zone;
+}
+
 export function ScheduleSection({ value = {}, errors, onChange, now }: Props) {
   const cron = value.cron ?? DEFAULTS.cron;
   const timezone = value.timezone ?? DEFAULTS.timezone;
@@ -42,14 +53,17 @@ export function ScheduleSection({ value = {}, errors, onChange, now }: Props) {
         <Field label="Cron" description={'five fields: minute hour day month weekday; "0 2 * * *" = 02:00 every night'} invalid={!!errors['schedule.cron']} error={errors['schedule.cron']}>
           <Input id="iperf3-schedule-cron" width={24} placeholder={DEFAULTS.cron} value={value.cron ?? ''} onChange={(e) => set({ cron: e.currentTarget.value === '' ? undefined : e.currentTarget.value })} />
         </Field>
-        <Field label="Time zone" description="IANA name, e.g. Europe/Rome" invalid={!!errors['schedule.timezone']} error={errors['schedule.timezone']}>
-          <Input
-            id="iperf3-schedule-timezone"
-            width={24}
-            placeholder={DEFAULTS.timezone}
-            value={value.timezone ?? ''}
-            onChange={(e) => set({ timezone: e.currentTarget.value === '' ? undefined : e.currentTarget.value })}
-          />
+        <Field label="Time zone" description="the cron's clock; type a city or abbreviation" invalid={!!errors['schedule.timezone']} error={errors['schedule.timezone']}>
+          <div data-testid={Components.ConfigEditor.timezone}>
+            <TimeZonePicker
+              inputId="iperf3-schedule-timezone"
+              width={40}
+              // Grafana's own "utc" entry; every other entry is an IANA name the collector takes as is
+              includeInternal={[InternalTimeZones.utc]}
+              value={pickerZone(timezone)}
+              onChange={(zone) => set({ timezone: collectorZone(zone) })}
+            />
+          </div>
         </Field>
         <Field label="Run at start" description="also run once when the collector starts">
           <InlineSwitch id="iperf3-schedule-run-at-start" label="Run at start" showLabel value={value.runAtStart ?? false} onChange={(e) => set({ runAtStart: e.currentTarget.checked })} />

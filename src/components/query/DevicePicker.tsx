@@ -10,6 +10,8 @@ interface Props {
   loadError?: string;
   variables: string[];
   onChange: (devices: string[]) => void;
+  /** unique per editor: a dashboard panel or Explore shows one query editor per query */
+  inputId?: string;
 }
 
 /** "router-1.example:22 · site=hq, org=acme" */
@@ -28,12 +30,12 @@ export function deviceOptions(devices: DeviceInfo[], variables: string[]): Array
   ];
 }
 
-export function DevicePicker({ value, devices, loadError, variables, onChange }: Props) {
+export function DevicePicker({ value, devices, loadError, variables, onChange, inputId = 'iperf3-query-devices' }: Props) {
   const options = deviceOptions(devices ?? [], variables);
   return (
     <Stack direction="column" gap={0.5}>
     <MultiSelect<string>
-      inputId="iperf3-query-devices"
+      inputId={inputId}
       data-testid={Components.QueryEditor.devices}
       aria-label="Devices"
       options={options}

@@ -7,7 +7,7 @@
  */
 import * as emotionCss from '@emotion/css';
 import * as grafanaData from '@grafana/data';
-import { createTheme, type DataSourceInstanceSettings, type DataSourcePlugin, type DataSourceSettings } from '@grafana/data';
+import { CoreApp, createTheme, type DataSourceInstanceSettings, type DataSourcePlugin, type DataSourceSettings } from '@grafana/data';
 import * as grafanaRuntime from '@grafana/runtime';
 import { setBackendSrv, setTemplateSrv, type BackendSrv, type TemplateSrv } from '@grafana/runtime';
 import * as grafanaUi from '@grafana/ui';
@@ -18,6 +18,7 @@ import { useState } from 'react';
 import * as ReactDOM from 'react-dom';
 import { createRoot } from 'react-dom/client';
 import * as rxjs from 'rxjs';
+import type { RunProgress, RunRecord } from '../../../contract/api.js';
 import { resourceFetch } from '../../support/collectorConfig.js';
 
 type Factory = (...deps: unknown[]) => unknown;
@@ -69,18 +70,73 @@ function loadAmd(url: string): Promise<Record<string, unknown>> {
 
 const UID = 'iperf3-browser';
 const calls: Array<{ url: string; method?: string; data?: unknown }> = [];
-setBackendSrv({ fetch: resourceFetch(UID, calls) } as unknown as BackendSrv);
+
+/**
+ * The states a Run now goes through, step by step; the browser test sets `__host.progressStep`
+ * (the editor polls runs/progress every 2 s and shows the step it gets).
+ */
+function runRecord(device: string, patch: Partial<RunRecord>): RunRecord {
+  const startedAt = new Date(Date.now() - 20_000).toISOString();
+  return { id: 43, device, server: '192.0.2.10:5201', trigger: 'manual', status: 'running', errorClass: null, message: null, startedAt, endedAt: null, tests: [], ...patch };
+}
+const at = new Date().toISOString();
+const result = (device: string, metric: 'tcp_received_bps' | 'udp_jitter_ms' | 'udp_lost_percent', direction: 'upload' | 'download', value: number) => ({
+  device,
+  metric,
+  server: '192.0.2.10:5201',
+  direction,
+  timeMs: Date.now(),
+  value,
+  failed: 0 as const,
+});
+const RUN_NOW_STEPS: Array<(device: string) => RunProgress> = [
+  (device) => ({ device, state: 'queued', run: null, results: [] }),
+  (device) =>
+    device === 'router-hq-1'
+      ? { device, state: 'running', run: runRecord(device, { current: { protocol: 'tcp', direction: 'download', index: 2, of: 4, startedAt: at } }), results: [] }
+      : { device, state: 'queued', run: null, results: [] },
+  (device) =>
+    device === 'router-hq-1'
+      ? {
+          device,
+          state: 'done',
+          run: runRecord(device, { status: 'ok', endedAt: at }),
+          results: [
+            result(device, 'tcp_received_bps', 'upload', 94.2e6),
+            result(device, 'tcp_received_bps', 'download', 91.7e6),
+            result(device, 'udp_jitter_ms', 'download', 0.042),
+            result(device, 'udp_lost_percent', 'download', 0),
+          ],
+        }
+      : { device, state: 'running', run: runRecord(device, { current: { protocol: 'udp', direction: 'upload', index: 3, of: 4, startedAt: at } }), results: [] },
+  (device) =>
+    device === 'router-hq-1'
+      ? RUN_NOW_STEPS[2](device)
+      : {
+          device,
+          state: 'failed',
+          run: runRecord(device, { status: 'failed', errorClass: 'server-busy', message: 'udp upload: the server is busy running a test', endedAt: at }),
+          results: [],
+        },
+];
+setBackendSrv({
+  fetch: resourceFetch(UID, calls, undefined, (devices) => devices.map((d) => RUN_NOW_STEPS[Math.min(state.progressStep, RUN_NOW_STEPS.length - 1)](d))),
+} as unknown as BackendSrv);
+// the signed-in user as Grafana's boot data gives it to plugins: an Editor may start runs
+(grafanaRuntime.config.bootData.user as { orgRole?: string }).orgRole = 'Editor';
 setTemplateSrv({ getVariables: () => [{ name: 'device' }], replace: (s: string) => s } as unknown as TemplateSrv);
 
 interface HostState {
   settings?: DataSourceSettings;
   query?: Record<string, unknown>;
+  exploreQuery?: Record<string, unknown>;
   runs: number;
+  progressStep: number;
   requested: string[];
   calls: typeof calls;
   error?: string;
 }
-const state: HostState = { runs: 0, requested, calls };
+const state: HostState = { runs: 0, progressStep: 0, requested, calls };
 w.__host = state;
 
 async function main() {
@@ -105,6 +161,7 @@ async function main() {
   function App() {
     const [settings, setSettings] = useState(initialSettings);
     const [query, setQuery] = useState<Record<string, unknown>>({ refId: 'A', queryType: 'timeseries', devices: ['*'], metrics: ['tcp_received_bps'] });
+    const [exploreQuery, setExploreQuery] = useState<Record<string, unknown>>({ refId: 'A', queryType: 'latest', devices: ['router-hq-1'], metrics: ['tcp_received_bps'] });
     return (
       <ThemeContext.Provider value={createTheme({ colors: { mode: 'light' } })}>
         <GlobalStyles />
@@ -127,6 +184,21 @@ async function main() {
               onChange={(q: Record<string, unknown>) => {
                 state.query = q;
                 setQuery(q);
+              }}
+              onRunQuery={() => {
+                state.runs += 1;
+              }}
+            />
+          </section>
+          <section id="explore-editor" style={{ marginTop: 32 }}>
+            <h2>Explore</h2>
+            <QueryEditor
+              datasource={ds}
+              query={exploreQuery}
+              app={CoreApp.Explore}
+              onChange={(q: Record<string, unknown>) => {
+                state.exploreQuery = q;
+                setExploreQuery(q);
               }}
               onRunQuery={() => {
                 state.runs += 1;
