@@ -40,14 +40,14 @@ interface Member {
   pid: number;
 }
 
-async function member(url: string, group: string, testMs: number): Promise<Member> {
+async function member(url: string, group: string, testMs: number, extra: { runAtStart?: boolean; clock?: () => Date } = {}): Promise<Member> {
   const yaml = stringify({
     database: url,
     databasePasswordFile: 'pgpass',
     group,
     apiTokenFile: 'token',
     servers: SERVERS,
-    schedule: { cron: '0 2 1 1 *' },
+    schedule: { cron: '0 2 1 1 *', runAtStart: extra.runAtStart ?? false },
     devices: DEVICES.map((d) => ({ ...d, host: '127.0.0.1', username: 'root', privateKeyFile: 'key' })),
   });
   const loaded = loadConfigText(yaml, join(dir, `${group}.yaml`));
@@ -59,6 +59,7 @@ async function member(url: string, group: string, testMs: number): Promise<Membe
     logger: silent,
     telemetry: new Telemetry(),
     roundRecheckMs: 100,
+    clock: extra.clock,
   });
   return { group, store, collector, pid: store.db.identity().pid };
 }
@@ -187,6 +188,29 @@ describe('collectors sharing one PostgreSQL', () => {
     const metrics = (await admin.query<{ n: number }>('SELECT count(DISTINCT run_id)::int AS n FROM metrics')).rows[0].n;
     expect(metrics).toBe(DEVICES.length);
     await expectNoOverlapPerServer();
+    for (const m of members) {
+      await m.collector.shutdown();
+      await m.store.close();
+    }
+  });
+
+  it('started together with runAtStart, join one round (planned at the start minute) instead of one round each', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    // two collectors started 29 s apart within one minute (clocks running from a fixed second of this minute)
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const t0 = Date.now();
+    const at = (second: number) => () => new Date(minute + second * 1000 + (Date.now() - t0));
+    const members = [await member(url, 'eu', 20, { runAtStart: true, clock: at(12) }), await member(url, 'us', 20, { runAtStart: true, clock: at(41) })];
+    await Promise.all(members.map((m) => m.collector.startSchedule()));
+    const rounds = (await admin.query<{ id: number; planned_at: number; status: string }>('SELECT id, planned_at, status FROM rounds')).rows;
+    expect(rounds).toHaveLength(1);
+    expect(rounds[0].status).toBe('done');
+    expect(rounds[0].planned_at % 60_000).toBe(0);
+    expect(rounds[0].planned_at).toBe(minute);
+    const ok = (await roundRuns(rounds[0].id)).filter((r) => r.status === 'ok').map((r) => r.device);
+    expect(ok.sort()).toEqual(DEVICES.map((d) => d.id).sort());
     for (const m of members) {
       await m.collector.shutdown();
       await m.store.close();
