@@ -14,7 +14,7 @@ import { RoundClaimedError, type Store } from '../store/store.js';
 import { runTcpThenUdp, type RunSummary, type RunTelemetry } from './deviceRun.js';
 import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatcher.js';
 import { RunProgressBoard } from './runProgress.js';
-import { ServerRegistry } from './serverRegistry.js';
+import { RegistryStoppedError, ServerRegistry } from './serverRegistry.js';
 
 export interface RunnerTelemetry extends RunTelemetry {
   setQueueLength(n: number): void;
@@ -70,6 +70,7 @@ export class Runner {
         // another collector has (or had) this device in this round: nothing to do here
         if (err instanceof RoundClaimedError) deps.logger.debug({ device: job.device, roundId: job.roundId }, err.message);
         else if (err instanceof DeviceLeftError) deps.logger.info({ device: job.device }, err.message);
+        else if (err instanceof RegistryStoppedError) deps.logger.info({ device: job.device }, 'stopping while the run waited for a server: it will be recorded interrupted');
         else deps.logger.error({ device: job.device, err }, 'run crashed');
       },
     });
@@ -162,6 +163,7 @@ export class Runner {
   /** Drops queued devices and waits for running ones (each test has its own deadline). */
   stop(): Promise<void> {
     this.stopped = true;
+    this.registry.stop();
     return this.dispatcher.stop();
   }
 

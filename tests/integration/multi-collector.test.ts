@@ -216,4 +216,37 @@ describe('collectors sharing one PostgreSQL', () => {
       await m.store.close();
     }
   });
+
+  it('stop in bounded time while PostgreSQL is down, with tests waiting for a server another collector held', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    // two collectors on three servers, six tests at a time: some runs wait for a server the other holds
+    const members = [await member(url, 'eu', 400), await member(url, 'us', 400)];
+    const planned = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 240_000);
+    const round = Promise.all(members.map((m) => m.collector.scheduler.fire(planned)));
+    for (;;) {
+      const { rows } = await admin.query<{ running: number }>("SELECT count(*)::int AS running FROM runs WHERE status = 'running'");
+      if (rows[0].running >= 5) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await admin.end();
+    cluster.stop();
+    try {
+      const stopped = Promise.all(members.map((m) => m.collector.shutdown())).then(() => 'stopped');
+      // a test in progress finishes (it cannot be stored); one waiting for a server gives up
+      const bound = new Promise((r) => setTimeout(() => r('still waiting'), 20_000));
+      expect(await Promise.race([stopped, bound])).toBe('stopped');
+      await round;
+      for (const m of members) await m.store.close();
+    } finally {
+      cluster.start();
+      admin = await cluster.admin(new URL(url).pathname.slice(1));
+    }
+    // nothing half-written: every run is still running (its collector could not record it) or complete
+    const { rows } = await admin.query<{ status: string; metrics: number }>(
+      'SELECT status, (SELECT count(*)::int FROM metrics m WHERE m.run_id = r.id) AS metrics FROM runs r',
+    );
+    for (const r of rows) expect(r.status === 'ok' ? r.metrics > 0 : r.metrics === 0).toBe(true);
+  }, 60_000);
 });
