@@ -100,11 +100,12 @@ export class Collector {
     return !this.shuttingDown;
   }
 
-  /** Enabled devices that this collector tests on schedule: unpinned ones and those of its group. */
+  /** Enabled devices that this collector tests on schedule: unpinned ones and those of its group (by the device or its pool). */
   private scheduledIds(): string[] {
     const group = this.opts.loaded.config.group;
     return this.inventory.enabledIds().filter((id) => {
-      const pinned = this.inventory.get(id)?.config.group;
+      // pinned by the device, or by its pool
+      const pinned = this.settings.groupOf(this.inventory.get(id));
       return pinned === undefined || pinned === group;
     });
   }

@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ServerInfo } from '../../contract/api.js';
+import { poolServerList } from '../../contract/settings.js';
 import type { EffectiveSettings } from '../config/effectiveSettings.js';
 import type { LoadedConfig } from '../config/load.js';
 import { DevicesBusyError } from '../errors.js';
@@ -151,7 +152,7 @@ export class Runner {
 
   servers(): ServerInfo[] {
     const current = this.deps.settings.current;
-    const pools: [string | null, ServerAddress[]][] = [[null, current.servers], ...Object.entries(current.pools)];
+    const pools: [string | null, ServerAddress[]][] = [[null, current.servers], ...Object.entries(current.pools).map(([name, pool]): [string, ServerAddress[]] => [name, poolServerList(pool)])];
     return pools.flatMap(([pool, servers]) =>
       (servers as typeof current.servers).map((s) => {
         const key = serverKey(s);

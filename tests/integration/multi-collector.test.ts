@@ -20,12 +20,19 @@ import { startPostgresCluster, type PostgresCluster } from '../support/postgresC
 
 const silent = pino({ level: process.env.MC_LOG ?? 'silent' });
 const SERVERS = [1, 2, 3].map((i) => ({ host: `10.9.0.${i}`, port: 5201 }));
-// 6 pinned to eu, 4 to us, 6 unpinned: more devices than servers
-const DEVICES = [
+const US_POOL = [{ host: '10.9.1.1', port: 5201 }];
+// 6 pinned to eu, 4 to us, 2 by their pool to us, 6 unpinned: more devices than servers
+const DEVICES: { id: string; group?: string; pool?: string }[] = [
   ...Array.from({ length: 6 }, (_, i) => ({ id: `eu-${i}`, group: 'eu' })),
   ...Array.from({ length: 4 }, (_, i) => ({ id: `us-${i}`, group: 'us' })),
+  ...Array.from({ length: 2 }, (_, i) => ({ id: `uspool-${i}`, pool: 'us-servers' })),
   ...Array.from({ length: 6 }, (_, i) => ({ id: `any-${i}` })),
 ];
+/** the group a device is pinned to, by itself or by its pool */
+const pinnedGroup = (device: string): string | undefined => {
+  const d = DEVICES.find((x) => x.id === device)!;
+  return d.group ?? (d.pool ? 'us' : undefined);
+};
 
 /** how long PostgreSQL is stopped mid-round (the lab's scenario uses 20 s; 4 s keeps this test short) */
 const OUTAGE_MS = 4000;
@@ -47,6 +54,7 @@ async function member(url: string, group: string, testMs: number, extra: { runAt
     group,
     apiTokenFile: 'token',
     servers: SERVERS,
+    pools: { 'us-servers': { group: 'us', servers: US_POOL } },
     schedule: { cron: '0 2 1 1 *', runAtStart: extra.runAtStart ?? false },
     devices: DEVICES.map((d) => ({ ...d, host: '127.0.0.1', username: 'root', privateKeyFile: 'key' })),
   });
@@ -114,8 +122,8 @@ describe('collectors sharing one PostgreSQL', () => {
     expect(runs.map((r) => r.device).sort()).toEqual(DEVICES.map((d) => d.id).sort());
     expect(runs.every((r) => r.status === 'ok')).toBe(true);
     for (const r of runs) {
-      const pinned = (DEVICES.find((d) => d.id === r.device) as { group?: string }).group;
-      if (pinned) expect(groupOf.get(r.owner_pid)).toBe(pinned);
+      const pinned = pinnedGroup(r.device);
+      if (pinned) expect(groupOf.get(r.owner_pid), r.device).toBe(pinned);
     }
     // the work was shared: each eu collector ran something
     expect(new Set(runs.map((r) => r.owner_pid)).size).toBe(3);
@@ -146,7 +154,7 @@ describe('collectors sharing one PostgreSQL', () => {
       expect(r).toMatchObject({ status: 'interrupted', owner_pid: victim.pid });
       const rerun = ok.find((o) => o.device === r.device)!;
       expect(rerun.id).toBeGreaterThan(r.id);
-      const pinned = (DEVICES.find((d) => d.id === r.device) as { group?: string }).group;
+      const pinned = pinnedGroup(r.device);
       expect([survivor.pid, ...(pinned === 'eu' ? [] : [us.pid])]).toContain(rerun.owner_pid);
     }
     await expectNoOverlapPerServer();
