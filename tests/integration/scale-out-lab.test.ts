@@ -217,6 +217,7 @@ describe('three collector processes on one PostgreSQL, in the lab', () => {
     // in the middle of its 2 s test
     await sleep(800);
     await stopCollector(victim, 'SIGKILL');
+    const victimKilledAt = Date.now();
 
     // then the database goes away for 20 s in the middle of the round
     await waitFor('a result stored after the kill, and another run under way', 30_000, async () => {
@@ -233,7 +234,11 @@ describe('three collector processes on one PostgreSQL, in the lab', () => {
     cluster.stop();
     await sleep(OUTAGE_MS);
     cluster.start();
+    const back = Date.now();
     const round2 = await roundComplete(next.getTime(), 120_000);
+    const { rows: resumed } = await (await db()).query<{ first: number }>('SELECT min(started_at) AS first FROM runs WHERE started_at > $1', [back]);
+    // figures for docs/scale-out.md (what happens on a failure, as measured here)
+    process.stdout.write(`scale-out lab: outage began ${back - victimKilledAt - OUTAGE_MS} ms after the kill; first run claimed ${resumed[0].first - back} ms after the database was back; round complete ${Date.now() - back} ms after\n`);
     await learnSessions();
     const runs2 = await roundRuns(round2);
     const ok = runs2.filter((r) => r.status === 'ok');
