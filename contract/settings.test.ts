@@ -51,6 +51,7 @@ describe('pools pinned to a collector group', () => {
       { field: 'pools.a.servers', message: 'a pool needs at least one server' },
     ]);
     expect(errors({ a: 'eu' })).toEqual([{ field: 'pools.a', message: 'a pool is a list of servers, or { group, servers } to pin it to a collector group' }]);
+    expect(errors({ a: null })).toEqual([{ field: 'pools.a', message: 'a pool is a list of servers, or { group, servers } to pin it to a collector group' }]);
     expect(errors({ a: [{ host: 7 }] })[0].message).toMatch(/^0\.host: /);
     expect(errors({ a: { group: 'eu', servers: [{ host: '192.0.2.2' }], region: 'x' } })[0]).toMatchObject({ field: 'pools.a', message: expect.stringContaining('region') });
   });

@@ -206,11 +206,10 @@ const pinnedPoolSchema = z.strictObject({
 export const poolSchema = z.union([poolServerListSchema, pinnedPoolSchema], {
   error: (issue) => {
     if (issue.code !== 'invalid_union') return undefined;
-    const branch = issue.errors[Array.isArray(issue.input) ? 0 : 1] ?? [];
-    const first = branch[0];
-    if (!first || typeof issue.input !== 'object' || issue.input === null) {
-      return 'a pool is a list of servers, or { group, servers } to pin it to a collector group';
-    }
+    const input = issue.input;
+    if (typeof input !== 'object' || input === null) return 'a pool is a list of servers, or { group, servers } to pin it to a collector group';
+    // both shapes failed: the first issue of the shape the value has
+    const first = issue.errors[Array.isArray(input) ? 0 : 1][0];
     const at = first.path.map(String).join('.');
     return at ? `${at}: ${first.message}` : first.message;
   },

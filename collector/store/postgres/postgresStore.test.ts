@@ -188,6 +188,9 @@ describe('connection', () => {
     await waitFor(() => !store.db.connected);
     await store.close();
     await store.close();
+    // a closed store does not reconnect when asked for its session
+    expect(() => store.db.identity()).toThrow(PostgresUnavailableError);
+    expect(store.db.connected).toBe(false);
   });
 
   it('destroys a pooled connection that cannot roll back', async () => {
