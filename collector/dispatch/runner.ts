@@ -11,7 +11,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { DevicesBusyError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js';
-import { RoundClaimedError, type Store } from '../store/store.js';
+import { RoundClaimedError, StoreUnavailableError, type Store } from '../store/store.js';
 import { runTcpThenUdp, type RunSummary, type RunTelemetry } from './deviceRun.js';
 import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatcher.js';
 import { RunProgressBoard } from './runProgress.js';
@@ -72,6 +72,8 @@ export class Runner {
         if (err instanceof RoundClaimedError) deps.logger.debug({ device: job.device, roundId: job.roundId }, err.message);
         else if (err instanceof DeviceLeftError) deps.logger.info({ device: job.device }, err.message);
         else if (err instanceof RegistryStoppedError) deps.logger.info({ device: job.device }, 'stopping while the run waited for a server: it will be recorded interrupted');
+        // the database is away: the device is claimed again when it is back (no stack: nothing is broken here)
+        else if (err instanceof StoreUnavailableError) deps.logger.warn({ device: job.device, roundId: job.roundId, reason: err.message }, 'database unreachable: run not started');
         else deps.logger.error({ device: job.device, err }, 'run crashed');
       },
     });

@@ -78,6 +78,14 @@ export interface RoundStore {
  * (stores shared by several collectors refuse a second one; a run whose collector is gone is
  * marked interrupted and taken over).
  */
+/** A shared store's database cannot be reached right now (the store reconnects by itself). */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 export class RoundClaimedError extends Error {
   constructor(
     readonly device: string,

@@ -7,6 +7,7 @@
  */
 import pg from 'pg';
 import type { SecretBox } from '../secretBox.js';
+import { StoreUnavailableError } from '../store.js';
 import { applyPgMigrations, PG_MIGRATIONS } from './migrations.js';
 
 export interface PostgresOptions {
@@ -40,7 +41,7 @@ export interface SessionIdentity {
   since: Date;
 }
 
-export class PostgresUnavailableError extends Error {
+export class PostgresUnavailableError extends StoreUnavailableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'PostgresUnavailableError';
