@@ -26,7 +26,7 @@ export interface RunnerTelemetry extends RunTelemetry {
 
 export interface RunnerDeps {
   loaded: LoadedConfig;
-  store: Pick<Store, 'runs' | 'serverLocks'> & { rounds: Pick<Store['rounds'], 'devicesDone'> };
+  store: Pick<Store, 'runs' | 'serverLocks'> & { rounds: Pick<Store['rounds'], 'devicesDone' | 'onProgress'> };
   /** shared store: how long to wait before looking again for devices of a round left by a collector that died (default 2000 ms) */
   roundRecheckMs?: number;
   /** shared store: a round whose remaining devices make no progress for this long is left (default 10 min) */
@@ -97,32 +97,44 @@ export class Runner {
     await this.dispatcher.enqueue(this.jobsFor(free, 'schedule', roundId));
     if (!this.deps.store.serverLocks) return;
     const recheckMs = this.deps.roundRecheckMs ?? 2000;
+    const stallMs = this.deps.roundStallMs ?? 600_000;
     const sleep = this.deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    // a device that stays claimed without progress for this long is given up (e.g. our own run could not be stored)
-    const stallLimit = Math.ceil((this.deps.roundStallMs ?? 600_000) / recheckMs);
-    let stalled = 0;
+    // A run of this round ending on any collector wakes the wait at once (NOTIFY). The timer stays
+    // for a collector that died: PostgreSQL ends its session without notifying anyone.
+    let wake: () => void = () => {};
+    const unsubscribe = await this.deps.store.rounds.onProgress?.((id) => {
+      if (id === null || id === roundId) wake();
+    });
+    const wait = () => Promise.race([sleep(recheckMs), new Promise<void>((resolve) => (wake = resolve))]);
+    // devices that stay claimed elsewhere without progress for stallMs are given up (e.g. our own run could not be stored)
     let lastLeft = Infinity;
-    while (!this.stopped) {
-      let done: Set<string>;
-      try {
-        done = new Set(await this.deps.store.rounds.devicesDone(roundId));
-      } catch (err) {
-        // the database is away: the round is not given up, it is looked at again
-        this.deps.logger.warn({ roundId, err: String(err) }, 'cannot read the round: looking again');
-        await sleep(recheckMs);
-        continue;
+    let progressAt = this.deps.clock().getTime();
+    try {
+      while (!this.stopped) {
+        let done: Set<string>;
+        try {
+          done = new Set(await this.deps.store.rounds.devicesDone(roundId));
+        } catch (err) {
+          // the database is away: the round is not given up, it is looked at again
+          this.deps.logger.warn({ roundId, err: String(err) }, 'cannot read the round: looking again');
+          await wait();
+          continue;
+        }
+        // a device removed from the inventory meanwhile is not waited for
+        const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id) && this.deps.inventory.get(id) !== undefined);
+        if (left.length === 0) return;
+        const now = this.deps.clock().getTime();
+        if (left.length < lastLeft) progressAt = now;
+        lastLeft = left.length;
+        if (now - progressAt > stallMs) {
+          this.deps.logger.warn({ roundId, devices: left }, 'devices of the round still claimed elsewhere: leaving them');
+          return;
+        }
+        await wait();
+        await this.dispatcher.enqueue(this.jobsFor(left, 'schedule', roundId));
       }
-      // a device removed from the inventory meanwhile is not waited for
-      const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id) && this.deps.inventory.get(id) !== undefined);
-      if (left.length === 0) return;
-      stalled = left.length < lastLeft ? 0 : stalled + 1;
-      lastLeft = left.length;
-      if (stalled > stallLimit) {
-        this.deps.logger.warn({ roundId, devices: left }, 'devices of the round still claimed elsewhere: leaving them');
-        return;
-      }
-      await sleep(recheckMs);
-      await this.dispatcher.enqueue(this.jobsFor(left, 'schedule', roundId));
+    } finally {
+      unsubscribe?.();
     }
   }
 

@@ -71,13 +71,14 @@ export interface RoundStore {
    * interrupted or is still running are not done and run again when the round resumes.
    */
   devicesDone(roundId: number): Promise<string[]>;
+  /**
+   * Shared stores: calls `listener` when a run of a round ends on any collector (with the round's
+   * id), or with null when anything may have changed unseen (the store reconnected). Resolves to
+   * a function that removes the listener.
+   */
+  onProgress?(listener: (roundId: number | null) => void): Promise<() => void>;
 }
 
-/**
- * A scheduled run of a device in a round that is done already, or running on another collector
- * (stores shared by several collectors refuse a second one; a run whose collector is gone is
- * marked interrupted and taken over).
- */
 /** A shared store's database cannot be reached right now (the store reconnects by itself). */
 export class StoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -86,6 +87,11 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A scheduled run of a device in a round that is done already, or running on another collector
+ * (stores shared by several collectors refuse a second one; a run whose collector is gone is
+ * marked interrupted and taken over).
+ */
 export class RoundClaimedError extends Error {
   constructor(
     readonly device: string,
