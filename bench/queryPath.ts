@@ -393,7 +393,7 @@ function report(
     markdown.push(
       '',
       `**The same history on PostgreSQL** (Debian's server, a cluster of its own on this machine, default settings but fsync off;`,
-      `the ${pgCopy.rows.toLocaleString('en-US')} rows copied with their ids and the indexes rebuilt and analyzed in ${fixed(pgCopy.ms / 1000, 1)} s), queried by the same plugin process through a`,
+      `the ${pgCopy.rows.toLocaleString('en-US')} rows of runs, tests and metrics copied (runs and tests with their ids), the indexes rebuilt and analyzed, in ${fixed(pgCopy.ms / 1000, 1)} s), queried by the same plugin process through a`,
       `collector on it; SQLite measured again in the same repetitions, alternating with PostgreSQL. p50 / p95 in ms:`,
       '',
       table(
