@@ -18,6 +18,7 @@ import { loadConfigFile } from '../../collector/config/load.js';
 import { runOnce } from '../../collector/service.js';
 import { createLab, type Lab } from '../lab/lab.js';
 import { composeFileSchema, dockerfileInstructions, type ComposeFile } from './composeSchema.js';
+import { startOrder } from '../containers/compose.js';
 import { REPO_ROOT } from '../support/pluginProcess.js';
 
 const PLUGIN_ID = (JSON.parse(readFileSync(join(REPO_ROOT, 'src/plugin.json'), 'utf8')) as { id: string }).id;
@@ -82,6 +83,12 @@ describe('docker-compose.yml', () => {
     expect(env).toEqual({ POSTGRES_USER: 'iperf3', POSTGRES_DB: 'iperf3', POSTGRES_PASSWORD_FILE: '/secrets/pg-password' });
     expect(postgres.volumes).toEqual(['secrets:/secrets:ro', 'postgres-data:/var/lib/postgresql/data']);
     expect(Object.keys(volumes ?? {})).toContain('postgres-data');
+    // started as Compose starts them: the profile's services only with the profile, after what they depend on
+    const project = { name: 'iperf3-grafana', dir: REPO_ROOT, file: compose() };
+    expect(startOrder(project, ['grafana'])).not.toContain('postgres');
+    const withProfile = startOrder(project, ['grafana'], ['scale-out']);
+    expect(withProfile.indexOf('postgres')).toBeGreaterThan(withProfile.indexOf('secrets-init'));
+    expect(withProfile.indexOf('collector-a')).toBeGreaterThan(withProfile.indexOf('postgres'));
     expect(postgres.depends_on).toMatchObject({ 'secrets-init': { condition: 'service_completed_successfully' } });
     expect(postgres.healthcheck?.test).toEqual(['CMD', 'pg_isready', '-U', 'iperf3', '-d', 'iperf3']);
     const image = dockerfile('collector/Dockerfile');
