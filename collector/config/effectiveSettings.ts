@@ -7,7 +7,7 @@ import { SettingsRejectedError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import type { Iperf3AuthSecrets, ServerAddress } from '../model.js';
 import type { SettingsStore } from '../store/store.js';
-import type { LoadedConfig, LoadedDevice } from './load.js';
+import type { LoadedConfig } from './load.js';
 
 export type SettingsSource = 'file' | 'api';
 
