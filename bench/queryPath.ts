@@ -5,7 +5,7 @@
  * the two: the store's own series() in-process and the API's GET /series, to show where the
  * time goes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +20,9 @@ import { processMemory } from './processMemory.js';
 import { table, verdict, type SectionResult } from './report.js';
 import { seedRuns, METRIC_ROWS_PER_RUN } from './seedStore.js';
 import { fixed, mib, ms, percentile } from './stats.js';
+import { copyToPostgres } from './seedPostgres.js';
+import { PostgresStore } from '../collector/store/postgres/postgresStore.js';
+import { startPostgresCluster, type PostgresCluster } from '../tests/support/postgresCluster.js';
 
 export interface QueryPathOptions {
   deviceCounts: number[];
@@ -28,6 +31,8 @@ export interface QueryPathOptions {
   repetitions: number;
   warmups: number;
   maxDataPoints: number;
+  /** the same history on PostgreSQL (a cluster of its own), queried the same way, next to SQLite */
+  postgres: boolean;
 }
 
 export const DEFAULT_QUERY_PATH: QueryPathOptions = {
@@ -37,6 +42,7 @@ export const DEFAULT_QUERY_PATH: QueryPathOptions = {
   repetitions: 8,
   warmups: 1,
   maxDataPoints: 1000,
+  postgres: true,
 };
 
 const HOUR = 3_600_000;
@@ -51,6 +57,17 @@ interface Scenario {
   devices: number;
   fromMs: number;
   toMs: number;
+}
+
+/** The same scenario answered from PostgreSQL: the store's series() in-process and the plugin's QueryData through a collector on it. */
+interface PostgresResult {
+  label: string;
+  devices: number;
+  points: number;
+  store: number[];
+  plugin: number[];
+  sqliteStore: number[];
+  sqlitePlugin: number[];
 }
 
 interface ScenarioResult extends Scenario {
@@ -123,6 +140,8 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
   const results: ScenarioResult[] = [];
   let pluginMemory: ReturnType<typeof processMemory> | null = null;
   const lastRuns = { windowMs: [] as number[], indexMs: [] as number[] };
+  const pgResults: PostgresResult[] = [];
+  let pgCopy: { rows: number; ms: number } | null = null;
   try {
     const scenarios: Scenario[] = [
       ...o.deviceCounts.map((n) => ({ label: `${o.nights} nights`, devices: n, fromMs: YEAR0 - HOUR, toMs: YEAR0 + o.nights * DAY - HOUR })),
@@ -204,6 +223,9 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
         lastRuns.indexMs.pop();
       }
     }
+    if (o.postgres) {
+      pgCopy = await postgresPass(o, dir, databasePath, ids, servers, client, { store, settings }, results, pgResults, log);
+    }
   } finally {
     client.close();
     await plugin.stop();
@@ -212,7 +234,90 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
     await service.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  return report(o, results, seeded, seedMs, pluginMemory, lastRuns);
+  return report(o, results, seeded, seedMs, pluginMemory, lastRuns, pgResults, pgCopy);
+}
+
+/**
+ * The same history copied into PostgreSQL, a collector (startService) on it, and the same
+ * queries through the same plugin process: store.series() in-process and QueryData, next to
+ * SQLite's figures measured in the same repetitions' order (SQLite again, right after, so that
+ * both engines see the same machine load).
+ */
+async function postgresPass(
+  o: QueryPathOptions,
+  dir: string,
+  databasePath: string,
+  ids: string[],
+  servers: { host: string; port: number; label: string }[],
+  client: PluginClient,
+  sqlite: { store: SqliteStore; settings: DataSourceSettingsInput },
+  sqliteResults: ScenarioResult[],
+  out: PostgresResult[],
+  log: (line: string) => void,
+): Promise<{ rows: number; ms: number }> {
+  let cluster: PostgresCluster | null = null;
+  let pgStore: PostgresStore | null = null;
+  let pgService: Awaited<ReturnType<typeof startService>> | null = null;
+  const sqliteStore = sqlite.store;
+  try {
+    cluster = await startPostgresCluster();
+    const url = await cluster.createDatabase('bench_query');
+    const started = performance.now();
+    const rows = await copyToPostgres(databasePath, url, cluster.password);
+    const copyMs = performance.now() - started;
+    log(`query path: copied ${rows} rows into PostgreSQL in ${fixed(copyMs / 1000, 1)} s`);
+    const pgDir = join(dir, 'postgres');
+    const devices = ids.map((id, i) => ({ id, host: loopbackDeviceAddress(i), port: UNUSED_PORT, labels: { site: `site-${i % 10}` } }));
+    mkdirSync(pgDir, { recursive: true });
+    writeFileSync(join(pgDir, 'pgpass'), cluster.password, { mode: 0o600 });
+    const loaded = loadCollectorConfig(pgDir, { devices, servers, database: url, extra: { databasePasswordFile: 'pgpass' } });
+    pgService = await startService(loaded, silent, { schedule: false });
+    pgStore = await PostgresStore.open(url, { password: cluster.password });
+    const onPg: DataSourceSettingsInput = { uid: 'bench-pg', jsonData: { collectorUrl: pgService.url, servers }, secure: { apiToken: BENCH_TOKEN } };
+    const onSqlite = sqlite.settings;
+    const fleet = ids.length;
+    for (const scenario of sqliteResults) {
+      const devices = ids.slice(0, scenario.devices);
+      const query = {
+        refId: 'A',
+        json: { refId: 'A', queryType: 'timeseries', devices: scenario.devices === fleet ? ['*'] : devices, metrics: [METRIC] },
+        fromMs: scenario.fromMs,
+        toMs: scenario.toMs,
+        maxDataPoints: o.maxDataPoints,
+      };
+      const series = (store: PostgresStore | SqliteStore) => () =>
+        store.metrics.series({ devices, metrics: [METRIC], fromMs: scenario.fromMs, toMs: scenario.toMs, maxPoints: o.maxDataPoints });
+      const queryData = (ds: DataSourceSettingsInput) => async () => {
+        const { A } = await client.queryData(ds, [query]);
+        if (A.status !== 200) throw new Error(`QueryData: status ${A.status}: ${A.error}`);
+        return A.frames.reduce((n, f) => n + decodeFrame(f).table.numRows, 0);
+      };
+      const result: PostgresResult = { label: scenario.label, devices: scenario.devices, points: 0, store: [], plugin: [], sqliteStore: [], sqlitePlugin: [] };
+      for (let w = 0; w < o.warmups; w++) {
+        const storePoints = (await series(pgStore)()).reduce((n, s) => n + s.points.length, 0);
+        const framePoints = await queryData(onPg)();
+        await series(sqliteStore)();
+        await queryData(onSqlite)();
+        if (storePoints !== scenario.rows || framePoints !== scenario.rows) {
+          throw new Error(`${scenario.label} x ${scenario.devices}: PostgreSQL answers ${storePoints} points in the store, ${framePoints} in frames; SQLite ${scenario.rows}`);
+        }
+        result.points = framePoints;
+      }
+      for (let rep = 0; rep < o.repetitions; rep++) {
+        await timed(result.sqliteStore, series(sqliteStore));
+        await timed(result.store, series(pgStore));
+        await timed(result.sqlitePlugin, queryData(onSqlite));
+        await timed(result.plugin, queryData(onPg));
+      }
+      log(`query path on PostgreSQL: ${scenario.label} x ${scenario.devices} devices: plugin p50 ${ms(percentile(result.plugin, 50))} ms (SQLite ${ms(percentile(result.sqlitePlugin, 50))} ms)`);
+      out.push(result);
+    }
+    return { rows, ms: copyMs };
+  } finally {
+    await pgService?.close();
+    await pgStore?.close();
+    cluster?.destroy();
+  }
 }
 
 function report(
@@ -222,6 +327,8 @@ function report(
   seedMs: number,
   pluginMemory: ReturnType<typeof processMemory> | null,
   lastRuns: { windowMs: number[]; indexMs: number[] },
+  pgResults: PostgresResult[] = [],
+  pgCopy: { rows: number; ms: number } | null = null,
 ): SectionResult {
   const p = (samples: number[]) => `${ms(percentile(samples, 50))} / ${ms(percentile(samples, 95))}`;
   const rows = results.map((r) => [
@@ -281,9 +388,38 @@ function report(
       `  (columnar arrays instead of [time, value, failed] JSON triples), which would cut both the API's and the plugin's share.`,
     );
   }
+  if (pgCopy && pgResults.length > 0) {
+    const p2 = (samples: number[]) => `${ms(percentile(samples, 50))} / ${ms(percentile(samples, 95))}`;
+    markdown.push(
+      '',
+      `**The same history on PostgreSQL** (Debian's server, a cluster of its own on this machine, default settings but fsync off;`,
+      `the ${pgCopy.rows.toLocaleString('en-US')} rows of runs, tests and metrics copied (runs and tests with their ids), the indexes rebuilt and analyzed, in ${fixed(pgCopy.ms / 1000, 1)} s), queried by the same plugin process through a`,
+      `collector on it; SQLite measured again in the same repetitions, alternating with PostgreSQL. p50 / p95 in ms:`,
+      '',
+      table(
+        ['range', 'devices', 'points', 'SQLite store.series()', 'PostgreSQL store.series()', 'SQLite QueryData', 'PostgreSQL QueryData', 'PostgreSQL / SQLite QueryData (p50)'],
+        pgResults.map((r) => [
+          r.label,
+          r.devices,
+          r.points.toLocaleString('en-US'),
+          p2(r.sqliteStore),
+          p2(r.store),
+          p2(r.sqlitePlugin),
+          p2(r.plugin),
+          `${fixed(percentile(r.plugin, 50) / percentile(r.sqlitePlugin, 50), 2)}x`,
+        ]),
+      ),
+      '',
+    );
+  }
   return {
     title: 'Query path',
     markdown: markdown.join('\n'),
-    summary: [`query path: plugin / raw SQLite at ${fleet} devices: ${ratios.map((x) => `${fixed(x, 1)}x`).join(', ')} (target 3x: ${met ? 'met' : 'missed'}, worst ${fixed(Math.max(...ratios), 1)}x)`],
+    summary: [
+      `query path: plugin / raw SQLite at ${fleet} devices: ${ratios.map((x) => `${fixed(x, 1)}x`).join(', ')} (target 3x: ${met ? 'met' : 'missed'}, worst ${fixed(Math.max(...ratios), 1)}x)`,
+      ...pgResults
+        .filter((r) => r.devices === fleet)
+        .map((r) => `query path on PostgreSQL, ${r.label} x ${r.devices}: QueryData p50 ${ms(percentile(r.plugin, 50))} ms (SQLite ${ms(percentile(r.sqlitePlugin, 50))} ms)`),
+    ],
   };
 }

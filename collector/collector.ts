@@ -100,11 +100,12 @@ export class Collector {
     return !this.shuttingDown;
   }
 
-  /** Enabled devices that this collector tests on schedule: unpinned ones and those of its group. */
+  /** Enabled devices that this collector tests on schedule: unpinned ones and those of its group (by the device or its pool). */
   private scheduledIds(): string[] {
     const group = this.opts.loaded.config.group;
     return this.inventory.enabledIds().filter((id) => {
-      const pinned = this.inventory.get(id)?.config.group;
+      // pinned by the device, or by its pool
+      const pinned = this.settings.groupOf(this.inventory.get(id));
       return pinned === undefined || pinned === group;
     });
   }
@@ -196,7 +197,18 @@ export class Collector {
     const schedule = this.settings.current.schedule;
     this.scheduler.start(schedule);
     const resumed = await this.scheduler.resumeInterrupted(schedule);
-    if (resumed === null && schedule.runAtStart) await this.scheduler.fire(this.clock());
+    if (resumed === null && schedule.runAtStart) await this.scheduler.fire(this.startPlannedAt());
+  }
+
+  /**
+   * The planned time of the round run at start. On a shared store it is the start's minute, so
+   * that collectors started together (a deployment, a restart of the fleet) join one round, as
+   * they do for a cron time, instead of each testing the fleet in a round of its own.
+   */
+  private startPlannedAt(): Date {
+    const now = this.clock();
+    if (!this.opts.store.serverLocks) return now;
+    return new Date(Math.floor(now.getTime() / 60_000) * 60_000);
   }
 
   /** Idempotent: stops the schedule, drops queued devices, lets running tests finish. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientOptionsSchema, collectorUrlSchema, DEFAULT_CLIENT_OPTIONS, fieldErrors, jsonDataSettingsSchema, settingsSchema } from './settings.js';
+import { clientOptionsSchema, collectorUrlSchema, DEFAULT_CLIENT_OPTIONS, fieldErrors, jsonDataSettingsSchema, poolGroup, poolServerList, settingsSchema } from './settings.js';
 
 describe('settings defaults', () => {
   it('fills a missing tcp or udp block from the inner defaults, and keeps what is given', () => {
@@ -29,6 +29,31 @@ describe('settings defaults', () => {
     expect(fieldErrors(bad.error!).map((e) => e.message).sort()).toEqual(
       ['a pool needs at least one server', 'pool names have at most 64 characters', 'pool names use letters, digits, . _ -'].sort(),
     );
+  });
+});
+
+describe('pools pinned to a collector group', () => {
+  it('take a plain list (unpinned) or { group, servers }, and say which shape failed and how', () => {
+    const ok = settingsSchema.parse({
+      servers: [{ host: '192.0.2.1' }],
+      pools: { eu: { group: 'eu-west', servers: [{ host: '192.0.2.2' }] }, any: [{ host: '192.0.2.3' }] },
+    });
+    expect(ok.pools).toEqual({ eu: { group: 'eu-west', servers: [{ host: '192.0.2.2', port: 5201 }] }, any: [{ host: '192.0.2.3', port: 5201 }] });
+    expect([poolGroup(ok.pools.eu), poolGroup(ok.pools.any), poolGroup(undefined)]).toEqual(['eu-west', undefined, undefined]);
+    expect(poolServerList(ok.pools.eu)).toEqual([{ host: '192.0.2.2', port: 5201 }]);
+    expect(poolServerList(ok.pools.any)).toEqual([{ host: '192.0.2.3', port: 5201 }]);
+    const errors = (pools: unknown) => fieldErrors(settingsSchema.safeParse({ servers: [{ host: '192.0.2.1' }], pools }).error!);
+    expect(errors({ a: { servers: [{ host: '192.0.2.2' }] } })).toEqual([
+      { field: 'pools.a', message: 'group: name the collector group the pool is pinned to, or give an unpinned pool as a plain list of servers' },
+    ]);
+    expect(errors({ a: { group: 'no spaces', servers: [] } })).toEqual([
+      { field: 'pools.a.group', message: 'group names use letters, digits, . _ -' },
+      { field: 'pools.a.servers', message: 'a pool needs at least one server' },
+    ]);
+    expect(errors({ a: 'eu' })).toEqual([{ field: 'pools.a', message: 'a pool is a list of servers, or { group, servers } to pin it to a collector group' }]);
+    expect(errors({ a: null })).toEqual([{ field: 'pools.a', message: 'a pool is a list of servers, or { group, servers } to pin it to a collector group' }]);
+    expect(errors({ a: [{ host: 7 }] })[0].message).toMatch(/^0\.host: /);
+    expect(errors({ a: { group: 'eu', servers: [{ host: '192.0.2.2' }], region: 'x' } })[0]).toMatchObject({ field: 'pools.a', message: expect.stringContaining('region') });
   });
 });
 

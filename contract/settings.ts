@@ -184,9 +184,51 @@ export const poolNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9_.-]+$/, 'pool names use letters, digits, . _ -')
   .max(64, 'pool names have at most 64 characters');
+/** A collector group (e.g. a region): devices and pools pinned to it are tested by its collectors only. */
+export const groupNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]+$/, 'group names use letters, digits, . _ -')
+  .max(64, 'group names have at most 64 characters');
+
+const poolServerListSchema = serverListSchema('a pool needs at least one server');
+/** A pool pinned to a collector group: its devices are tested only by collectors of that group. */
+const pinnedPoolSchema = z.strictObject({
+  group: z
+    .string({ error: (iss) => (iss.input === undefined ? 'name the collector group the pool is pinned to, or give an unpinned pool as a plain list of servers' : undefined) })
+    .pipe(groupNameSchema),
+  servers: poolServerListSchema,
+});
+
+/**
+ * A pool: its list of servers, or `{ group, servers }` to pin it to a collector group. When both
+ * shapes fail, the error is the one of the shape the value has (a list, or an object).
+ */
+export const poolSchema = z.union([poolServerListSchema, pinnedPoolSchema], {
+  error: (issue) => {
+    if (issue.code !== 'invalid_union') return undefined;
+    const input = issue.input;
+    if (typeof input !== 'object' || input === null) return 'a pool is a list of servers, or { group, servers } to pin it to a collector group';
+    // both shapes failed: the first issue of the shape the value has
+    const first = issue.errors[Array.isArray(input) ? 0 : 1][0];
+    const at = first.path.map(String).join('.');
+    return at ? `${at}: ${first.message}` : first.message;
+  },
+});
+export type Pool = z.infer<typeof poolSchema>;
+
+/** The servers of a pool, pinned or not. */
+export function poolServerList(pool: Pool): z.infer<typeof serverSchema>[] {
+  return Array.isArray(pool) ? pool : pool.servers;
+}
+
+/** The group a pool is pinned to; undefined for an unpinned pool. */
+export function poolGroup(pool: Pool | undefined): string | undefined {
+  return pool === undefined || Array.isArray(pool) ? undefined : pool.group;
+}
+
 /** Named server pools: devices of a pool are tested against its servers only. */
 export const poolsSchema = z
-  .record(poolNameSchema, serverListSchema('a pool needs at least one server'), {
+  .record(poolNameSchema, poolSchema, {
     // zod reports a bad record key as "Invalid key in record": pass on what the name schema said
     error: (issue) => (issue.code === 'invalid_key' ? issue.issues?.[0]?.message : undefined),
   })

@@ -15,6 +15,7 @@ export const Components = {
     pools: 'iperf3-config-pools',
     pool: (pool: number) => `iperf3-config-pool-${pool}`,
     poolName: (pool: number) => `iperf3-config-pool-${pool}-name`,
+    poolGroup: (pool: number) => `iperf3-config-pool-${pool}-group`,
     removePool: (pool: number) => `iperf3-config-pool-${pool}-remove`,
     addPool: 'iperf3-config-add-pool',
     poolServerHost: (pool: number, index: number) => `iperf3-config-pool-${pool}-server-${index}-host`,

@@ -7,6 +7,7 @@ import { Inventory } from '../inventory/inventory.js';
 import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { EffectiveSettings } from './effectiveSettings.js';
 import { loadConfigText } from './load.js';
+import { poolServerList } from '../../contract/settings.js';
 
 let dir: string;
 let store: SqliteStore;
@@ -46,6 +47,22 @@ describe('EffectiveSettings', () => {
     const stored = await EffectiveSettings.load(loaded, store.settings, inventory);
     expect(stored.source).toBe('api');
     expect(stored.poolServers(null)).toEqual([{ host: '10.9.0.2', port: 5202 }]);
+  });
+
+  it("pins a device to its pool's group unless it names its own, and rejects pushed settings that pin them apart", async () => {
+    const loaded = config(`  - { id: b, host: 10.9.0.11, username: root, privateKeyFile: key, pool: edge, group: eu }
+  - { id: c, host: 10.9.0.12, username: root, privateKeyFile: key }`);
+    const effective = await EffectiveSettings.load(loaded, store.settings, new Inventory(loaded.devices));
+    const [a, b, c] = loaded.devices;
+    expect([a, b, c].map((d) => effective.groupOf(d))).toEqual([undefined, 'eu', undefined]);
+    const before = effective.current;
+    const edge = poolServerList(before.pools.edge);
+    expect(() => effective.apply({ ...before, pools: { edge: { group: 'us', servers: edge } } }, '2026-01-01T00:00:00.000Z')).toThrow(
+      'pools.edge.group: device b is pinned to group "eu" but its pool to "us"; pin both to the same group',
+    );
+    effective.apply({ ...before, pools: { edge: { group: 'eu', servers: edge } } }, '2026-01-01T00:00:00.000Z');
+    expect([a, b, c].map((d) => effective.groupOf(d))).toEqual(['eu', 'eu', undefined]);
+    expect(effective.poolServers('edge')).toEqual(edge);
   });
 
   it('rejects settings that drop a pool a device uses, or pushed auth without its own password, and keeps the current ones', async () => {

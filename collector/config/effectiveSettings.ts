@@ -2,7 +2,7 @@
  * The settings in effect: those of the YAML file until the Grafana data source pushes its own,
  * which are persisted and win from then on. Resolves the iperf3 secrets a run needs.
  */
-import type { FieldError, Settings } from '../../contract/settings.js';
+import { poolGroup, poolServerList, type FieldError, type Settings } from '../../contract/settings.js';
 import { SettingsRejectedError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import type { Iperf3AuthSecrets, ServerAddress } from '../model.js';
@@ -45,7 +45,16 @@ export class EffectiveSettings {
 
   /** The servers of a pool (null: the default pool). */
   poolServers(pool: string | null): ServerAddress[] {
-    return pool === null ? this.settings.servers : (this.settings.pools[pool] ?? []);
+    if (pool === null) return this.settings.servers;
+    const servers = this.settings.pools[pool];
+    return servers === undefined ? [] : poolServerList(servers);
+  }
+
+  /** The group a device is pinned to: its own `group`, else its pool's (undefined: unpinned). */
+  groupOf(device: { config: { group?: string; pool?: string } } | undefined): string | undefined {
+    if (!device) return undefined;
+    const pool = device.config.pool;
+    return device.config.group ?? (pool === undefined ? undefined : poolGroup(this.settings.pools[pool]));
   }
 
   /**
@@ -83,6 +92,13 @@ export class EffectiveSettings {
     for (const d of this.inventory.all()) {
       if (d.config.pool !== undefined && !pools.has(d.config.pool)) {
         errors.push({ field: 'pools', message: `device ${d.config.id} uses pool "${d.config.pool}", which these settings do not define` });
+      }
+      const pinned = d.config.pool === undefined ? undefined : poolGroup(settings.pools[d.config.pool]);
+      if (pinned !== undefined && d.config.group !== undefined && d.config.group !== pinned) {
+        errors.push({
+          field: `pools.${d.config.pool}.group`,
+          message: `device ${d.config.id} is pinned to group "${d.config.group}" but its pool to "${pinned}"; pin both to the same group`,
+        });
       }
     }
     return errors;

@@ -106,6 +106,22 @@ devices:
     expect(byField['devices.2.id']).toMatch(/duplicate device id "a"/);
   });
 
+  it('refuses a device pinned to another group than its pool, naming both', () => {
+    const fields = errorsOf(() =>
+      cfg(`
+servers: [{ host: a.example }]
+pools: { eu-servers: { group: eu, servers: [{ host: b.example }] } }
+devices:
+  - { id: a, host: 10.0.0.1, username: root, privateKeyFile: k, pool: eu-servers, group: us }
+  - { id: b, host: 10.0.0.2, username: root, privateKeyFile: k, pool: eu-servers, group: eu }
+  - { id: c, host: 10.0.0.3, username: root, privateKeyFile: k, pool: eu-servers }
+`),
+    );
+    expect(fields).toEqual([
+      { field: 'devices.0.group', message: 'the device\'s pool "eu-servers" is pinned to group "eu"; remove the device\'s group or make it "eu"' },
+    ]);
+  });
+
   it('reports unreadable, missing and empty secret files without their contents', () => {
     const fields = errorsOf(() =>
       cfg(`

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { deviceConfigSchema, groupSchema, type DeviceConfig } from '../../contract/devices.js';
-import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, poolsSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
+import { clientOptionsSchema, DEFAULT_CLIENT_OPTIONS, poolGroup, poolsSchema, scheduleSchema, serverSchema } from '../../contract/settings.js';
 
 export const listenSchema = z
   .string()
@@ -69,6 +69,14 @@ export const collectorConfigSchema = z
           code: 'custom',
           path: ['devices', i, 'pool'],
           message: `unknown pool "${d.pool}"; define it under pools: or remove the key to use the default servers`,
+        });
+      }
+      const pinned = d.pool === undefined ? undefined : poolGroup(cfg.pools[d.pool]);
+      if (pinned !== undefined && d.group !== undefined && d.group !== pinned) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['devices', i, 'group'],
+          message: `the device's pool "${d.pool}" is pinned to group "${pinned}"; remove the device's group or make it "${pinned}"`,
         });
       }
     });

@@ -12,7 +12,7 @@ import { clientOptionsSchema } from '../../contract/settings.js';
 import type { DeviceConnector, DeviceSession, ExecResult, RunOutcome } from '../model.js';
 import { planTests, runTcpThenUdp, type RunDeps, type RunPlan } from './deviceRun.js';
 import { RunProgressBoard } from './runProgress.js';
-import { ServerRegistry } from './serverRegistry.js';
+import { RegistryStoppedError, ServerRegistry } from './serverRegistry.js';
 
 const FIXTURES = join(import.meta.dirname, '../iperf3/fixtures');
 const fixture = (name: string): ExecResult => ({ stdout: readFileSync(join(FIXTURES, name), 'utf8'), stderr: '', exitCode: 0, timedOut: false });
@@ -157,6 +157,20 @@ describe('device run, fault injection', () => {
     const summary = await runTcpThenUdp(deps, plan);
     expect([summary.status, summary.errorClass]).toEqual(['failed', 'server-unreachable']);
     expect(summary.message).toMatch(/no iperf3 server is configured.*add servers/);
+  });
+
+  it('leaves the run unfinished (to be marked interrupted) when the collector stops while it waits for a server', async () => {
+    const session = new ScriptedSession([]);
+    const { deps, plan, finished } = harness({ connect: async () => session });
+    // the only server is held: the run waits for it, then the registry stops
+    const held = await deps.registry.acquireFree(plan.servers);
+    const run = runTcpThenUdp(deps, plan);
+    await new Promise((r) => setTimeout(r, 10));
+    deps.registry.stop();
+    await expect(run).rejects.toThrow(RegistryStoppedError);
+    expect(finished).toEqual([]);
+    expect(session.closed).toBe(1);
+    held.release();
   });
 
   it('stores an unexpected error as internal instead of crashing the round', async () => {

@@ -25,7 +25,7 @@ import {
 } from '../model.js';
 import type { RunStore } from '../store/store.js';
 import { execWithSecretEnv } from '../ssh/secret-env.js';
-import { NoServerError, type ServerLease, type ServerRegistry } from './serverRegistry.js';
+import { NoServerError, RegistryStoppedError, type ServerLease, type ServerRegistry } from './serverRegistry.js';
 
 export interface RunTelemetry {
   testFinished(protocol: TestProtocol, direction: Direction, seconds: number, ok: boolean): void;
@@ -197,6 +197,7 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
   let keyPath: string | undefined;
   let runner: TestRunner | null = null;
   let server: string | null = null;
+  let stopping: RegistryStoppedError | null = null;
 
   try {
     session = await deps.connector.connect(device, { trustOnFirstUse: plan.trustOnFirstUse });
@@ -214,6 +215,7 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
       }
     }
   } catch (err) {
+    if (err instanceof RegistryStoppedError) stopping = err;
     failure = classify(err);
   } finally {
     runner?.releaseServer();
@@ -227,6 +229,9 @@ export async function runTcpThenUdp(deps: RunDeps, plan: RunPlan): Promise<RunSu
     }
   }
 
+  // Not a result of the device: the run stays running, and becomes interrupted (at the next start,
+  // or at once on a shared store when this collector's session ends) so that it is tested again.
+  if (stopping) throw stopping;
   const endedAt = deps.clock();
   // Only a device that never answered SSH is skipped (no zeros): there is nothing to measure.
   const status: RunOutcome['status'] = failure === null ? 'ok' : !reached && failure.errorClass === 'unreachable' ? 'skipped' : 'failed';

@@ -16,6 +16,7 @@ import { loadConfigText } from '../config/load.js';
 import { PostgresStore } from '../store/postgres/postgresStore.js';
 import type { Store } from '../store/store.js';
 import { Telemetry } from '../telemetry.js';
+import { okOutcome } from '../../tests/support/storeFixtures.js';
 
 let cluster: PostgresCluster;
 let dir: string;
@@ -70,6 +71,81 @@ it('waits for a device another collector holds, leaves it when it makes no progr
   expect(Date.now() - started).toBeGreaterThanOrEqual(300);
   expect(warnings).toEqual(['cannot read the round: looking again', 'devices of the round still claimed elsewhere: leaving them']);
   expect(await mine.rounds.devicesDone(round)).toEqual(['free']);
+  await collector.shutdown();
+  await mine.close();
+  await other.close();
+});
+
+it('logs a run that could not start because the database is away as a warning without a stack, and tests the device once it is back', async () => {
+  const url = await cluster.createDatabase();
+  const mine = await PostgresStore.open(url, { password: cluster.password, reconnectMs: { first: 60_000, max: 60_000 } });
+  const round = await mine.rounds.start(new Date());
+  // the session is lost: the first claim fails (and asks for a reconnection)
+  const admin = await cluster.admin(new URL(url).pathname.slice(1));
+  await admin.query('SELECT pg_terminate_backend($1)', [mine.db.identity().pid]);
+  await admin.end();
+  while (mine.db.connected) await new Promise((r) => setTimeout(r, 10));
+  const lines: { level: number; msg: string; err?: unknown; reason?: string }[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const collector = await Collector.open({
+    loaded: loadConfigText(
+      stringify({
+        database: url,
+        apiTokenFile: 'token',
+        servers: [{ host: '10.8.0.2', port: 5201 }],
+        schedule: { cron: '0 2 1 1 *' },
+        devices: [{ id: 'd', host: '127.0.0.1', username: 'root', privateKeyFile: 'key' }],
+      }),
+      join(dir, 'd.yaml'),
+    ),
+    store: mine,
+    connector: new SimulatedConnector({ connectMs: 1, testMs: 5 }),
+    logger,
+    telemetry: new Telemetry(),
+    roundRecheckMs: 50,
+  });
+  await collector.runner.runRound(round, ['d']);
+  const notStarted = lines.filter((l) => l.msg === 'database unreachable: run not started');
+  expect(notStarted).toHaveLength(1);
+  expect(notStarted[0]).toMatchObject({ level: 40, reason: 'the PostgreSQL session is lost; reconnecting' });
+  expect(notStarted[0].err).toBeUndefined();
+  expect(lines.filter((l) => l.msg === 'run crashed')).toEqual([]);
+  expect(await mine.rounds.devicesDone(round)).toEqual(['d']);
+  await collector.shutdown();
+  await mine.close();
+});
+
+it('leaves the round as soon as another collector stores the last device (NOTIFY), not at its next look', async () => {
+  const url = await cluster.createDatabase();
+  const other = await PostgresStore.open(url, { password: cluster.password });
+  const mine = await PostgresStore.open(url, { password: cluster.password });
+  const round = await other.rounds.start(new Date());
+  const held = await other.runs.start({ device: 'held', trigger: 'schedule', roundId: round, startedAt: new Date() });
+  const collector = await Collector.open({
+    loaded: loadConfigText(
+      stringify({
+        database: url,
+        apiTokenFile: 'token',
+        servers: [{ host: '10.8.0.3', port: 5201 }],
+        schedule: { cron: '0 2 1 1 *' },
+        devices: ['free', 'held'].map((id) => ({ id, host: '127.0.0.1', username: 'root', privateKeyFile: 'key' })),
+      }),
+      join(dir, 'n.yaml'),
+    ),
+    store: mine,
+    connector: new SimulatedConnector({ connectMs: 1, testMs: 5 }),
+    logger: pino({ level: 'silent' }),
+    telemetry: new Telemetry(),
+    // the timer alone would look again in a minute
+    roundRecheckMs: 60_000,
+  });
+  const following = collector.runner.runRound(round, ['free', 'held']).then(() => 'left');
+  while (!(await mine.rounds.devicesDone(round)).includes('free')) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 100));
+  await other.runs.finish(held, okOutcome(Date.now(), 10e6, 20e6));
+  const bound = new Promise((r) => setTimeout(() => r('still waiting'), 10_000));
+  expect(await Promise.race([following, bound])).toBe('left');
+  expect(await mine.rounds.devicesDone(round)).toEqual(['free', 'held']);
   await collector.shutdown();
   await mine.close();
   await other.close();

@@ -5,16 +5,17 @@
  */
 import type { Logger } from 'pino';
 import type { ServerInfo } from '../../contract/api.js';
+import { poolServerList } from '../../contract/settings.js';
 import type { EffectiveSettings } from '../config/effectiveSettings.js';
 import type { LoadedConfig } from '../config/load.js';
 import { DevicesBusyError } from '../errors.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { serverKey, type DeviceConnector, type ServerAddress } from '../model.js';
-import { RoundClaimedError, type Store } from '../store/store.js';
+import { RoundClaimedError, StoreUnavailableError, type Store } from '../store/store.js';
 import { runTcpThenUdp, type RunSummary, type RunTelemetry } from './deviceRun.js';
 import { AlreadyQueuedError, Dispatcher, type DispatchJob } from './dispatcher.js';
 import { RunProgressBoard } from './runProgress.js';
-import { ServerRegistry } from './serverRegistry.js';
+import { RegistryStoppedError, ServerRegistry } from './serverRegistry.js';
 
 export interface RunnerTelemetry extends RunTelemetry {
   setQueueLength(n: number): void;
@@ -25,7 +26,7 @@ export interface RunnerTelemetry extends RunTelemetry {
 
 export interface RunnerDeps {
   loaded: LoadedConfig;
-  store: Pick<Store, 'runs' | 'serverLocks'> & { rounds: Pick<Store['rounds'], 'devicesDone'> };
+  store: Pick<Store, 'runs' | 'serverLocks'> & { rounds: Pick<Store['rounds'], 'devicesDone' | 'onProgress'> };
   /** shared store: how long to wait before looking again for devices of a round left by a collector that died (default 2000 ms) */
   roundRecheckMs?: number;
   /** shared store: a round whose remaining devices make no progress for this long is left (default 10 min) */
@@ -70,6 +71,9 @@ export class Runner {
         // another collector has (or had) this device in this round: nothing to do here
         if (err instanceof RoundClaimedError) deps.logger.debug({ device: job.device, roundId: job.roundId }, err.message);
         else if (err instanceof DeviceLeftError) deps.logger.info({ device: job.device }, err.message);
+        else if (err instanceof RegistryStoppedError) deps.logger.info({ device: job.device }, 'stopping while the run waited for a server: it will be recorded interrupted');
+        // the database is away: the device is claimed again when it is back (no stack: nothing is broken here)
+        else if (err instanceof StoreUnavailableError) deps.logger.warn({ device: job.device, roundId: job.roundId, reason: err.message }, 'database unreachable: run not started');
         else deps.logger.error({ device: job.device, err }, 'run crashed');
       },
     });
@@ -93,32 +97,44 @@ export class Runner {
     await this.dispatcher.enqueue(this.jobsFor(free, 'schedule', roundId));
     if (!this.deps.store.serverLocks) return;
     const recheckMs = this.deps.roundRecheckMs ?? 2000;
+    const stallMs = this.deps.roundStallMs ?? 600_000;
     const sleep = this.deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    // a device that stays claimed without progress for this long is given up (e.g. our own run could not be stored)
-    const stallLimit = Math.ceil((this.deps.roundStallMs ?? 600_000) / recheckMs);
-    let stalled = 0;
+    // A run of this round ending on any collector wakes the wait at once (NOTIFY). The timer stays
+    // for a collector that died: PostgreSQL ends its session without notifying anyone.
+    let wake: () => void = () => {};
+    const unsubscribe = await this.deps.store.rounds.onProgress?.((id) => {
+      if (id === null || id === roundId) wake();
+    });
+    const wait = () => Promise.race([sleep(recheckMs), new Promise<void>((resolve) => (wake = resolve))]);
+    // devices that stay claimed elsewhere without progress for stallMs are given up (e.g. our own run could not be stored)
     let lastLeft = Infinity;
-    while (!this.stopped) {
-      let done: Set<string>;
-      try {
-        done = new Set(await this.deps.store.rounds.devicesDone(roundId));
-      } catch (err) {
-        // the database is away: the round is not given up, it is looked at again
-        this.deps.logger.warn({ roundId, err: String(err) }, 'cannot read the round: looking again');
-        await sleep(recheckMs);
-        continue;
+    let progressAt = this.deps.clock().getTime();
+    try {
+      while (!this.stopped) {
+        let done: Set<string>;
+        try {
+          done = new Set(await this.deps.store.rounds.devicesDone(roundId));
+        } catch (err) {
+          // the database is away: the round is not given up, it is looked at again
+          this.deps.logger.warn({ roundId, err: String(err) }, 'cannot read the round: looking again');
+          await wait();
+          continue;
+        }
+        // a device removed from the inventory meanwhile is not waited for
+        const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id) && this.deps.inventory.get(id) !== undefined);
+        if (left.length === 0) return;
+        const now = this.deps.clock().getTime();
+        if (left.length < lastLeft) progressAt = now;
+        lastLeft = left.length;
+        if (now - progressAt > stallMs) {
+          this.deps.logger.warn({ roundId, devices: left }, 'devices of the round still claimed elsewhere: leaving them');
+          return;
+        }
+        await wait();
+        await this.dispatcher.enqueue(this.jobsFor(left, 'schedule', roundId));
       }
-      // a device removed from the inventory meanwhile is not waited for
-      const left = ids.filter((id) => !done.has(id) && !this.dispatcher.isPending(id) && this.deps.inventory.get(id) !== undefined);
-      if (left.length === 0) return;
-      stalled = left.length < lastLeft ? 0 : stalled + 1;
-      lastLeft = left.length;
-      if (stalled > stallLimit) {
-        this.deps.logger.warn({ roundId, devices: left }, 'devices of the round still claimed elsewhere: leaving them');
-        return;
-      }
-      await sleep(recheckMs);
-      await this.dispatcher.enqueue(this.jobsFor(left, 'schedule', roundId));
+    } finally {
+      unsubscribe?.();
     }
   }
 
@@ -150,7 +166,7 @@ export class Runner {
 
   servers(): ServerInfo[] {
     const current = this.deps.settings.current;
-    const pools: [string | null, ServerAddress[]][] = [[null, current.servers], ...Object.entries(current.pools)];
+    const pools: [string | null, ServerAddress[]][] = [[null, current.servers], ...Object.entries(current.pools).map(([name, pool]): [string, ServerAddress[]] => [name, poolServerList(pool)])];
     return pools.flatMap(([pool, servers]) =>
       (servers as typeof current.servers).map((s) => {
         const key = serverKey(s);
@@ -162,6 +178,7 @@ export class Runner {
   /** Drops queued devices and waits for running ones (each test has its own deadline). */
   stop(): Promise<void> {
     this.stopped = true;
+    this.registry.stop();
     return this.dispatcher.stop();
   }
 

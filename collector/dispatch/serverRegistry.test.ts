@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServerLocks } from '../store/store.js';
-import { NoServerError, ServerRegistry } from './serverRegistry.js';
+import { NoServerError, RegistryStoppedError, ServerRegistry } from './serverRegistry.js';
 
 const A = { host: '10.0.0.1', port: 5201 };
 const B = { host: '2001:db8::1', port: 5202 };
@@ -35,6 +35,19 @@ describe('ServerRegistry', () => {
     expect(events).toContain('[2001:db8::1]:5202 false 5');
     l1.release();
     l3.release();
+  });
+
+  it('stops: callers waiting for a server get RegistryStoppedError, later ones too, leases held stay valid', async () => {
+    const reg = new ServerRegistry();
+    const held = await reg.acquireFree([A]);
+    const waiting = reg.acquireFree([A]);
+    await new Promise((r) => setImmediate(r));
+    reg.stop();
+    await expect(waiting).rejects.toThrow(RegistryStoppedError);
+    await expect(reg.acquireFree([B])).rejects.toThrow('the collector is stopping');
+    expect(reg.isBusy(held.key)).toBe(true);
+    held.release();
+    expect(reg.isBusy(held.key)).toBe(false);
   });
 
   it('skips excluded servers and refuses when nothing can ever be handed out', async () => {

@@ -35,12 +35,21 @@ export class NoServerError extends Error {
   }
 }
 
+/** Thrown to callers waiting for a server when the registry stops. */
+export class RegistryStoppedError extends Error {
+  constructor() {
+    super('the collector is stopping: no more servers are handed out');
+    this.name = 'RegistryStoppedError';
+  }
+}
+
 export class ServerRegistry {
   private readonly states = new Map<string, ServerState>();
   private waiters: (() => void)[] = [];
   /** bumped on every release by another collector, so that a release during a scan is not missed */
   private remoteReleases = 0;
   private subscribed: Promise<void> | null = null;
+  private stopped = false;
 
   constructor(
     private readonly nowMs: () => number = Date.now,
@@ -96,6 +105,7 @@ export class ServerRegistry {
       await this.subscribed;
     }
     for (;;) {
+      if (this.stopped) throw new RegistryStoppedError();
       const seen = this.remoteReleases;
       for (const server of candidates) {
         const key = serverKey(server);
@@ -110,6 +120,16 @@ export class ServerRegistry {
         if (this.locks) setTimeout(resolve, this.recheckMs).unref();
       });
     }
+  }
+
+  /**
+   * Refuses every later acquisition and wakes the callers waiting for a server with
+   * RegistryStoppedError: stopping never waits for a server, which another collector, or a
+   * database that is away, may withhold for long. Leases already held are not touched.
+   */
+  stop(): void {
+    this.stopped = true;
+    this.wakeAll();
   }
 
   /** null: another collector holds the server (or the database cannot tell) */

@@ -35,7 +35,7 @@ export class Scheduler {
   start(schedule: Schedule): void {
     this.stop();
     this.schedule = schedule;
-    this.job = new Cron(schedule.cron, { timezone: schedule.timezone, name: 'iperf3-round' }, (self: Cron) => {
+    this.job = new Cron(schedule.cron, { timezone: schedule.timezone }, (self: Cron) => {
       // the planned time, not the moment the timer woke up (croner sets it before calling the job)
       void this.fire(self.currentRun() as Date);
     });

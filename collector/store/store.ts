@@ -71,6 +71,20 @@ export interface RoundStore {
    * interrupted or is still running are not done and run again when the round resumes.
    */
   devicesDone(roundId: number): Promise<string[]>;
+  /**
+   * Shared stores: calls `listener` when a run of a round ends on any collector (with the round's
+   * id), or with null when anything may have changed unseen (the store reconnected). Resolves to
+   * a function that removes the listener.
+   */
+  onProgress?(listener: (roundId: number | null) => void): Promise<() => void>;
+}
+
+/** A shared store's database cannot be reached right now (the store reconnects by itself). */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
 }
 
 /**

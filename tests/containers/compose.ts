@@ -155,8 +155,8 @@ function dependencies(s: Service): [string, string][] {
   return Object.entries(s.depends_on).map(([d, v]) => [d, v.condition]);
 }
 
-/** Services in start order (dependencies first). */
-export function startOrder(project: ComposeProject, exclude: string[] = []): string[] {
+/** Services in start order (dependencies first); a service with `profiles` only when one of them is active, as Compose does. */
+export function startOrder(project: ComposeProject, exclude: string[] = [], profiles: string[] = []): string[] {
   const order: string[] = [];
   const visit = (name: string, path: string[]) => {
     if (order.includes(name)) return;
@@ -164,7 +164,8 @@ export function startOrder(project: ComposeProject, exclude: string[] = []): str
     for (const [dep] of dependencies(project.file.services[name])) visit(dep, [...path, name]);
     order.push(name);
   };
-  for (const name of Object.keys(project.file.services)) if (!exclude.includes(name)) visit(name, []);
+  const active = (name: string) => project.file.services[name].profiles?.some((p) => profiles.includes(p)) ?? true;
+  for (const name of Object.keys(project.file.services)) if (!exclude.includes(name) && active(name)) visit(name, []);
   return order;
 }
 

@@ -20,12 +20,19 @@ import { startPostgresCluster, type PostgresCluster } from '../support/postgresC
 
 const silent = pino({ level: process.env.MC_LOG ?? 'silent' });
 const SERVERS = [1, 2, 3].map((i) => ({ host: `10.9.0.${i}`, port: 5201 }));
-// 6 pinned to eu, 4 to us, 6 unpinned: more devices than servers
-const DEVICES = [
+const US_POOL = [{ host: '10.9.1.1', port: 5201 }];
+// 6 pinned to eu, 4 to us, 2 by their pool to us, 6 unpinned: more devices than servers
+const DEVICES: { id: string; group?: string; pool?: string }[] = [
   ...Array.from({ length: 6 }, (_, i) => ({ id: `eu-${i}`, group: 'eu' })),
   ...Array.from({ length: 4 }, (_, i) => ({ id: `us-${i}`, group: 'us' })),
+  ...Array.from({ length: 2 }, (_, i) => ({ id: `uspool-${i}`, pool: 'us-servers' })),
   ...Array.from({ length: 6 }, (_, i) => ({ id: `any-${i}` })),
 ];
+/** the group a device is pinned to, by itself or by its pool */
+const pinnedGroup = (device: string): string | undefined => {
+  const d = DEVICES.find((x) => x.id === device)!;
+  return d.group ?? (d.pool ? 'us' : undefined);
+};
 
 /** how long PostgreSQL is stopped mid-round (the lab's scenario uses 20 s; 4 s keeps this test short) */
 const OUTAGE_MS = 4000;
@@ -40,14 +47,15 @@ interface Member {
   pid: number;
 }
 
-async function member(url: string, group: string, testMs: number): Promise<Member> {
+async function member(url: string, group: string, testMs: number, extra: { runAtStart?: boolean; clock?: () => Date } = {}): Promise<Member> {
   const yaml = stringify({
     database: url,
     databasePasswordFile: 'pgpass',
     group,
     apiTokenFile: 'token',
     servers: SERVERS,
-    schedule: { cron: '0 2 1 1 *' },
+    pools: { 'us-servers': { group: 'us', servers: US_POOL } },
+    schedule: { cron: '0 2 1 1 *', runAtStart: extra.runAtStart ?? false },
     devices: DEVICES.map((d) => ({ ...d, host: '127.0.0.1', username: 'root', privateKeyFile: 'key' })),
   });
   const loaded = loadConfigText(yaml, join(dir, `${group}.yaml`));
@@ -59,6 +67,7 @@ async function member(url: string, group: string, testMs: number): Promise<Membe
     logger: silent,
     telemetry: new Telemetry(),
     roundRecheckMs: 100,
+    clock: extra.clock,
   });
   return { group, store, collector, pid: store.db.identity().pid };
 }
@@ -113,8 +122,8 @@ describe('collectors sharing one PostgreSQL', () => {
     expect(runs.map((r) => r.device).sort()).toEqual(DEVICES.map((d) => d.id).sort());
     expect(runs.every((r) => r.status === 'ok')).toBe(true);
     for (const r of runs) {
-      const pinned = (DEVICES.find((d) => d.id === r.device) as { group?: string }).group;
-      if (pinned) expect(groupOf.get(r.owner_pid)).toBe(pinned);
+      const pinned = pinnedGroup(r.device);
+      if (pinned) expect(groupOf.get(r.owner_pid), r.device).toBe(pinned);
     }
     // the work was shared: each eu collector ran something
     expect(new Set(runs.map((r) => r.owner_pid)).size).toBe(3);
@@ -145,7 +154,7 @@ describe('collectors sharing one PostgreSQL', () => {
       expect(r).toMatchObject({ status: 'interrupted', owner_pid: victim.pid });
       const rerun = ok.find((o) => o.device === r.device)!;
       expect(rerun.id).toBeGreaterThan(r.id);
-      const pinned = (DEVICES.find((d) => d.id === r.device) as { group?: string }).group;
+      const pinned = pinnedGroup(r.device);
       expect([survivor.pid, ...(pinned === 'eu' ? [] : [us.pid])]).toContain(rerun.owner_pid);
     }
     await expectNoOverlapPerServer();
@@ -192,4 +201,60 @@ describe('collectors sharing one PostgreSQL', () => {
       await m.store.close();
     }
   });
+
+  it('started together with runAtStart, join one round (planned at the start minute) instead of one round each', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    // two collectors started 29 s apart within one minute (clocks running from a fixed second of this minute)
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    const t0 = Date.now();
+    const at = (second: number) => () => new Date(minute + second * 1000 + (Date.now() - t0));
+    const members = [await member(url, 'eu', 20, { runAtStart: true, clock: at(12) }), await member(url, 'us', 20, { runAtStart: true, clock: at(41) })];
+    await Promise.all(members.map((m) => m.collector.startSchedule()));
+    const rounds = (await admin.query<{ id: number; planned_at: number; status: string }>('SELECT id, planned_at, status FROM rounds')).rows;
+    expect(rounds).toHaveLength(1);
+    expect(rounds[0].status).toBe('done');
+    expect(rounds[0].planned_at % 60_000).toBe(0);
+    expect(rounds[0].planned_at).toBe(minute);
+    const ok = (await roundRuns(rounds[0].id)).filter((r) => r.status === 'ok').map((r) => r.device);
+    expect(ok.sort()).toEqual(DEVICES.map((d) => d.id).sort());
+    for (const m of members) {
+      await m.collector.shutdown();
+      await m.store.close();
+    }
+  });
+
+  it('stop in bounded time while PostgreSQL is down, with tests waiting for a server another collector held', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    // two collectors on three servers, six tests at a time: some runs wait for a server the other holds
+    const members = [await member(url, 'eu', 400), await member(url, 'us', 400)];
+    const planned = new Date(Math.floor(Date.now() / 60_000) * 60_000 + 240_000);
+    const round = Promise.all(members.map((m) => m.collector.scheduler.fire(planned)));
+    for (;;) {
+      const { rows } = await admin.query<{ running: number }>("SELECT count(*)::int AS running FROM runs WHERE status = 'running'");
+      if (rows[0].running >= 5) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await admin.end();
+    cluster.stop();
+    try {
+      const stopped = Promise.all(members.map((m) => m.collector.shutdown())).then(() => 'stopped');
+      // a test in progress finishes (it cannot be stored); one waiting for a server gives up
+      const bound = new Promise((r) => setTimeout(() => r('still waiting'), 20_000));
+      expect(await Promise.race([stopped, bound])).toBe('stopped');
+      await round;
+      for (const m of members) await m.store.close();
+    } finally {
+      cluster.start();
+      admin = await cluster.admin(new URL(url).pathname.slice(1));
+    }
+    // nothing half-written: every run is still running (its collector could not record it) or complete
+    const { rows } = await admin.query<{ status: string; metrics: number }>(
+      'SELECT status, (SELECT count(*)::int FROM metrics m WHERE m.run_id = r.id) AS metrics FROM runs r',
+    );
+    for (const r of rows) expect(r.status === 'ok' ? r.metrics > 0 : r.metrics === 0).toBe(true);
+  }, 60_000);
 });

@@ -18,6 +18,7 @@ import { loadConfigFile } from '../../collector/config/load.js';
 import { runOnce } from '../../collector/service.js';
 import { createLab, type Lab } from '../lab/lab.js';
 import { composeFileSchema, dockerfileInstructions, type ComposeFile } from './composeSchema.js';
+import { startOrder } from '../containers/compose.js';
 import { REPO_ROOT } from '../support/pluginProcess.js';
 
 const PLUGIN_ID = (JSON.parse(readFileSync(join(REPO_ROOT, 'src/plugin.json'), 'utf8')) as { id: string }).id;
@@ -28,7 +29,9 @@ const DEMO = join(REPO_ROOT, 'deploy/demo-device');
 describe('docker-compose.yml', () => {
   it('is valid against the Compose spec subset it uses, with every reference resolved', () => {
     const file = compose();
-    expect(Object.keys(file.services).sort()).toEqual(['collector', 'demo-device', 'grafana', 'iperf3-server', 'plugin-build', 'secrets-init']);
+    expect(Object.keys(file.services).sort()).toEqual(['collector', 'collector-a', 'collector-b', 'demo-device', 'grafana', 'iperf3-server', 'plugin-build', 'postgres', 'secrets-init']);
+    // the default stack is what has no profile
+    expect(Object.entries(file.services).filter(([, s]) => !s.profiles).map(([name]) => name).sort()).toEqual(['collector', 'demo-device', 'grafana', 'iperf3-server', 'plugin-build', 'secrets-init']);
     const bad = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Record<string, unknown>> };
     bad.services.collector.depends_on = { nowhere: { condition: 'service_started' } };
     expect(composeFileSchema.safeParse(bad).success).toBe(false);
@@ -67,6 +70,40 @@ describe('docker-compose.yml', () => {
     expect(image.entrypoint).toEqual(['node', 'collector/dist/main.js']);
     expect(collector.healthcheck?.test).toEqual(['CMD', 'node', '-e', expect.stringContaining('http://127.0.0.1:8686/healthz')]);
     expect(collector.depends_on).toMatchObject({ 'secrets-init': { condition: 'service_completed_successfully' }, 'demo-device': { condition: 'service_healthy' } });
+  });
+
+  it('has a scale-out profile: PostgreSQL with a generated password file, two collectors of the collector image sharing it', () => {
+    const { services, volumes } = compose();
+    const scaleOut = Object.entries(services).filter(([, s]) => s.profiles?.includes('scale-out')).map(([name]) => name).sort();
+    expect(scaleOut).toEqual(['collector-a', 'collector-b', 'postgres']);
+    const postgres = services.postgres;
+    expect(postgres.image).toMatch(/^postgres:\d+\.\d+-bookworm$/);
+    const env = postgres.environment as Record<string, string>;
+    // the password comes from the file secrets-init writes, never from the environment itself
+    expect(env).toEqual({ POSTGRES_USER: 'iperf3', POSTGRES_DB: 'iperf3', POSTGRES_PASSWORD_FILE: '/secrets/pg-password' });
+    expect(postgres.volumes).toEqual(['secrets:/secrets:ro', 'postgres-data:/var/lib/postgresql/data']);
+    expect(Object.keys(volumes ?? {})).toContain('postgres-data');
+    // started as Compose starts them: the profile's services only with the profile, after what they depend on
+    const project = { name: 'iperf3-grafana', dir: REPO_ROOT, file: compose() };
+    expect(startOrder(project, ['grafana'])).not.toContain('postgres');
+    const withProfile = startOrder(project, ['grafana'], ['scale-out']);
+    expect(withProfile.indexOf('postgres')).toBeGreaterThan(withProfile.indexOf('secrets-init'));
+    expect(withProfile.indexOf('collector-a')).toBeGreaterThan(withProfile.indexOf('postgres'));
+    expect(postgres.depends_on).toMatchObject({ 'secrets-init': { condition: 'service_completed_successfully' } });
+    expect(postgres.healthcheck?.test).toEqual(['CMD', 'pg_isready', '-U', 'iperf3', '-d', 'iperf3']);
+    const image = dockerfile('collector/Dockerfile');
+    for (const name of ['collector-a', 'collector-b']) {
+      const c = services[name];
+      expect(c.image).toBe(services.collector.image); // built once, by the default collector service
+      expect(c.command).toEqual(['serve', '--config', image.env.COLLECTOR_CONFIG]);
+      expect(c.volumes).toEqual([`./deploy/collector.scale-out.yaml:${image.env.COLLECTOR_CONFIG}:ro`, 'secrets:/config/secrets:ro']);
+      expect(c.depends_on).toMatchObject({ postgres: { condition: 'service_healthy' }, collector: { condition: 'service_started' } });
+    }
+    const config = parse(readFileSync(join(REPO_ROOT, 'deploy/collector.scale-out.yaml'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ database: 'postgres://iperf3@postgres:5432/iperf3', databasePasswordFile: './secrets/pg-password' });
+    // the same fleet as the demo collector, only stored in PostgreSQL
+    const demo = parse(readFileSync(join(REPO_ROOT, 'deploy/collector.demo.yaml'), 'utf8')) as Record<string, unknown>;
+    for (const key of ['servers', 'clientOptions', 'schedule', 'devices', 'apiTokenFile']) expect(config[key], key).toEqual(demo[key]);
   });
 
   it('runs the demo images with the commands their Dockerfiles declare', () => {
@@ -113,6 +150,10 @@ describe('the demo containers\' commands, run on this machine', () => {
     const key = statSync(join(secrets, 'id_ed25519'));
     expect([key.uid, key.mode & 0o777]).toEqual([1000, 0o400]);
     expect(statSync(join(secrets, 'ssh_host_ed25519_key')).mode & 0o777).toBe(0o600);
+    // PostgreSQL (uid 999) as owner and the collectors (gid 1000) as group read its password, nobody else
+    const pgPassword = statSync(join(secrets, 'pg-password'));
+    expect([pgPassword.uid, pgPassword.gid, pgPassword.mode & 0o777]).toEqual([999, 1000, 0o440]);
+    expect(readFileSync(join(secrets, 'pg-password'), 'utf8')).toMatch(/^[0-9a-f]{48}$/);
     expect(execFileSync('ssh-keygen', ['-lf', join(secrets, 'id_ed25519.pub')], { encoding: 'utf8' })).toMatch(/ED25519/);
     const again = spawnSync(join(DEMO, 'generate-secrets.sh'), [secrets, '1000'], { encoding: 'utf8' });
     expect(again.status).toBe(0);
@@ -126,6 +167,14 @@ describe('the demo containers\' commands, run on this machine', () => {
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain('devices: 1 (1 enabled)');
     expect(result.stdout).toContain('schedule: "*/10 * * * *" UTC');
+  });
+
+  it('collector check-config accepts the scale-out configuration with the generated password file', () => {
+    copyFileSync(join(REPO_ROOT, 'deploy/collector.scale-out.yaml'), join(configDir, 'collector-scale-out.yaml'));
+    const result = spawnSync('node', [join(REPO_ROOT, 'collector/dist/main.js'), 'check-config', '--config', join(configDir, 'collector-scale-out.yaml')], { encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toContain('devices: 1 (1 enabled)');
+    expect(result.stdout + result.stderr).not.toContain(readFileSync(join(secrets, 'pg-password'), 'utf8'));
   });
 
   it('the demo device\'s sshd and the demo iperf3 server serve a real run of the demo configuration', async () => {

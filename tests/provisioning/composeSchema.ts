@@ -10,6 +10,8 @@ const stringList = z.array(z.string().min(1)).min(1);
 
 export const composeServiceSchema = z
   .strictObject({
+    /** services of a profile start only with `--profile <name>` */
+    profiles: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/)).min(1).optional(),
     image: z.string().min(1).optional(),
     build: z.union([z.string().min(1), z.strictObject({ context: z.string().min(1), dockerfile: z.string().min(1).optional() })]).optional(),
     command: z.union([z.string().min(1), stringList]).optional(),

@@ -7,6 +7,7 @@
  */
 import pg from 'pg';
 import type { SecretBox } from '../secretBox.js';
+import { StoreUnavailableError } from '../store.js';
 import { applyPgMigrations, PG_MIGRATIONS } from './migrations.js';
 
 export interface PostgresOptions {
@@ -20,7 +21,7 @@ export interface PostgresOptions {
   secrets?: SecretBox;
   /** how long to wait for a connection (default 10000 ms) */
   connectTimeoutMs?: number;
-  /** first and longest wait between reconnections of the session (default 500 ms, 30000 ms) */
+  /** first and longest wait between reconnections of the session (default 500 ms, 2000 ms: a database that is back is found within 2 s; an attempt costs one refused connection) */
   reconnectMs?: { first: number; max: number };
 }
 
@@ -40,7 +41,7 @@ export interface SessionIdentity {
   since: Date;
 }
 
-export class PostgresUnavailableError extends Error {
+export class PostgresUnavailableError extends StoreUnavailableError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'PostgresUnavailableError';
@@ -60,6 +61,8 @@ export class PgDatabase {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectDelay: number;
   private closed = false;
+  private connecting = false;
+  private lastAttemptMs = 0;
   private everConnected = false;
   private sessionQueue: Promise<unknown> = Promise.resolve();
   /** channel -> listeners; a null payload means "the session reconnected, anything may have changed" */
@@ -138,23 +141,50 @@ export class PgDatabase {
   private scheduleReconnect(): void {
     if (this.closed) return;
     const delay = this.reconnectDelay;
-    this.reconnectDelay = Math.min(delay * 2, this.opts.reconnectMs?.max ?? 30_000);
+    this.reconnectDelay = Math.min(delay * 2, this.opts.reconnectMs?.max ?? 2000);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      this.connectSession().catch(() => this.scheduleReconnect());
+      this.attemptReconnect();
     }, delay);
     this.reconnectTimer.unref();
   }
 
+  private attemptReconnect(): void {
+    this.connecting = true;
+    this.lastAttemptMs = Date.now();
+    this.connectSession().then(
+      () => (this.connecting = false),
+      () => {
+        this.connecting = false;
+        this.scheduleReconnect();
+      },
+    );
+  }
+
+  /**
+   * The session is needed while lost: try now instead of at the next backoff step, since the
+   * database may be back (the backoff grows to `reconnectMs.max`, 2 s by default). At most one
+   * attempt at a time, and at most one per `reconnectMs.first` (500 ms by default).
+   */
+  private lost(): PostgresUnavailableError {
+    const spacing = this.opts.reconnectMs?.first ?? 500;
+    if (!this.closed && !this.connecting && Date.now() - this.lastAttemptMs >= spacing) {
+      if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      this.attemptReconnect();
+    }
+    return new PostgresUnavailableError('the PostgreSQL session is lost; reconnecting');
+  }
+
   /** The session this collector holds now; throws when it is lost (the database is unreachable). */
   identity(): SessionIdentity {
-    if (!this.session) throw new PostgresUnavailableError('the PostgreSQL session is lost; reconnecting');
+    if (!this.session) throw this.lost();
     return this.session.identity;
   }
 
   /** A query on this collector's session (session-level advisory locks live there). */
   sessionQuery<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    if (!this.session) return Promise.reject(new PostgresUnavailableError('the PostgreSQL session is lost; reconnecting'));
+    if (!this.session) return Promise.reject(this.lost());
     const client = this.session.client;
     // one query at a time on the session, in call order (an unlock is sent before a later lock)
     const run = this.sessionQueue.then(() => client.query<R>(text, values));

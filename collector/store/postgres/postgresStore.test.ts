@@ -162,12 +162,35 @@ describe('connection', () => {
     }
   });
 
+  it('reconnects at once when asked for its session, not only at the next backoff step (the database may be back)', async () => {
+    // the timer alone would try again in a minute
+    const store = await openPg({ reconnectMs: { first: 60_000, max: 60_000 } });
+    const before = store.db.identity();
+    await admin.query('SELECT pg_terminate_backend($1)', [before.pid]);
+    await waitFor(() => !store.db.connected);
+    // a claim finds the session lost: it fails, and the session is opened again now
+    await expect(store.runs.start({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(T0) })).rejects.toThrow(PostgresUnavailableError);
+    // asked again while that attempt is under way: no second attempt
+    expect(() => store.db.identity()).toThrow(PostgresUnavailableError);
+    await waitFor(() => store.db.connected, 5000);
+    expect(store.db.identity().pid).not.toBe(before.pid);
+    // lost again right away: the next attempt waits for the backoff, at most one attempt per first delay
+    await admin.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
+    await waitFor(() => !store.db.connected);
+    await expect(store.serverLocks.tryLock('s')).rejects.toThrow(PostgresUnavailableError);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(store.db.connected).toBe(false);
+  });
+
   it('closes idempotently, also while a reconnection is pending', async () => {
     const store = await openPg({ reconnectMs: { first: 5000, max: 5000 } });
     await admin.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
     await waitFor(() => !store.db.connected);
     await store.close();
     await store.close();
+    // a closed store does not reconnect when asked for its session
+    expect(() => store.db.identity()).toThrow(PostgresUnavailableError);
+    expect(store.db.connected).toBe(false);
   });
 
   it('destroys a pooled connection that cannot roll back', async () => {

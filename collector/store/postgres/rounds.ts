@@ -3,8 +3,24 @@ import type { RoundRecord, RoundStore } from '../store.js';
 import type { PgDatabase } from './database.js';
 
 
+/** NOTIFY channel: a run of a round ended (payload: the round id), sent when its transaction commits. */
+export const ROUND_PROGRESS_CHANNEL = 'iperf3_round_progress';
+
 export class PgRounds implements RoundStore {
+  private readonly listeners = new Set<(roundId: number | null) => void>();
+  private listening: Promise<void> | null = null;
+
   constructor(private readonly db: PgDatabase) {}
+
+  async onProgress(listener: (roundId: number | null) => void): Promise<() => void> {
+    this.listeners.add(listener);
+    // a LISTEN that fails now (database away) is made again by the session when it reconnects
+    this.listening ??= this.db
+      .listen(ROUND_PROGRESS_CHANNEL, (payload) => this.listeners.forEach((l) => l(payload === null ? null : Number(payload))))
+      .catch(() => {});
+    await this.listening;
+    return () => this.listeners.delete(listener);
+  }
 
   /** One round per planned time: a collector firing the same cron time joins the round already created. */
   async start(plannedAt: Date): Promise<number> {

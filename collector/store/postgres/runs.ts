@@ -4,6 +4,7 @@ import type { RunOutcome, RunStart } from '../../model.js';
 import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../rows.js';
 import { RoundClaimedError, type RunQuery, type RunStore } from '../store.js';
 import type { PgDatabase } from './database.js';
+import { ROUND_PROGRESS_CHANNEL } from './rounds.js';
 
 
 
@@ -50,8 +51,8 @@ export class PgRuns implements RunStore {
   async finish(runId: number, outcome: RunOutcome): Promise<void> {
     await this.db.tx(async (client) => {
       // FOR UPDATE: a collector marking orphaned runs interrupted waits for this transaction, and then sees it finished
-      const found = await client.query<{ device: string; started_at: number }>(
-        "SELECT device, started_at FROM runs WHERE id = $1 AND status = 'running' FOR UPDATE",
+      const found = await client.query<{ device: string; started_at: number; round_id: number | null }>(
+        "SELECT device, started_at, round_id FROM runs WHERE id = $1 AND status = 'running' FOR UPDATE",
         [runId],
       );
       if (found.rows.length === 0) throw new Error(`run ${runId} is not running (unknown id, or finished already)`);
@@ -115,6 +116,8 @@ export class PgRuns implements RunStore {
          ORDER BY m.n`,
         [runId, run.device, run.started_at, metrics.server, metrics.direction, metrics.name, metrics.value, metrics.failed],
       );
+      // collectors waiting for the end of the round look again at once (delivered when this commits)
+      if (run.round_id !== null) await client.query('SELECT pg_notify($1, $2)', [ROUND_PROGRESS_CHANNEL, String(run.round_id)]);
     });
   }
 

@@ -82,8 +82,24 @@ describe('PoolsSection', () => {
       2: 'a pool needs a name, e.g. edge-eu (devices refer to it as pool: edge-eu)',
       3: '"y" is the name of another pool: each pool needs its own name',
     });
-    const { pools } = toRecord([{ name: '', stored: 'y', servers: [] }, { name: 'z ', stored: null, servers: [] }, { name: '', stored: null, servers: [] }]);
+    const { pools } = toRecord([{ name: '', stored: 'y', group: '', servers: [] }, { name: 'z ', stored: null, group: '', servers: [] }, { name: '', stored: null, group: '', servers: [] }]);
     expect(pools).toEqual({ y: [], z: [] });
+  });
+
+  it('pins a pool to a collector group and back, keeping a pinned pool as it was stored, with the schema\'s errors at its fields', async () => {
+    const pinned = { 'eu-servers': { group: 'eu', servers: [{ host: '10.0.0.1', port: 5201 }] }, bad: { group: 'no spaces', servers: [{ host: '999.1.1.1' }] } };
+    const { pools, user } = renderEditor({ ...BASE, pools: pinned });
+    expect(screen.getByTestId(C.poolGroup(0))).toHaveValue('eu');
+    expect(within(screen.getByTestId(C.pool(1))).getByText('group names use letters, digits, . _ -')).toBeInTheDocument();
+    expect(within(screen.getByTestId(C.pool(1))).getByText('must be an IPv4 address, an IPv6 address or a DNS name')).toBeInTheDocument();
+    await user.clear(screen.getByTestId(C.poolGroup(0)));
+    expect(pools()?.['eu-servers']).toEqual([{ host: '10.0.0.1', port: 5201 }]);
+    await user.type(screen.getByTestId(C.poolGroup(0)), 'us');
+    expect(pools()?.['eu-servers']).toEqual({ group: 'us', servers: [{ host: '10.0.0.1', port: 5201 }] });
+    expect(settingsSchema.parse({ servers: BASE.servers, pools: { 'eu-servers': pools()?.['eu-servers'] } }).pools['eu-servers']).toEqual({
+      group: 'us',
+      servers: [{ host: '10.0.0.1', port: 5201 }],
+    });
   });
 
   it(`offers no more than ${SETTINGS_LIMITS.pools} pools`, async () => {

@@ -3,6 +3,9 @@
  * the collector's YAML, or through its devices API) is tested against that pool's servers only.
  * The pools are pushed to the collector with the other settings on Save & test.
  *
+ * A pool may be pinned to a collector group (several collectors on PostgreSQL): it is then stored
+ * as `{ group, servers }`, else as its plain list of servers.
+ *
  * jsonData keeps pools as a record keyed by name; the editor keeps an ordered list, so that a
  * name can be empty or repeated while it is typed. Such a name is shown as a field error and
  * the pool stays stored under its last valid name until it is fixed: nothing stored is lost.
@@ -22,7 +25,14 @@ export interface PoolEntry {
   name: string;
   /** the key it is stored under in jsonData; null while it was never stored */
   stored: string | null;
+  /** the collector group the pool is pinned to; empty: any collector */
+  group: string;
   servers: ServerInput[];
+}
+
+/** A stored pool as an editor entry (a pinned pool's servers and group, or a plain list). */
+export function toEntry(name: string, pool: PoolsInput[string]): PoolEntry {
+  return Array.isArray(pool) ? { name, stored: name, group: '', servers: pool } : { name, stored: name, group: pool.group, servers: pool.servers };
 }
 
 interface Props {
@@ -54,14 +64,15 @@ export function toRecord(entries: PoolEntry[]): { pools: PoolsInput; entries: Po
   const pools: PoolsInput = {};
   const next = entries.map((entry, i) => {
     const key = nameErrors[i] === undefined ? entry.name.trim() : entry.stored;
-    if (key !== null) pools[key] = entry.servers;
+    const group = entry.group.trim();
+    if (key !== null) pools[key] = group === '' ? entry.servers : { group, servers: entry.servers };
     return { ...entry, stored: key };
   });
   return { pools, entries: next };
 }
 
 export function PoolsSection({ pools, errors, onChange }: Props) {
-  const [entries, setEntries] = useState<PoolEntry[]>(() => Object.entries(pools ?? {}).map(([name, servers]) => ({ name, stored: name, servers })));
+  const [entries, setEntries] = useState<PoolEntry[]>(() => Object.entries(pools ?? {}).map(([name, pool]) => toEntry(name, pool)));
   const nameErrors = poolNameErrors(entries);
 
   const change = (next: PoolEntry[]) => {
@@ -106,6 +117,21 @@ export function PoolsSection({ pools, errors, onChange }: Props) {
                     onChange={(e) => update(p, { name: e.currentTarget.value })}
                   />
                 </Field>
+                <Field
+                  label="Collector group"
+                  description={p === 0 ? 'optional: only collectors of this group test its devices' : undefined}
+                  invalid={!!errors[`pools.${key}.group`]}
+                  error={errors[`pools.${key}.group`]}
+                >
+                  <Input
+                    id={Components.ConfigEditor.poolGroup(p)}
+                    data-testid={Components.ConfigEditor.poolGroup(p)}
+                    width={20}
+                    placeholder="any"
+                    value={entry.group}
+                    onChange={(e) => update(p, { group: e.currentTarget.value })}
+                  />
+                </Field>
                 <Field label={'\u00a0'}>
                   <Button
                     data-testid={Components.ConfigEditor.removePool(p)}
@@ -123,7 +149,7 @@ export function PoolsSection({ pools, errors, onChange }: Props) {
                 <ServerRows
                   servers={entry.servers}
                   errors={errors}
-                  errorPrefix={`pools.${key}`}
+                  errorPrefix={entry.group.trim() === '' ? `pools.${key}` : `pools.${key}.servers`}
                   ids={{
                     host: (i) => Components.ConfigEditor.poolServerHost(p, i),
                     port: (i) => Components.ConfigEditor.poolServerPort(p, i),
@@ -145,7 +171,7 @@ export function PoolsSection({ pools, errors, onChange }: Props) {
           icon="plus"
           disabled={atLimit}
           tooltip={atLimit ? `at most ${SETTINGS_LIMITS.pools} pools` : undefined}
-          onClick={() => change([...entries, { name: '', stored: null, servers: [{ host: '', port: 5201 }] }])}
+          onClick={() => change([...entries, { name: '', stored: null, group: '', servers: [{ host: '', port: 5201 }] }])}
         >
           Add pool
         </Button>
