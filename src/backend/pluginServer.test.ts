@@ -111,9 +111,9 @@ describe('CheckHealth', () => {
   });
 
   it('says the schedule is off and that the inventory is empty', async () => {
-    const saved = { ...collector.control.status_ };
+    const saved = { ...collector.control.statusValue };
     const devices = collector.control.deviceList;
-    collector.control.status_ = { ...saved, nextRun: null };
+    collector.control.statusValue = { ...saved, nextRun: null };
     collector.control.deviceList = [];
     try {
       const r = await client.checkHealth({ uid: 'ds-off', jsonData: { collectorUrl: collector.url, servers: [{ host: '10.0.0.1' }] }, secure: { apiToken: collector.token } });
@@ -121,7 +121,7 @@ describe('CheckHealth', () => {
       expect(r.message).toContain('The schedule is off');
       expect(r.message).toContain("Add devices to the collector's inventory");
     } finally {
-      collector.control.status_ = saved;
+      collector.control.statusValue = saved;
       collector.control.deviceList = devices;
     }
   });

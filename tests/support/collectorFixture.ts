@@ -9,13 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../collector/api/app.js';
-import type { CollectorControl, CollectorStatus, DeviceSummary, ServerCheck } from '../../collector/api/types.js';
-import { DeviceIdTakenError, DeviceManagedByFileError, UnknownDevicesError } from '../../collector/errors.js';
+import type { CollectorStatus, DeviceSummary } from '../../collector/api/types.js';
 import { SqliteStore } from '../../collector/store/sqlite/sqliteStore.js';
+import { TestControl } from './fakeControl.js';
 import { failedOutcome, okOutcome, SERVER_A, SERVER_B } from './storeFixtures.js';
 import { Telemetry } from '../../collector/telemetry.js';
 import type { CurrentTest, ServerInfo } from '../../contract/api.js';
-import type { DeviceConfig, DeviceRecord } from '../../contract/devices.js';
 import { settingsSchema, type Settings } from '../../contract/settings.js';
 
 export const COLLECTOR_TOKEN = 'collector-token-0123456789abcdef';
@@ -26,74 +25,44 @@ export const NIGHT0 = Date.parse('2025-02-01T02:00:00.000Z');
 /** "now" for the tests: a few hours after the last seeded night */
 export const NOW = NIGHT0 + 3 * DAY + 6 * 3600_000;
 
-export class FixtureControl implements CollectorControl {
-  deviceList: DeviceSummary[] = [
+/** The fleet the plugin tests query: three devices, two servers (the second unreachable), settings from the file. */
+export class FixtureControl extends TestControl {
+  override deviceList: DeviceSummary[] = [
     { id: 'r1', host: '192.0.2.1', port: 22, labels: { site: 'rome', kind: 'openwrt' }, pool: null, enabled: true },
     { id: 'r2', host: '192.0.2.2', port: 22, labels: { site: 'milan', kind: 'openwrt' }, pool: null, enabled: true },
     { id: 'h3', host: 'h3.example.net', port: 2222, labels: { site: 'rome', kind: 'linux' }, pool: null, enabled: true },
   ];
-  serverList: ServerInfo[] = [
+  override serverList: ServerInfo[] = [
     { host: '10.0.0.1', port: 5201, key: SERVER_A, pool: null, busy: false, busySeconds: 0 },
     { host: '10.0.0.2', port: 5201, label: 'backup', key: SERVER_B, pool: null, busy: false, busySeconds: 0 },
   ];
-  checks = new Map<string, ServerCheck>([['10.0.0.2', { reachable: false, error: 'connect ECONNREFUSED 10.0.0.2:5201' }]]);
-  status_: CollectorStatus = {
+  override statusValue: CollectorStatus = {
     running: false,
     queueLength: 0,
     nextRun: new Date(NIGHT0 + 4 * DAY),
     lastScheduledRun: new Date(NIGHT0 + 3 * DAY),
     settingsSource: 'file',
   };
-  current: { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } = {
+  override current: { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } = {
     settings: settingsSchema.parse({ servers: [{ host: '10.0.0.1' }, { host: '10.0.0.2', label: 'backup' }] }),
     source: 'file',
     updatedAt: null,
   };
+  /** every settings push, in order */
   applied: Settings[] = [];
-  queued: string[][] = [];
   /** what currentTest answers, by run id */
   currentTests = new Map<number, CurrentTest>();
+  override currentTest = (runId: number): CurrentTest | undefined => this.currentTests.get(runId);
 
-  currentTest(runId: number): CurrentTest | undefined {
-    return this.currentTests.get(runId);
+  constructor() {
+    super();
+    this.checks.set('10.0.0.2', { reachable: false, error: 'connect ECONNREFUSED 10.0.0.2:5201' });
   }
 
-  devices(): DeviceSummary[] {
-    return this.deviceList;
-  }
-  /** every device is the configuration file's: the API's device routes are tested on the real collector (collector/api/devices.test.ts) */
-  deviceRecords(): DeviceRecord[] {
-    return this.deviceList.map((d) => ({
-      device: { id: d.id, host: d.host, port: d.port, username: 'root', privateKeyFile: 'key', labels: d.labels, ...(d.pool ? { pool: d.pool } : {}), enabled: d.enabled },
-      managedBy: 'file',
-    }));
-  }
-  async addDevice(device: DeviceConfig): Promise<DeviceRecord> {
-    if (this.deviceList.some((d) => d.id === device.id)) throw new DeviceIdTakenError(device.id, 'file');
-    this.deviceList.push({ id: device.id, host: device.host, port: device.port, labels: device.labels, pool: device.pool ?? null, enabled: device.enabled, managedBy: 'api' });
-    return { device, managedBy: 'api' };
-  }
-  async updateDevice(id: string): Promise<DeviceRecord> {
-    throw this.deviceList.some((d) => d.id === id) ? new DeviceManagedByFileError(id, { path: 'collector.yaml' }) : new UnknownDevicesError([id]);
-  }
-  async removeDevice(id: string): Promise<void> {
-    await this.updateDevice(id);
-  }
-  servers(): ServerInfo[] {
-    return this.serverList;
-  }
-  async status(): Promise<CollectorStatus> {
-    return this.status_;
-  }
-  runNow(devices: string[]): { queued: string[] } {
-    const unknown = devices.filter((d) => !this.deviceList.some((x) => x.id === d));
-    if (unknown.length > 0) throw new UnknownDevicesError(unknown);
-    this.queued.push(devices);
-    return { queued: devices };
-  }
-  applySettings(settings: Settings, updatedAt: string): void {
+  /** a push replaces the servers the API lists, as the collector does */
+  override applySettings(settings: Settings, updatedAt: string): void {
+    super.applySettings(settings, updatedAt);
     this.applied.push(settings);
-    this.current = { settings, source: 'api', updatedAt };
     this.serverList = settings.servers.map((s) => ({
       host: s.host,
       port: s.port,
@@ -103,12 +72,6 @@ export class FixtureControl implements CollectorControl {
       busy: false,
       busySeconds: 0,
     }));
-  }
-  currentSettings(): { settings: Settings; source: 'file' | 'api'; updatedAt: string | null } {
-    return this.current;
-  }
-  async checkServer(host: string): Promise<ServerCheck> {
-    return this.checks.get(host) ?? { reachable: true };
   }
 }
 
