@@ -5,43 +5,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfigText } from '../../config/load.js';
 import { openStore } from '../../service.js';
 import { okOutcome } from '../../../tests/support/storeFixtures.js';
-import { startPostgresCluster, type PostgresCluster } from '../../../tests/support/postgresCluster.js';
+import { postgresPerTest } from '../../../tests/support/postgresPerTest.js';
 import { SqliteStore } from '../sqlite/sqliteStore.js';
 import { PostgresUnavailableError } from './database.js';
 import { applyPgMigrations, PG_MIGRATIONS, PgSchemaTooNewError } from './migrations.js';
 import { PostgresStore } from './postgresStore.js';
 import { RoundClaimedError } from '../store.js';
 
-let cluster: PostgresCluster;
-let url: string;
-let admin: pg.Client;
-const open: PostgresStore[] = [];
-
-async function openPg(options: { reconnectMs?: { first: number; max: number } } = {}): Promise<PostgresStore> {
-  const store = await PostgresStore.open(url, { password: cluster.password, ...options });
-  open.push(store);
-  return store;
-}
-
-beforeAll(async () => {
-  cluster = await startPostgresCluster();
-});
-beforeEach(async () => {
-  while (open.length) await open.pop()!.close();
-  await admin?.end();
-  url = await cluster.createDatabase();
-  admin = await cluster.admin(new URL(url).pathname.slice(1));
-});
-afterAll(async () => {
-  while (open.length) await open.pop()!.close();
-  await admin?.end();
-  cluster.destroy();
-});
+const pgt = postgresPerTest();
 
 const T0 = Date.parse('2025-02-01T02:00:00.000Z');
 
@@ -55,24 +30,24 @@ async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_000): Pr
 
 describe('migrations', () => {
   it('are applied once when several collectors start together', async () => {
-    const stores = await Promise.all([openPg(), openPg(), openPg(), openPg()]);
+    const stores = await Promise.all([pgt.open(), pgt.open(), pgt.open(), pgt.open()]);
     expect(await stores[0].schemaVersion()).toBe(PG_MIGRATIONS.length);
-    const { rows } = await admin.query('SELECT version FROM schema_migrations ORDER BY version');
+    const { rows } = await pgt.admin.query('SELECT version FROM schema_migrations ORDER BY version');
     expect(rows).toEqual(PG_MIGRATIONS.map((m) => ({ version: m.version })));
     // a later start finds nothing to do
-    expect(await applyPgMigrations(admin)).toEqual([]);
+    expect(await applyPgMigrations(pgt.admin)).toEqual([]);
   });
 
   it('roll a failed migration back whole and release the lock', async () => {
-    await openPg();
+    await pgt.open();
     const next = PG_MIGRATIONS.length + 1;
     const broken = [...PG_MIGRATIONS, { version: next, description: 'broken', sql: 'CREATE TABLE half (x int); SELECT no_such_function()' }];
-    await expect(applyPgMigrations(admin, broken)).rejects.toThrow(/no_such_function/);
-    expect((await admin.query("SELECT to_regclass('half') AS t")).rows[0].t).toBeNull();
-    expect((await admin.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v).toBe(PG_MIGRATIONS.length);
+    await expect(applyPgMigrations(pgt.admin, broken)).rejects.toThrow(/no_such_function/);
+    expect((await pgt.admin.query("SELECT to_regclass('half') AS t")).rows[0].t).toBeNull();
+    expect((await pgt.admin.query('SELECT max(version) AS v FROM schema_migrations')).rows[0].v).toBe(PG_MIGRATIONS.length);
     // the lock was released: another collector migrates
     const fixed = [...PG_MIGRATIONS, { version: next, description: 'fixed', sql: 'CREATE TABLE half (x int)' }];
-    const other = await cluster.admin(new URL(url).pathname.slice(1));
+    const other = await pgt.cluster.admin(new URL(pgt.url).pathname.slice(1));
     try {
       expect(await applyPgMigrations(other, fixed)).toEqual([next]);
     } finally {
@@ -81,13 +56,13 @@ describe('migrations', () => {
   });
 
   it('refuse a database migrated by a newer collector, and a list out of order', async () => {
-    await openPg();
-    await admin.query("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
-    await expect(PostgresStore.open(url, { password: cluster.password })).rejects.toThrow(PgSchemaTooNewError);
-    await expect(PostgresStore.open(url, { password: cluster.password })).rejects.toThrow(
+    await pgt.open();
+    await pgt.admin.query("INSERT INTO schema_migrations (version, description) VALUES (99, 'future')");
+    await expect(PostgresStore.open(pgt.url, { password: pgt.cluster.password })).rejects.toThrow(PgSchemaTooNewError);
+    await expect(PostgresStore.open(pgt.url, { password: pgt.cluster.password })).rejects.toThrow(
       `the PostgreSQL database has schema version 99, but this collector knows versions up to ${PG_MIGRATIONS.length}`,
     );
-    await expect(applyPgMigrations(admin, [{ version: 2, description: 'x', sql: '' }])).rejects.toThrow(
+    await expect(applyPgMigrations(pgt.admin, [{ version: 2, description: 'x', sql: '' }])).rejects.toThrow(
       'migration list out of order: position 1 has version 2',
     );
   });
@@ -96,21 +71,21 @@ describe('migrations', () => {
 describe('connection', () => {
   it('fails to open with a wrong password without naming it', async () => {
     const wrong = 'Wrong-Password-123';
-    const err = (await PostgresStore.open(url, { password: wrong }).catch((e: unknown) => e)) as Error;
+    const err = (await PostgresStore.open(pgt.url, { password: wrong }).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toMatch(/password authentication failed/);
     expect(`${err.message} ${err.stack}`).not.toContain(wrong);
   });
 
   it('takes the password from PGPASSWORD when none is given', async () => {
-    vi.stubEnv('PGPASSWORD', cluster.password);
+    vi.stubEnv('PGPASSWORD', pgt.cluster.password);
     try {
-      const store = await PostgresStore.open(url, { password: null });
+      const store = await PostgresStore.open(pgt.url, { password: null });
       await store.close();
     } finally {
       vi.unstubAllEnvs();
     }
-    await expect(PostgresStore.open(url, { password: null, connectTimeoutMs: 2000 })).rejects.toThrow(/password/);
+    await expect(PostgresStore.open(pgt.url, { password: null, connectTimeoutMs: 2000 })).rejects.toThrow(/password/);
   });
 
   it('is chosen by the composition root for a postgres:// database, SQLite otherwise', async () => {
@@ -119,8 +94,8 @@ describe('connection', () => {
       const text = (db: string) => `apiTokenFile: token\ndatabase: "${db}"\n`;
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(dir, 'token'), 'b'.repeat(32));
-      writeFileSync(join(dir, 'pgpass'), cluster.password);
-      const pgStore = await openStore(loadConfigText(`${text(url)}databasePasswordFile: pgpass\n`, join(dir, 'c.yaml')));
+      writeFileSync(join(dir, 'pgpass'), pgt.cluster.password);
+      const pgStore = await openStore(loadConfigText(`${text(pgt.url)}databasePasswordFile: pgpass\n`, join(dir, 'c.yaml')));
       expect(pgStore).toBeInstanceOf(PostgresStore);
       await pgStore.close();
       const sqlite = await openStore(loadConfigText(text('./c.db'), join(dir, 'c.yaml')));
@@ -132,10 +107,10 @@ describe('connection', () => {
   });
 
   it('reconnects its session with backoff after losing it, and refuses to start runs meanwhile', async () => {
-    const store = await openPg({ reconnectMs: { first: 200, max: 400 } });
+    const store = await pgt.open({ reconnectMs: { first: 200, max: 400 } });
     const before = store.db.identity();
     expect(store.db.connected).toBe(true);
-    await admin.query('SELECT pg_terminate_backend($1)', [before.pid]);
+    await pgt.admin.query('SELECT pg_terminate_backend($1)', [before.pid]);
     await waitFor(() => !store.db.connected);
     await expect(store.runs.start({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(T0) })).rejects.toThrow(PostgresUnavailableError);
     await waitFor(() => store.db.connected);
@@ -145,10 +120,10 @@ describe('connection', () => {
   });
 
   it('keeps retrying while the database refuses the session', async () => {
-    const store = await openPg({ reconnectMs: { first: 50, max: 100 } });
+    const store = await pgt.open({ reconnectMs: { first: 50, max: 100 } });
     // no new connections to this database for a while: every reconnection attempt fails
-    const database = new URL(url).pathname.slice(1);
-    const root = await cluster.admin('postgres');
+    const database = new URL(pgt.url).pathname.slice(1);
+    const root = await pgt.cluster.admin('postgres');
     try {
       await root.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS false`);
       await root.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
@@ -164,9 +139,9 @@ describe('connection', () => {
 
   it('reconnects at once when asked for its session, not only at the next backoff step (the database may be back)', async () => {
     // the timer alone would try again in a minute
-    const store = await openPg({ reconnectMs: { first: 60_000, max: 60_000 } });
+    const store = await pgt.open({ reconnectMs: { first: 60_000, max: 60_000 } });
     const before = store.db.identity();
-    await admin.query('SELECT pg_terminate_backend($1)', [before.pid]);
+    await pgt.admin.query('SELECT pg_terminate_backend($1)', [before.pid]);
     await waitFor(() => !store.db.connected);
     // a claim finds the session lost: it fails, and the session is opened again now
     await expect(store.runs.start({ device: 'a', trigger: 'manual', roundId: null, startedAt: new Date(T0) })).rejects.toThrow(PostgresUnavailableError);
@@ -175,7 +150,7 @@ describe('connection', () => {
     await waitFor(() => store.db.connected, 5000);
     expect(store.db.identity().pid).not.toBe(before.pid);
     // lost again right away: the next attempt waits for the backoff, at most one attempt per first delay
-    await admin.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
+    await pgt.admin.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
     await waitFor(() => !store.db.connected);
     await expect(store.serverLocks.tryLock('s')).rejects.toThrow(PostgresUnavailableError);
     await new Promise((r) => setTimeout(r, 300));
@@ -183,8 +158,8 @@ describe('connection', () => {
   });
 
   it('closes idempotently, also while a reconnection is pending', async () => {
-    const store = await openPg({ reconnectMs: { first: 5000, max: 5000 } });
-    await admin.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
+    const store = await pgt.open({ reconnectMs: { first: 5000, max: 5000 } });
+    await pgt.admin.query('SELECT pg_terminate_backend($1)', [store.db.identity().pid]);
     await waitFor(() => !store.db.connected);
     await store.close();
     await store.close();
@@ -194,11 +169,11 @@ describe('connection', () => {
   });
 
   it('destroys a pooled connection that cannot roll back', async () => {
-    const store = await openPg();
+    const store = await pgt.open();
     await expect(
       store.db.tx(async (client) => {
         const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-        await admin.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+        await pgt.admin.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
         await new Promise((r) => setTimeout(r, 100));
         throw new Error('failed mid-transaction');
       }),
@@ -210,15 +185,15 @@ describe('connection', () => {
 
 describe('shared by several collectors', () => {
   it('creates one round per planned time, however many collectors start it', async () => {
-    const [a, b] = await Promise.all([openPg(), openPg()]);
+    const [a, b] = await Promise.all([pgt.open(), pgt.open()]);
     const ids = await Promise.all([a.rounds.start(new Date(T0)), b.rounds.start(new Date(T0)), a.rounds.start(new Date(T0))]);
     expect(new Set(ids).size).toBe(1);
-    expect((await admin.query('SELECT count(*)::int AS n FROM rounds')).rows[0].n).toBe(1);
+    expect((await pgt.admin.query('SELECT count(*)::int AS n FROM rounds')).rows[0].n).toBe(1);
     expect(await b.rounds.start(new Date(T0 + 1))).not.toBe(ids[0]);
   });
 
   it('claims a device once per round across collectors, and takes over the claim of a collector that died', async () => {
-    const [a, b] = await Promise.all([openPg(), openPg()]);
+    const [a, b] = await Promise.all([pgt.open(), pgt.open()]);
     const round = await a.rounds.start(new Date(T0));
     const start = (store: PostgresStore, device: string, roundId: number | null = round) =>
       store.runs.start({ device, trigger: 'schedule', roundId, startedAt: new Date(T0) });
@@ -238,8 +213,7 @@ describe('shared by several collectors', () => {
     const other = holder === a ? b : a;
     const pid = holder.db.identity().pid;
     await holder.close();
-    open.splice(open.indexOf(holder), 1);
-    await waitFor(async () => (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0);
+    await waitFor(async () => (await pgt.admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0);
     const taken = await start(other, 'dev');
     await other.runs.finish(taken, okOutcome(T0, 1, 1));
     const runs = await other.runs.list({ devices: ['dev'] });
@@ -249,19 +223,18 @@ describe('shared by several collectors', () => {
   });
 
   it("interrupts only the runs of collectors whose session is gone, and leaves a round running while a collector carries it", async () => {
-    const [a, b] = await Promise.all([openPg(), openPg()]);
+    const [a, b] = await Promise.all([pgt.open(), pgt.open()]);
     const round = await a.rounds.start(new Date(T0));
     const runA = await a.runs.start({ device: 'dev-a', trigger: 'schedule', roundId: round, startedAt: new Date(T0) });
     const runB = await b.runs.start({ device: 'dev-b', trigger: 'schedule', roundId: round, startedAt: new Date(T0) });
     const gone = async (store: PostgresStore) => {
       const pid = store.db.identity().pid;
       await store.close();
-      open.splice(open.indexOf(store), 1);
-      await waitFor(async () => (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0);
+      await waitFor(async () => (await pgt.admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [pid])).rows[0].n === 0);
     };
 
     // a third collector starting while a and b are testing touches nothing of theirs
-    const c = await openPg();
+    const c = await pgt.open();
     expect(await c.markInterrupted()).toBe(0);
     expect((await c.runs.get(runA))!.status).toBe('running');
     expect((await c.rounds.last())!.status).toBe('running');
@@ -280,7 +253,7 @@ describe('shared by several collectors', () => {
     // b stops too: a collector starting now is alone, so the round is interrupted (to be resumed)
     await gone(b);
     await gone(c);
-    const d = await openPg();
+    const d = await pgt.open();
     expect(await d.markInterrupted()).toBe(0);
     expect((await d.rounds.last())!.status).toBe('interrupted');
   });

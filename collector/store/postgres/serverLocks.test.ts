@@ -2,44 +2,18 @@
  * Server exclusivity across collectors on a real PostgreSQL: advisory locks on each collector's
  * session, NOTIFY on release, release by the database when a collector's session ends.
  */
-import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ServerRegistry, type ServerLease } from '../../dispatch/serverRegistry.js';
-import { startPostgresCluster, type PostgresCluster } from '../../../tests/support/postgresCluster.js';
-import { PostgresStore } from './postgresStore.js';
+import { postgresPerTest } from '../../../tests/support/postgresPerTest.js';
 
-let cluster: PostgresCluster;
-let url: string;
-let admin: pg.Client;
-const open: PostgresStore[] = [];
-
-async function collector(): Promise<PostgresStore> {
-  const store = await PostgresStore.open(url, { password: cluster.password, reconnectMs: { first: 100, max: 200 } });
-  open.push(store);
-  return store;
-}
-
-beforeAll(async () => {
-  cluster = await startPostgresCluster();
-});
-beforeEach(async () => {
-  while (open.length) await open.pop()!.close();
-  await admin?.end();
-  url = await cluster.createDatabase();
-  admin = await cluster.admin(new URL(url).pathname.slice(1));
-});
-afterAll(async () => {
-  while (open.length) await open.pop()!.close();
-  await admin?.end();
-  cluster.destroy();
-});
+const pgt = postgresPerTest({ reconnectMs: { first: 100, max: 200 } });
 
 const A = { host: '10.0.0.1', port: 5201 };
 const B = { host: '10.0.0.2', port: 5201 };
 
 describe('PgServerLocks', () => {
   it('lets one collector hold a server, announces its release, and is released by the database when the holder dies', async () => {
-    const [one, two] = await Promise.all([collector(), collector()]);
+    const [one, two] = await Promise.all([pgt.open(), pgt.open()]);
     const freed: (string | null)[] = [];
     await two.serverLocks.onFreed((key) => freed.push(key));
     expect(await one.serverLocks.tryLock('10.0.0.1:5201')).toBe(true);
@@ -50,7 +24,7 @@ describe('PgServerLocks', () => {
     expect(await two.serverLocks.tryLock('10.0.0.1:5201')).toBe(true);
 
     // two dies holding both servers: the database frees them, one can take them
-    await admin.query('SELECT pg_terminate_backend($1)', [two.db.identity().pid]);
+    await pgt.admin.query('SELECT pg_terminate_backend($1)', [two.db.identity().pid]);
     await waitFor(async () => one.serverLocks.tryLock('10.0.0.2:5201'));
     // two's session comes back and tells its listeners to look again
     await waitFor(() => freed.includes(null));
@@ -60,7 +34,7 @@ describe('PgServerLocks', () => {
 
 describe('ServerRegistry across collectors', () => {
   it('never puts two tests on one server across three collectors, and hands a freed server on at once', async () => {
-    const stores = await Promise.all([collector(), collector(), collector()]);
+    const stores = await Promise.all([pgt.open(), pgt.open(), pgt.open()]);
     // a long recheck: hand-overs between collectors must come from NOTIFY, not from the backstop
     const registries = stores.map((s) => new ServerRegistry(Date.now, undefined, s.serverLocks, 60_000));
     const holders = new Map<string, number>();
@@ -89,7 +63,7 @@ describe('ServerRegistry across collectors', () => {
   });
 
   it('wakes a waiter when the collector holding the server dies (the backstop re-check)', async () => {
-    const [one, two] = await Promise.all([collector(), collector()]);
+    const [one, two] = await Promise.all([pgt.open(), pgt.open()]);
     const holder = new ServerRegistry(Date.now, undefined, one.serverLocks, 60_000);
     const waiter = new ServerRegistry(Date.now, undefined, two.serverLocks, 200);
     await holder.acquireFree([A]);
@@ -97,7 +71,7 @@ describe('ServerRegistry across collectors', () => {
     const waiting = waiter.acquireFree([A]).then((l) => (got = l));
     await new Promise((r) => setTimeout(r, 300));
     expect(got).toBeNull();
-    await admin.query('SELECT pg_terminate_backend($1)', [one.db.identity().pid]);
+    await pgt.admin.query('SELECT pg_terminate_backend($1)', [one.db.identity().pid]);
     await waiting;
     expect(got!.key).toBe('10.0.0.1:5201');
   });
