@@ -123,7 +123,9 @@ export async function benchQueryPath(o: QueryPathOptions = DEFAULT_QUERY_PATH, l
     database: databasePath,
   });
   const service = await startService(loaded, silent, { schedule: false });
-  const plugin = await launchPlugin();
+  // BENCH_PLUGIN_NODE_OPTIONS=--cpu-prof --cpu-prof-dir=/tmp/prof profiles the plugin executable (a Node SEA reads NODE_OPTIONS)
+  const pluginOptions = process.env.BENCH_PLUGIN_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_PLUGIN_NODE_OPTIONS } : undefined;
+  const plugin = await launchPlugin({ env: pluginOptions });
   const client = new PluginClient(plugin.address);
   const store = SqliteStore.open(databasePath);
   const raw = new Database(databasePath, { readonly: true });
