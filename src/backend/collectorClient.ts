@@ -41,7 +41,7 @@ export const DEFAULT_COLLECTOR_TIMEOUT_MS = 15_000;
  * How long the inventory a query resolves its devices against (GET /devices) is reused:
  * a dashboard's panels and a refresh share one request. A device added, removed or relabelled
  * on the collector shows in queries at most this much later; a Run now through this plugin
- * forgets it at once (docs/configuration.md, "Inventory cache").
+ * forgets it at once (docs/plugin-backend.md, "Inventory cache").
  */
 export const INVENTORY_CACHE_MS = 5_000;
 
