@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_RUNS_PER_REQUEST, runNowRequestSchema, runsLimitSchema, runStatusSchema } from './api.js';
+import { MAX_RUNS_PER_REQUEST, runNowRequestSchema, runsLimitSchema, runStatusSchema, seriesToColumns } from './api.js';
 
 describe('API values', () => {
   it('bounds a runs limit by what one request returns', () => {
@@ -24,5 +24,14 @@ describe('API values', () => {
     expect(message({ devices: [] })).toBe('name at least one device');
     expect(message({ devices: [' '] })).toBe('a device id cannot be empty');
     expect(runNowRequestSchema.safeParse({ devices: ['r1'], now: true }).success).toBe(false);
+  });
+});
+
+describe('series as columns', () => {
+  it('transposes the points, in time order', () => {
+    const key = { device: 'r1', metric: 'result' as const, server: null, direction: null };
+    expect(seriesToColumns({ ...key, points: [[1, 10, 0], [2, 0, 1]] })).toEqual({ ...key, times: [1, 2], values: [10, 0], failed: [0, 1] });
+    expect(seriesToColumns({ ...key, points: [[3, 30, 0], [1, 10, 1], [2, 20, 0]] })).toEqual({ ...key, times: [1, 2, 3], values: [10, 20, 30], failed: [1, 0, 0] });
+    expect(seriesToColumns({ ...key, points: [] })).toEqual({ ...key, times: [], values: [], failed: [] });
   });
 });

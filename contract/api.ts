@@ -175,6 +175,45 @@ export interface SeriesResponse {
   series: Series[];
 }
 
+/** A series as GET /series?format=columns answers it: one array per column, in time order. */
+export interface SeriesColumns {
+  device: string;
+  metric: MetricName;
+  server: string | null;
+  direction: Direction | null;
+  /** epoch ms */
+  times: number[];
+  values: number[];
+  /** 1 where the point was written for a failed test */
+  failed: (0 | 1)[];
+}
+
+export interface SeriesColumnsResponse {
+  fromMs: number;
+  toMs: number;
+  maxPoints: number;
+  format: 'columns';
+  series: SeriesColumns[];
+}
+
+/** The columns of one series (points sorted by time first). */
+export function seriesToColumns(s: Series): SeriesColumns {
+  let sorted = true;
+  for (let i = 1; i < s.points.length && sorted; i++) sorted = s.points[i - 1][0] <= s.points[i][0];
+  const points = sorted ? s.points : [...s.points].sort((a, b) => a[0] - b[0]);
+  const n = points.length;
+  const times = new Array<number>(n);
+  const values = new Array<number>(n);
+  const failed = new Array<0 | 1>(n);
+  for (let i = 0; i < n; i++) {
+    const p = points[i];
+    times[i] = p[0];
+    values[i] = p[1];
+    failed[i] = p[2];
+  }
+  return { device: s.device, metric: s.metric, server: s.server, direction: s.direction, times, values, failed };
+}
+
 export interface LatestValue {
   device: string;
   metric: MetricName;

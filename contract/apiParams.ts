@@ -101,6 +101,10 @@ function checkRange(maxRangeMs: number) {
   };
 }
 
+/** How GET /series answers: `points` (triples, the original form) or `columns` (one array per column). */
+export const SERIES_FORMATS = ['points', 'columns'] as const;
+export type SeriesFormat = (typeof SERIES_FORMATS)[number];
+
 export function apiSchemas(limits: ApiLimits) {
   return {
     runsQuery: z
@@ -122,6 +126,10 @@ export function apiSchemas(limits: ApiLimits) {
         server: server.optional(),
         direction: direction.optional(),
         splitByServer: z.stringbool({ error: 'use true or false' }).default(false),
+        format: z
+          .enum(SERIES_FORMATS, { error: `use one of ${SERIES_FORMATS.join(', ')}` })
+          .default('points')
+          .describe('points: [time, value, failed] triples per series (the default); columns: times, values and failed as three arrays per series'),
       })
       .superRefine(checkRange(limits.maxRangeMs)),
     latestQuery: z

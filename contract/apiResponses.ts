@@ -22,6 +22,8 @@ import {
   type RunRecord,
   type RunsResponse,
   type SeriesResponse,
+  type SeriesColumnsResponse,
+  MAX_POINTS_PER_SERIES,
   type ServerHealth,
   type ServerInfo,
   type SettingsResponse,
@@ -134,6 +136,71 @@ export const seriesResponseSchema: z.ZodType<SeriesResponse> = z.object({
       direction: nullableDirection,
       points: z.array(z.tuple([z.number(), z.number(), z.union([z.literal(0), z.literal(1)])])),
     }),
+  ),
+});
+
+const seriesColumnsShape = {
+  device: z.string(),
+  metric: z.enum(METRIC_NAMES),
+  server: z.string().nullable(),
+  direction: nullableDirection,
+};
+
+/** GET /series?format=columns as the collector answers it and the OpenAPI document describes it. */
+export const seriesColumnsResponseSchema: z.ZodType<SeriesColumnsResponse> = z.object({
+  fromMs: z.number(),
+  toMs: z.number(),
+  maxPoints: z.number().int(),
+  format: z.literal('columns'),
+  series: z.array(
+    z.object({
+      ...seriesColumnsShape,
+      times: z.array(z.number()).max(MAX_POINTS_PER_SERIES).describe('epoch ms, ascending'),
+      values: z.array(z.number()).max(MAX_POINTS_PER_SERIES).describe('one value per time'),
+      failed: z.array(z.union([z.literal(0), z.literal(1)])).max(MAX_POINTS_PER_SERIES).describe('1 where the point was written for a failed test'),
+    }),
+  ),
+});
+
+/** A column of at most MAX_POINTS_PER_SERIES finite numbers, checked in one loop (no object per point). */
+function numberColumn(what: string, check: (v: unknown) => boolean = (v) => typeof v === 'number' && Number.isFinite(v)) {
+  return z.custom<number[]>(
+    (v) => {
+      if (!Array.isArray(v) || v.length > MAX_POINTS_PER_SERIES) return false;
+      for (let i = 0; i < v.length; i++) if (!check(v[i])) return false;
+      return true;
+    },
+    { message: `must be an array of at most ${MAX_POINTS_PER_SERIES} ${what}` },
+  );
+}
+
+/**
+ * The same answer as the plugin checks it: per column its type, length bound and element
+ * types in one pass, and that the columns of a series are equally long, without building a
+ * zod issue path per point (a 5,000-device answer has millions of numbers).
+ */
+export const seriesColumnsReplySchema: z.ZodType<SeriesColumnsResponse> = z.object({
+  fromMs: z.number(),
+  toMs: z.number(),
+  maxPoints: z.number().int(),
+  format: z.literal('columns'),
+  series: z.array(
+    z
+      .object({
+        ...seriesColumnsShape,
+        times: numberColumn('times (epoch ms)'),
+        values: numberColumn('numbers'),
+        failed: numberColumn('0 or 1 flags', (v) => v === 0 || v === 1) as z.ZodType<(0 | 1)[]>,
+      })
+      .superRefine((s, ctx) => {
+        if (s.values.length !== s.times.length || s.failed.length !== s.times.length) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['values'],
+            message: `times, values and failed must be equally long (${s.times.length}, ${s.values.length}, ${s.failed.length})`,
+          });
+        }
+      }),
   ),
 });
 

@@ -532,6 +532,23 @@ describe('GET /api/v1/series', () => {
     });
   });
 
+  it('answers the same series as columns with format=columns', async () => {
+    const res = await get(`/api/v1/series?device=a&metric=tcp_received_bps&format=columns&${range}`);
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({
+      fromMs: D0,
+      toMs: D0 + 2 * DAY,
+      maxPoints: 1000,
+      format: 'columns',
+      series: [
+        { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'download', times: [D0], values: [200], failed: [0] },
+        { device: 'a', metric: 'tcp_received_bps', server: null, direction: 'upload', times: [D0, D0 + DAY], values: [100, 0], failed: [0, 1] },
+      ],
+    });
+    expect((await get(`/api/v1/series?device=nobody&metric=result&format=columns&${range}`)).json()).toMatchObject({ format: 'columns', series: [] });
+    expect(await fields(`/api/v1/series?device=a&metric=result&format=arrow&${range}`)).toEqual([{ field: 'format', message: 'use one of points, columns' }]);
+  });
+
   it('passes all, several metrics, server, direction, splitByServer and maxPoints through', async () => {
     const all = (await get(`/api/v1/series?device=all&metric=result,tcp_received_bps&direction=upload&${range}`)).json();
     expect(all.series.map((s: { device: string; metric: string; direction: string | null }) => [s.device, s.metric, s.direction])).toEqual([
@@ -598,7 +615,7 @@ describe('GET /api/v1/series', () => {
       { field: 'from', message: 'the range from..to may span at most 1830 days; narrow it' },
     ]);
     expect(await fields(`/api/v1/series?device=a&metric=result&step=1m&${range}`)).toEqual([
-      { field: 'step', message: 'unknown parameter; known: device, metric, from, to, maxPoints, server, direction, splitByServer' },
+      { field: 'step', message: 'unknown parameter; known: device, metric, from, to, maxPoints, server, direction, splitByServer, format' },
     ]);
   });
 

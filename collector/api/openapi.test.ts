@@ -39,7 +39,7 @@ describe('the OpenAPI document', () => {
       ].sort(),
     );
     const names = (path: string) => (doc.paths[path].get.parameters ?? []).map((p) => p.name);
-    expect(names('/api/v1/series')).toEqual(['device', 'metric', 'from', 'to', 'maxPoints', 'server', 'direction', 'splitByServer']);
+    expect(names('/api/v1/series')).toEqual(['device', 'metric', 'from', 'to', 'maxPoints', 'server', 'direction', 'splitByServer', 'format']);
     expect(names('/api/v1/runs/{id}')).toEqual(['id']);
     expect(doc.paths['/api/v1/runs'].post.requestBody).toBeDefined();
     expect(doc.paths['/api/v1/settings'].put.requestBody).toBeDefined();

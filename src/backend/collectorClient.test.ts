@@ -1,7 +1,7 @@
 /** The collector client against the real API, and against a faulty server for the error paths. */
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CollectorAuthError, CollectorClient, CollectorRequestError, CollectorUnreachableError, isCollectorError } from './collectorClient.js';
+import { CollectorAuthError, CollectorClient, CollectorRequestError, CollectorUnreachableError, INVENTORY_CACHE_MS, isCollectorError } from './collectorClient.js';
 import { closedPort, COLLECTOR_VERSION, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
 
 let collector: RunningCollector;
@@ -13,6 +13,19 @@ beforeAll(async () => {
   // Fault injection: a server that hangs, answers plain text, or fails.
   faulty = createServer((req, res) => {
     if (req.url?.includes('/hang')) return; // never answers
+    if (req.url?.startsWith('/columns/')) {
+      // GET /series?format=columns answers that break the contract in one column
+      const bad: Record<string, unknown> = {
+        '/columns/short': { times: [1, 2], values: [1], failed: [0, 0] },
+        '/columns/text': { times: [1, 2], values: [1, '2'], failed: [0, 0] },
+        '/columns/flag': { times: [1], values: [1], failed: [2] },
+        '/columns/long': { times: Array(10_001).fill(1), values: Array(10_001).fill(1), failed: Array(10_001).fill(0) },
+      };
+      const columns = bad[req.url.slice(0, req.url.indexOf('/api/'))];
+      const series = [{ device: 'r1', metric: 'result', server: null, direction: null, ...(columns as object) }];
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ fromMs: 0, toMs: 1, maxPoints: 10, format: 'columns', series }));
+      return;
+    }
     if (req.url?.startsWith('/malformed')) {
       // a 200 that is not the collector's contract: health without servers, devices without ids
       const body = req.url.includes('/health') ? { status: 'ok', version: '0.0.9', devices: 1 } : { devices: [{ host: 'h' }] };
@@ -48,6 +61,12 @@ describe('CollectorClient', () => {
     expect((await client.intervals(runs[0].id)).run.id).toBe(runs[0].id);
     const series = await client.series({ devices: ['r1'], metrics: ['result'], fromMs: NIGHT0, toMs: NOW, maxPoints: 10, splitByServer: false });
     expect(series.series[0].points.length).toBe(4);
+    const columns = await client.seriesColumns({ devices: ['r1', 'r2'], metrics: ['result', 'tcp_received_bps'], fromMs: NIGHT0, toMs: NOW, maxPoints: 10 });
+    const points = await client.series({ devices: ['r1', 'r2'], metrics: ['result', 'tcp_received_bps'], fromMs: NIGHT0, toMs: NOW, maxPoints: 10 });
+    expect(columns.series.length).toBeGreaterThan(2);
+    expect(columns.series).toEqual(
+      points.series.map(({ points: p, ...key }) => ({ ...key, times: p.map((x) => x[0]), values: p.map((x) => x[1]), failed: p.map((x) => x[2]) })),
+    );
     const latest = await client.latest({ devices: ['r2'], metrics: ['tcp_received_bps'], direction: 'download' });
     expect(latest.values).toEqual([expect.objectContaining({ device: 'r2', value: 80e6, direction: 'download' })]);
     expect(client.url('/runs', { device: ['a', 'b'], limit: 3, skip: undefined })).toBe(`${collector.url}/api/v1/runs?device=a&device=b&limit=3`);
@@ -98,5 +117,45 @@ describe('CollectorClient', () => {
     expect((health as Error).message).toMatch(/^the collector's answer to GET \/api\/v1\/health does not match this plugin's contract \(.*servers.*\): is .* the same version\?$/);
     const devices = await other.devices().catch((e: unknown) => e);
     expect((devices as Error).message).toMatch(/devices\.0\.id/);
+  });
+
+  it('checks series columns per column: lengths, element types, the point bound', async () => {
+    const query = { devices: ['r1'], metrics: ['result' as const], fromMs: 0, toMs: 1, maxPoints: 10 };
+    const reply = (path: string) => new CollectorClient({ baseUrl: `${faultyUrl}/columns/${path}`, token: 't' }).seriesColumns(query).then(() => new Error('accepted'), (e: unknown) => e as Error);
+    expect(await reply('short')).toMatchObject({ status: 502, code: 'malformed-reply' });
+    expect((await reply('short')).message).toContain('series.0.values: times, values and failed must be equally long (2, 1, 2)');
+    expect((await reply('text')).message).toContain('series.0.values: must be an array of at most 10000 numbers');
+    expect((await reply('flag')).message).toContain('series.0.failed: must be an array of at most 10000 0 or 1 flags');
+    expect((await reply('long')).message).toContain('series.0.times: must be an array of at most 10000 times (epoch ms)');
+  });
+
+  it('shares one inventory request between the queries of a few seconds, and forgets it after a Run now', async () => {
+    let now = 0;
+    const requests: string[] = [];
+    const client = new CollectorClient({ baseUrl: collector.url, token: collector.token, now: () => now, observe: (method, path) => requests.push(`${method} ${path}`) });
+    const [a, b] = await Promise.all([client.queryInventory(), client.queryInventory()]);
+    expect(a.map((d) => d.id)).toEqual(['r1', 'r2', 'h3']);
+    expect(b).toBe(a);
+    now = INVENTORY_CACHE_MS - 1;
+    expect(await client.queryInventory()).toBe(a);
+    expect(requests).toEqual(['GET /devices']);
+    now = INVENTORY_CACHE_MS;
+    expect(await client.queryInventory()).not.toBe(a);
+    expect(requests).toEqual(['GET /devices', 'GET /devices']);
+    await client.runNow(['nobody']).catch(() => undefined);
+    await client.queryInventory();
+    expect(requests.filter((r) => r === 'GET /devices')).toHaveLength(3);
+    // the query editor's list always asks
+    await client.devices();
+    expect(requests.filter((r) => r === 'GET /devices')).toHaveLength(4);
+    // a failed request is not kept; 0 turns the cache off
+    const failing = new CollectorClient({ baseUrl: faultyUrl, token: 't', now: () => 0 });
+    await expect(failing.queryInventory()).rejects.toMatchObject({ status: 500 });
+    await expect(failing.queryInventory()).rejects.toMatchObject({ status: 500 });
+    const uncached: string[] = [];
+    const off = new CollectorClient({ baseUrl: collector.url, token: collector.token, inventoryCacheMs: 0, observe: (m, p) => uncached.push(p) });
+    await off.queryInventory();
+    await off.queryInventory();
+    expect(uncached).toEqual(['/devices', '/devices']);
   });
 });

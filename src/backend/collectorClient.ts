@@ -15,6 +15,7 @@ import {
   type RunRecord,
   type RunStatus,
   type SeriesParams,
+  type SeriesColumnsResponse,
   type SeriesResponse,
   type ServerInfo,
   type SettingsResponse,
@@ -26,6 +27,7 @@ import {
   latestResponseSchema,
   runNowResponseSchema,
   runsResponseSchema,
+  seriesColumnsReplySchema,
   seriesResponseSchema,
   serversResponseSchema,
   settingsResponseSchema,
@@ -34,6 +36,14 @@ import { fieldErrors, formatFieldErrors, type Settings } from '../../contract/se
 import type { z } from 'zod';
 
 export const DEFAULT_COLLECTOR_TIMEOUT_MS = 15_000;
+
+/**
+ * How long the inventory a query resolves its devices against (GET /devices) is reused:
+ * a dashboard's panels and a refresh share one request. A device added, removed or relabelled
+ * on the collector shows in queries at most this much later; a Run now through this plugin
+ * forgets it at once (docs/plugin-backend.md, "Inventory cache").
+ */
+export const INVENTORY_CACHE_MS = 5_000;
 
 /** The collector could not be reached, or did not answer before the deadline. */
 export class CollectorUnreachableError extends Error {
@@ -87,6 +97,10 @@ export interface CollectorClientOptions {
   timeoutMs?: number;
   /** told of every round-trip: method, API path, HTTP status (null: no answer), seconds */
   observe?: (method: string, path: string, status: number | null, seconds: number) => void;
+  /** how long queryInventory() reuses an answer (default INVENTORY_CACHE_MS; 0: never) */
+  inventoryCacheMs?: number;
+  /** clock of the inventory cache (tests) */
+  now?: () => number;
 }
 
 export type SeriesRequest = SeriesParams;
@@ -113,6 +127,34 @@ export class CollectorClient {
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_COLLECTOR_TIMEOUT_MS;
     this.observe = options.observe ?? (() => undefined);
+    this.inventoryCacheMs = options.inventoryCacheMs ?? INVENTORY_CACHE_MS;
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  private readonly inventoryCacheMs: number;
+  private readonly now: () => number;
+  private inventory: { atMs: number; devices: Promise<DeviceInfo[]> } | null = null;
+
+  /**
+   * The inventory as queries use it: one GET /devices shared by the queries of the last
+   * inventoryCacheMs (requests in flight included); a failed request is not kept. The query
+   * editor's device list (devices()) always asks the collector.
+   */
+  queryInventory(): Promise<DeviceInfo[]> {
+    const now = this.now();
+    if (this.inventory && now - this.inventory.atMs < this.inventoryCacheMs) return this.inventory.devices;
+    const devices = this.devices();
+    const entry = { atMs: now, devices };
+    this.inventory = this.inventoryCacheMs > 0 ? entry : null;
+    devices.catch(() => {
+      if (this.inventory === entry) this.inventory = null;
+    });
+    return devices;
+  }
+
+  /** Forgets the cached inventory (after a Run now: queries then see the devices' new last runs). */
+  forgetInventory(): void {
+    this.inventory = null;
   }
 
   health(signal?: AbortSignal): Promise<HealthResponse> {
@@ -136,6 +178,7 @@ export class CollectorClient {
   }
 
   runNow(devices: string[], signal?: AbortSignal): Promise<RunNowResponse> {
+    this.forgetInventory();
     return this.request(runNowResponseSchema, 'POST', '/runs', {}, { devices }, signal);
   }
 
@@ -166,6 +209,22 @@ export class CollectorClient {
       splitByServer: query.splitByServer,
     };
     return this.request(seriesResponseSchema, 'GET', '/series', params, undefined, signal);
+  }
+
+  /** The same series as columns (GET /series?format=columns): no object per point on either side. */
+  seriesColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
+    const params = {
+      device: query.devices,
+      metric: query.metrics,
+      from: query.fromMs,
+      to: query.toMs,
+      maxPoints: query.maxPoints,
+      server: query.server,
+      direction: query.direction,
+      splitByServer: query.splitByServer,
+      format: 'columns',
+    };
+    return this.request(seriesColumnsReplySchema, 'GET', '/series', params, undefined, signal);
   }
 
   latest(query: LatestRequest, signal?: AbortSignal): Promise<LatestResponse> {

@@ -4,9 +4,10 @@
  * contracts), marshalled to the JSON of /api/ds/query and read back by @grafana/data.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, epochMsToNanoseconds, type DataFrame } from './frames.js';
+import { encodeFrame, epochMsToNanoseconds, nanosecondColumn, type DataFrame } from './frames.js';
 import { GrafanaHostRejection, judgeFrames } from '../../tests/support/grafanaHost.js';
 import { decodeFrame } from '../../tests/support/pluginClient.js';
+import { sortedColumns } from './queryData.js';
 
 /** every kind of field, with nulls and a sub-millisecond time */
 const TABLE: DataFrame = {
@@ -109,5 +110,31 @@ describe('Arrow frames, read by Grafana\'s Go SDK', () => {
   it('converts epoch milliseconds to nanoseconds exactly', () => {
     expect(epochMsToNanoseconds(1_738_375_200_000)).toBe(1_738_375_200_000_000_000n);
     expect(epochMsToNanoseconds(0.001)).toBe(1000n);
+  });
+});
+
+describe('typed columns', () => {
+  it('converts epoch ms to nanoseconds exactly as the BigInt path does', () => {
+    const times = [0, 1, 1_700_000_000_000, 1_700_000_000_000.125, 1_700_000_000_000.001, 4_294_967.296, 4_102_444_800_000, 8_000_000_000_000.5, -1, -1_700_000_000_000.5, 1e13];
+    // as stored in an int64 column (1e13 ms is past year 2262: it wraps on both paths)
+    expect([...nanosecondColumn(Float64Array.from(times))]).toEqual(times.map((t) => BigInt.asIntN(64, epochMsToNanoseconds(t))));
+  });
+
+  it('writes the same Arrow bytes from Float64Arrays as from arrays of numbers', () => {
+    const times = [1_700_000_000_000, 1_700_000_086_400.5, 1_700_000_172_800];
+    const plain = series('r1', times);
+    const typed: DataFrame = {
+      ...plain,
+      fields: plain.fields.map((f) => ({ ...f, values: Float64Array.from(f.values as number[]) })),
+    };
+    expect(Buffer.from(encodeFrame(typed)).equals(Buffer.from(encodeFrame(plain)))).toBe(true);
+    expect(() => encodeFrame({ refId: 'A', fields: [{ name: 's', kind: 'string', values: new Float64Array(1) }] })).toThrow('a string field cannot hold a Float64Array');
+  });
+});
+
+describe('series columns in time order', () => {
+  it('keeps sorted columns and sorts an unsorted answer by time', () => {
+    expect(sortedColumns({ times: [1, 2, 3], values: [10, 20, 30] })).toEqual({ times: Float64Array.from([1, 2, 3]), values: Float64Array.from([10, 20, 30]) });
+    expect(sortedColumns({ times: [3, 1, 2], values: [30, 10, 20] })).toEqual({ times: Float64Array.from([1, 2, 3]), values: Float64Array.from([10, 20, 30]) });
   });
 });

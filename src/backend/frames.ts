@@ -37,8 +37,11 @@ export interface FieldConfig {
 export interface FrameField {
   name: string;
   kind: FieldKind;
-  /** time: epoch milliseconds (fractions keep sub-millisecond precision) */
-  values: (number | string | boolean | null)[];
+  /**
+   * time: epoch milliseconds (fractions keep sub-millisecond precision). A Float64Array (time
+   * and number fields, no nulls) becomes the Arrow column without an object per value.
+   */
+  values: (number | string | boolean | null)[] | Float64Array;
   labels?: Record<string, string>;
   config?: FieldConfig;
 }
@@ -66,6 +69,31 @@ export function epochMsToNanoseconds(ms: number): bigint {
   return BigInt(Math.round(ms * 1000)) * 1000n;
 }
 
+const TWO_32 = 2 ** 32;
+
+/**
+ * Epoch ms to Timestamp(ns) values without a BigInt per value: whole microseconds (exact as a
+ * double below 2^53) times 1000, carried across the two 32-bit halves of each int64. Same
+ * result as epochMsToNanoseconds for 0 <= µs < 2^53; other values take that path.
+ */
+export function nanosecondColumn(ms: Float64Array): BigInt64Array {
+  const out = new BigInt64Array(ms.length);
+  const halves = new Uint32Array(out.buffer);
+  for (let i = 0; i < ms.length; i++) {
+    const us = Math.round(ms[i] * 1000);
+    if (!(us >= 0 && us <= Number.MAX_SAFE_INTEGER)) {
+      out[i] = epochMsToNanoseconds(ms[i]);
+      continue;
+    }
+    const high = Math.floor(us / TWO_32);
+    const low = (us - high * TWO_32) * 1000;
+    const carry = Math.floor(low / TWO_32);
+    halves[2 * i] = low - carry * TWO_32; // little-endian: low word first
+    halves[2 * i + 1] = high * 1000 + carry;
+  }
+  return out;
+}
+
 function nullBitmap(values: readonly unknown[]): { bitmap: Uint8Array; nullCount: number } {
   const bitmap = new Uint8Array(Math.ceil(values.length / 8));
   let nullCount = 0;
@@ -77,6 +105,7 @@ function nullBitmap(values: readonly unknown[]): { bitmap: Uint8Array; nullCount
 }
 
 function columnData(field: FrameField): { type: Field['type']; data: Data; nullable: boolean } {
+  if (field.values instanceof Float64Array) return typedColumnData(field.kind, field.values);
   const nullable = field.values.some((v) => v === null);
   switch (field.kind) {
     case 'time': {
@@ -99,6 +128,16 @@ function columnData(field: FrameField): { type: Field['type']; data: Data; nulla
       return { type, data: vectorFromArray(field.values.map((v) => (v === null ? null : Boolean(v))), type).data[0], nullable };
     }
   }
+}
+
+function typedColumnData(kind: FieldKind, values: Float64Array): { type: Field['type']; data: Data; nullable: boolean } {
+  if (kind === 'time') {
+    const type = new TimestampNanosecond();
+    return { type, data: makeData({ type, length: values.length, nullCount: 0, data: nanosecondColumn(values) }), nullable: false };
+  }
+  if (kind !== 'number') throw new Error(`a ${kind} field cannot hold a Float64Array`);
+  const type = new Float64();
+  return { type, data: makeData({ type, length: values.length, nullCount: 0, data: values }), nullable: false };
 }
 
 /** Encodes one frame as an Arrow IPC file, the bytes that go into `DataResponse.frames`. */

@@ -5,7 +5,7 @@
  * expressions (Reduce, Threshold) accept: one series per frame with unique labels.
  */
 import pLimit from 'p-limit';
-import { MAX_POINTS_PER_SERIES, type DeviceInfo, type RunRecord, type Series } from '../../contract/api.js';
+import { MAX_POINTS_PER_SERIES, type DeviceInfo, type RunRecord, type SeriesColumns } from '../../contract/api.js';
 import {
   querySchema,
   type IntervalsQuery,
@@ -124,7 +124,7 @@ export function maxPointsOf(message: DataQueryMessage): number {
 }
 
 async function resolveDevices(query: Iperf3Query, ctx: QueryContext): Promise<DeviceSelection> {
-  const inventory = await ctx.client.devices(ctx.signal);
+  const inventory = await ctx.client.queryInventory();
   return selectDevices(query.devices, query.labelMatchers, inventory);
 }
 
@@ -173,7 +173,7 @@ async function timeSeriesFrames(query: TimeSeriesQuery, message: DataQueryMessag
     DEVICES_PER_REQUEST,
   );
   const responses = await pLimit(REQUESTS_IN_FLIGHT).map(groups, (devices) =>
-    ctx.client.series(
+    ctx.client.seriesColumns(
       {
         devices,
         metrics: query.metrics,
@@ -187,30 +187,43 @@ async function timeSeriesFrames(query: TimeSeriesQuery, message: DataQueryMessag
       ctx.signal,
     ),
   );
-  const series = responses.flatMap((r) => r.series).filter((s) => s.points.length > 0);
+  const series = responses.flatMap((r) => r.series).filter((s) => s.times.length > 0);
   if (series.length === 0) return [emptyFrame(query.refId, TIMESERIES_META)];
   const split = { metric: query.metrics.length > 1, server: query.splitByServer };
   return series.map((s) => seriesFrame(query.refId, s, split));
 }
 
-function seriesFrame(refId: string, s: Series, split: { metric: boolean; server: boolean }): DataFrame {
-  const points = [...s.points].sort((a, b) => a[0] - b[0]);
+function seriesFrame(refId: string, s: SeriesColumns, split: { metric: boolean; server: boolean }): DataFrame {
+  const { times, values } = sortedColumns(s);
   const labels = seriesLabels(s, split);
   return {
     refId,
     name: s.metric,
     meta: TIMESERIES_META,
     fields: [
-      { name: 'time', kind: 'time', values: points.map((p) => p[0]) },
+      { name: 'time', kind: 'time', values: times },
       {
         name: s.metric,
         kind: 'number',
-        values: points.map((p) => p[1]),
+        values,
         labels,
         config: { ...metricConfig(s.metric, labels), custom: { insertNulls: NIGHTLY_GAP_MS, showPoints: 'always' } },
       },
     ],
   };
+}
+
+/** A series' columns as typed arrays in time order (the collector answers them sorted; an older one may not). */
+export function sortedColumns(s: Pick<SeriesColumns, 'times' | 'values'>): { times: Float64Array; values: Float64Array } {
+  const times = Float64Array.from(s.times);
+  const values = Float64Array.from(s.values);
+  for (let i = 1; i < times.length; i++) {
+    if (times[i - 1] > times[i]) {
+      const order = Array.from(times.keys()).sort((a, b) => times[a] - times[b]);
+      return { times: Float64Array.from(order, (j) => s.times[j]), values: Float64Array.from(order, (j) => s.values[j]) };
+    }
+  }
+  return { times, values };
 }
 
 /**

@@ -30,6 +30,8 @@ export interface ReadPoolOptions {
 export interface SeriesRead {
   count: string;
   buckets: string;
+  /** the rows themselves (same columns as buckets, same params as count): read instead of buckets when no series needs reducing */
+  plain: string;
   params: unknown[];
   maxPoints: number;
   bucketParams: unknown[];
@@ -104,9 +106,15 @@ function prepared(sql) {
 }
 const series = db.transaction((read) => {
   const whole = [];
+  let reduce = false;
   for (const row of prepared(read.count).iterate(...read.params)) {
-    for (let i = 0; i < row.length; i += 2) if (row[i + 1] > 0 && row[i + 1] <= read.maxPoints) whole.push(row[i]);
+    for (let i = 0; i < row.length; i += 2) {
+      if (row[i + 1] > read.maxPoints) reduce = true;
+      else if (row[i + 1] > 0) whole.push(row[i]);
+    }
   }
+  // every series fits: its rows as they are, in index order, without grouping (no sort)
+  if (!reduce) return columns(prepared(read.plain), read.params);
   return columns(prepared(read.buckets), [...read.params, JSON.stringify(whole), ...read.bucketParams]);
 });
 parentPort.on('message', ({ sql, params, series: read }) => {
