@@ -72,6 +72,33 @@ describe('CollectorClient', () => {
     expect(client.url('/runs', { device: ['a', 'b'], limit: 3, skip: undefined })).toBe(`${collector.url}/api/v1/runs?device=a&device=b&limit=3`);
   });
 
+  it('reads series as points from a collector older than the columns form, and asks it in that form from then on', async () => {
+    // the real collector behind a proxy that renames `format` (and names it back in the answer): it refuses the
+    // parameter as a collector without it does, `400 format: unknown parameter; known: device, metric, ...`
+    const seen: string[] = [];
+    const older = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      fetch(`${collector.url}${(req.url ?? '').replace('format=', 'formatx=')}`, { headers: { authorization: String(req.headers.authorization) } }).then(
+        async (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end((await r.text()).replaceAll('formatx', 'format').replace(', format"', '"')),
+        () => res.writeHead(502).end(),
+      );
+    });
+    await new Promise<void>((r) => older.listen(0, '127.0.0.1', r));
+    try {
+      const client = new CollectorClient({ baseUrl: `http://127.0.0.1:${(older.address() as { port: number }).port}`, token: collector.token });
+      const query = { devices: ['r1', 'r2'], metrics: ['result' as const, 'tcp_received_bps' as const], fromMs: NIGHT0, toMs: NOW, maxPoints: 10 };
+      const direct = await new CollectorClient({ baseUrl: collector.url, token: collector.token }).seriesColumns(query);
+      expect(await client.seriesColumns(query)).toEqual(direct);
+      expect(await client.seriesColumns(query)).toEqual(direct);
+      expect(seen.map((u) => u.includes('format=columns'))).toEqual([true, false, false]);
+      // any other refusal is the query's error, not a reason to fall back
+      const bad = await client.seriesColumns({ ...query, fromMs: NOW, toMs: NIGHT0 }).catch((e: unknown) => e);
+      expect(bad).toBeInstanceOf(CollectorRequestError);
+    } finally {
+      older.close();
+    }
+  });
+
   it('raises typed errors with the collector message, never the token', async () => {
     const wrong = new CollectorClient({ baseUrl: collector.url, token: 'secret-wrong-token' });
     const auth = await wrong.devices().catch((e: unknown) => e);

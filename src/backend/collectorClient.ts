@@ -19,6 +19,7 @@ import {
   type SeriesResponse,
   type ServerInfo,
   type SettingsResponse,
+  seriesToColumns,
 } from '../../contract/api.js';
 import {
   devicesResponseSchema,
@@ -134,6 +135,8 @@ export class CollectorClient {
   private readonly inventoryCacheMs: number;
   private readonly now: () => number;
   private inventory: { atMs: number; devices: Promise<DeviceInfo[]> } | null = null;
+  /** false once the collector refused `format=columns` (a collector older than that form) */
+  private columnsForm = true;
 
   /**
    * The inventory as queries use it: one GET /devices shared by the queries of the last
@@ -211,8 +214,25 @@ export class CollectorClient {
     return this.request(seriesResponseSchema, 'GET', '/series', params, undefined, signal);
   }
 
-  /** The same series as columns (GET /series?format=columns): no object per point on either side. */
-  seriesColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
+  /**
+   * The same series as columns (GET /series?format=columns): no object per point on either side.
+   * A collector older than the columns form refuses `format`: it is then asked for points, which
+   * are turned into columns here, from that answer on.
+   */
+  async seriesColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
+    if (this.columnsForm) {
+      try {
+        return await this.seriesAsColumns(query, signal);
+      } catch (err) {
+        if (!(err instanceof CollectorRequestError && err.status === 400 && err.fields.some((f) => f.field === 'format'))) throw err;
+        this.columnsForm = false;
+      }
+    }
+    const answer = await this.series(query, signal);
+    return { fromMs: answer.fromMs, toMs: answer.toMs, maxPoints: answer.maxPoints, format: 'columns', series: answer.series.map(seriesToColumns) };
+  }
+
+  private seriesAsColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
     const params = {
       device: query.devices,
       metric: query.metrics,
