@@ -75,6 +75,15 @@ describe('the inventory in the store', () => {
     expect(JSON.stringify(await store.devices.list(['api']))).not.toContain('api-key');
   });
 
+  it('API devices that name the same key file share one Buffer', async () => {
+    const { inventory, catalog: c } = catalog(loadConfigFile(writeConfig('  - { id: f1, host: 192.0.2.1, username: root, privateKeyFile: key }\n')));
+    await c.start();
+    await c.add(dev('a1'));
+    await c.add(dev('a2'));
+    expect(inventory.get('a1')?.target.privateKey?.toString()).toBe('api-key');
+    expect(inventory.get('a2')?.target.privateKey).toBe(inventory.get('a1')?.target.privateKey);
+  });
+
   it('refuses devices that cannot work, naming the field: unknown pool, files outside deviceCredentialsDir, missing files, taken ids', async () => {
     const { catalog: c } = catalog(loadConfigFile(writeConfig('  - { id: f1, host: 192.0.2.1, username: root, privateKeyFile: key }\n')));
     await c.start();
