@@ -11,6 +11,8 @@ import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 import { Telemetry } from '../telemetry.js';
 import { buildApi } from './app.js';
+import { devicesJson } from './routes/inventory.js';
+import { devicesResponseSchema } from '../../contract/apiResponses.js';
 import { SettingsRejectedError } from '../errors.js';
 import type { ApiDeps } from './types.js';
 import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from '../../tests/support/fakeControl.js';
@@ -230,6 +232,23 @@ describe('GET /api/v1/devices and /api/v1/servers', () => {
       enabled: true,
       lastRun: await store.runs.get(ids.a2),
     });
+  });
+
+  it('builds the answer page by page: one store read of last runs per page, every device once, in order', async () => {
+    const devices = ['a', 'b', 'c', 'd', 'e'].map((id) => ({ id, host: '192.0.2.9', port: 22, labels: {}, pool: null, enabled: id !== 'd', managedBy: 'file' as const }));
+    const pages: string[][] = [];
+    const json = await devicesJson(devices, (page) => (pages.push(page), store.runs.lastOf(page)), 2);
+    expect(pages).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    const body = JSON.parse(json) as { devices: { id: string; lastRun: RunRecord | null }[] };
+    expect(devicesResponseSchema.parse(body)).toEqual(body);
+    expect(body.devices.map((d) => [d.id, d.lastRun?.id ?? null])).toEqual([
+      ['a', ids.a2],
+      ['b', ids.b1],
+      ['c', null],
+      ['d', null],
+      ['e', null],
+    ]);
+    expect(await devicesJson([], (page) => store.runs.lastOf(page))).toBe('{"devices":[]}');
   });
 
   it('lists the servers', async () => {

@@ -55,15 +55,10 @@ export class Inventory {
     if (unknown.length > 0) throw new UnknownDevicesError(unknown);
   }
 
-  summaries(): DeviceSummary[] {
-    return [...this.byId.values()].map(({ config: d, managedBy }) => ({
-      id: d.id,
-      host: d.host,
-      port: d.port,
-      labels: d.labels,
-      pool: d.pool ?? null,
-      enabled: d.enabled,
-      managedBy,
-    }));
+  /** Every device as the API lists it, ordered by id, made one at a time. */
+  *summaries(): Generator<DeviceSummary> {
+    for (const { config: d, managedBy } of this.byId.values()) {
+      yield { id: d.id, host: d.host, port: d.port, labels: d.labels, pool: d.pool ?? null, enabled: d.enabled, managedBy };
+    }
   }
 }

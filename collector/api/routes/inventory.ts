@@ -3,9 +3,10 @@
  * the API, their configuration for `devices export`, and the iperf3 servers of every pool.
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { API_PREFIX } from '../../../contract/api.js';
+import { API_PREFIX, type RunRecord } from '../../../contract/api.js';
 import {
   deviceRecordSchema,
+  deviceInfoSchema,
   deviceRecordsResponseSchema,
   deviceRemovedResponseSchema,
   devicesResponseSchema,
@@ -13,16 +14,41 @@ import {
   type DeviceRemovedResponse,
 } from '../../../contract/apiResponses.js';
 import type { DeviceRecord } from '../../../contract/devices.js';
-import type { DevicesResponse, ServersResponse } from '../types.js';
+import type { DeviceSummary, DevicesResponse, ServersResponse } from '../types.js';
 import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
+
+/** Devices per store read of their last runs while GET /devices writes its answer. */
+export const DEVICES_PAGE = 500;
+
+/**
+ * The JSON of GET /devices, built page by page: the last runs of one page of devices at a
+ * time, each device checked against its published schema and written out at once. With
+ * 100,000 devices no list of every device (nor of every answer object) is ever held; an
+ * invalid device throws before anything is sent (a 500, never a half-valid answer).
+ */
+export async function devicesJson(devices: Iterable<DeviceSummary>, lastOf: (ids: string[]) => Promise<Map<string, RunRecord>>, pageSize = DEVICES_PAGE): Promise<string> {
+  const parts: string[] = [];
+  let page: DeviceSummary[] = [];
+  const flush = async () => {
+    const last = await lastOf(page.map((d) => d.id));
+    for (const d of page) parts.push(JSON.stringify(deviceInfoSchema.encode({ ...d, lastRun: last.get(d.id) ?? null })));
+    page = [];
+  };
+  for (const d of devices) {
+    page.push(d);
+    if (page.length === pageSize) await flush();
+  }
+  if (page.length > 0) await flush();
+  return `{"devices":[${parts.join(',')}]}`;
+}
 
 export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { control, store } = deps;
 
-  app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (): Promise<DevicesResponse> => {
-    const devices = control.devices();
-    const last = await store.runs.lastOf(devices.map((d) => d.id));
-    return { devices: devices.map((d) => ({ ...d, lastRun: last.get(d.id) ?? null })) };
+  app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (_request, reply) => {
+    const body = await devicesJson(control.devices(), (ids) => store.runs.lastOf(ids));
+    // already JSON, checked device by device: fastify sends a string with a JSON type as it is
+    return reply.type('application/json; charset=utf-8').send(body as unknown as DevicesResponse);
   });
 
   app.get(
