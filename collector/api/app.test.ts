@@ -251,6 +251,16 @@ describe('GET /api/v1/devices and /api/v1/servers', () => {
     expect(await devicesJson([], (page) => store.runs.lastOf(page))).toBe('{"devices":[]}');
   });
 
+  it('a device listed again answers its current last run; a changed device (a new summary) its new values', async () => {
+    const a = { id: 'a', host: '192.0.2.9', port: 22, labels: { site: 'rome' }, pool: null, enabled: true, managedBy: 'file' as const };
+    const devices = async (list: (typeof a)[], lastOf = (page: string[]) => store.runs.lastOf(page)) =>
+      (JSON.parse(await devicesJson(list, lastOf)) as { devices: (typeof a & { lastRun: RunRecord | null })[] }).devices;
+    expect((await devices([a]))[0]).toEqual({ ...a, lastRun: await store.runs.get(ids.a2) });
+    expect((await devices([a], async () => new Map()))[0]).toEqual({ ...a, lastRun: null });
+    const moved = { ...a, host: '192.0.2.10', labels: { site: 'oslo' }, enabled: false };
+    expect((await devices([moved]))[0]).toEqual({ ...moved, lastRun: await store.runs.get(ids.a2) });
+  });
+
   it('lists the servers', async () => {
     const res = await get('/api/v1/servers');
     expect(res.json()).toEqual({ servers: control.serverList });
