@@ -253,12 +253,16 @@ run; the same inventory as above):
 - **Not found:** no closure, mutex, pino child logger or index per device (22,632 closures at 10,000 devices,
   22,807 at 100,000); zod results are the configuration objects above. A 16 MiB ArrayBuffer is there with no device.
 - **\`GET /devices\`** built three lists of every device (summaries, summaries with their last run, zod's encoded
-  copy) before one JSON string. It is now written page by page (500 devices per store read of their last runs,
-  each device checked against its schema and turned into JSON at once, no list of every device). It still allocates
-  about 345 MiB per call at 100,000 devices (zod 150 MiB, JSON text): V8 grows its heap under these calls, which is
-  the rise after the five extra calls, and that figure varies from run to run (373-567 MiB at 100,000 devices).
+  copy) before one JSON string. It is now written page by page (500 devices per store read of their last runs, no
+  list of every device); that alone still allocated 345 MiB per call at 100,000 devices, 150 MiB of it in zod. So
+  each device's JSON without its last run is checked against the schema once and kept while the device is unchanged
+  (about 150 bytes per device): a repeated call allocates 85 MiB at 100,000 devices (mostly the 15 MiB answer,
+  joined and sent). V8 still
+  grows its heap under a burst of these calls, which is the rise after the five extra calls; that figure varies by
+  tens of MiB from run to run.
 
 **What would close the rest.** Interning the strings and rebuilding every device with one shape (tried: a JSON round
 trip of the devices cut the live heap at 100,000 devices by 13 MiB but raised the start-up peak from about 285 to
 342 MiB, so it is not kept); keeping only what the scheduler needs (id, group, enabled, pool) in memory and reading
-targets from the store when a device is dispatched; streaming \`GET /devices\` and caching each device's checked JSON.`;
+targets from the store when a device is dispatched (the live heap is about 1 KiB per device, so this would matter
+from about 100,000 devices on); streaming \`GET /devices\` instead of joining the whole answer.`;
