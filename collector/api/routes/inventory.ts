@@ -2,6 +2,7 @@
  * The inventory: devices (with their last run), adding, changing and removing devices managed by
  * the API, their configuration for `devices export`, and the iperf3 servers of every pool.
  */
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, type RunRecord } from '../../../contract/api.js';
 import {
@@ -39,33 +40,50 @@ function deviceJson(d: DeviceSummary, lastRun: RunRecord | null): string {
 }
 
 /**
- * The JSON of GET /devices, built page by page: the last runs of one page of devices at a
- * time, each device checked against its published schema and written out at once. With
- * 100,000 devices no list of every device (nor of every answer object) is ever held; an
- * invalid device throws before anything is sent (a 500, never a half-valid answer).
+ * The JSON of GET /devices in pieces, one page of devices each: the last runs of a page are read
+ * from the store, each device is checked against its published schema and written out, and the
+ * piece is sent before the next page is read. With 100,000 devices no list of every device, and
+ * no string of the whole answer, is ever held. The first piece holds the first page.
  */
-export async function devicesJson(devices: Iterable<DeviceSummary>, lastOf: (ids: string[]) => Promise<Map<string, RunRecord>>, pageSize = DEVICES_PAGE): Promise<string> {
-  const parts: string[] = [];
+export async function* devicesJson(devices: Iterable<DeviceSummary>, lastOf: (ids: string[]) => Promise<Map<string, RunRecord>>, pageSize = DEVICES_PAGE): AsyncGenerator<string> {
+  let out = '{"devices":[';
+  let comma = '';
   let page: DeviceSummary[] = [];
-  const flush = async () => {
+  const render = async () => {
     const last = await lastOf(page.map((d) => d.id));
-    for (const d of page) parts.push(deviceJson(d, last.get(d.id) ?? null));
+    for (const d of page) {
+      out += comma + deviceJson(d, last.get(d.id) ?? null);
+      comma = ',';
+    }
     page = [];
   };
   for (const d of devices) {
     page.push(d);
-    if (page.length === pageSize) await flush();
+    if (page.length === pageSize) {
+      await render();
+      yield out;
+      out = '';
+    }
   }
-  if (page.length > 0) await flush();
-  return `{"devices":[${parts.join(',')}]}`;
+  if (page.length > 0) await render();
+  yield `${out}]}`;
 }
 
 export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { control, store } = deps;
 
   app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (_request, reply) => {
-    const body = await devicesJson(control.devices(), (ids) => store.runs.lastOf(ids));
-    // already JSON, checked device by device: fastify sends a string with a JSON type as it is
+    const pieces = devicesJson(control.devices(), (ids) => store.runs.lastOf(ids));
+    // the first page is written before the answer starts: an invalid device or a store error there is a 500;
+    // a later failure cuts the answer short (invalid JSON, logged), never a half-valid answer
+    const first = await pieces.next();
+    const body = Readable.from(
+      (async function* () {
+        yield first.value as string;
+        yield* pieces;
+      })(),
+      { objectMode: false },
+    );
     return reply.type('application/json; charset=utf-8').send(body as unknown as DevicesResponse);
   });
 
