@@ -228,7 +228,7 @@ run; the same inventory as above):
 | --- | --- | --- |
 | 10,000 devices: RSS 1 s after start | 239 MiB (= its peak) | 133-137 MiB |
 | 10,000 devices: V8 heap used then / live after a full GC | 139.6 / 30.0 MiB | 39.4 / 28.9 MiB |
-| 100,000 devices: RSS 1 s after start (peak) | 955 MiB (1,222 MiB), start 25 s | 243-285 MiB (274-342 MiB), start 2-4 s |
+| 100,000 devices: RSS 1 s after start (peak) | 955 MiB (1,222 MiB), start 25 s | 243-287 MiB (270-290 MiB), start 2-6 s |
 | 100,000 devices: V8 heap used then / live after a full GC | 488 / 117 MiB | 164 / 108 MiB |
 | no device: V8 heap live after a full GC | 19.6 MiB | 19.6 MiB |
 
@@ -253,16 +253,20 @@ run; the same inventory as above):
 - **Not found:** no closure, mutex, pino child logger or index per device (22,632 closures at 10,000 devices,
   22,807 at 100,000); zod results are the configuration objects above. A 16 MiB ArrayBuffer is there with no device.
 - **\`GET /devices\`** built three lists of every device (summaries, summaries with their last run, zod's encoded
-  copy) before one JSON string. It is now written page by page (500 devices per store read of their last runs, no
-  list of every device); that alone still allocated 345 MiB per call at 100,000 devices, 150 MiB of it in zod. So
-  each device's JSON without its last run is checked against the schema once and kept while the device is unchanged
-  (about 150 bytes per device): a repeated call allocates 85 MiB at 100,000 devices (mostly the 15 MiB answer,
-  joined and sent). V8 still
-  grows its heap under a burst of these calls, which is the rise after the five extra calls; that figure varies by
-  tens of MiB from run to run.
+  copy) and then one string of the whole answer. It is now streamed page by page: 500 devices per store read of
+  their last runs, each page sent before the next is read, no list of every device and no string of the whole
+  answer (which, at 15 MiB, V8 keeps in its large-object space until a full GC: five calls had added about 250 MiB
+  at 100,000 devices). Each device's JSON without its last run is checked against the schema once and kept while
+  the device is unchanged (about 150 bytes per device): zod had been 150 of the 345 MiB a call allocated at 100,000
+  devices; a repeated call now allocates about 85 MiB, in page-sized pieces. The first page is written before the
+  answer starts, so an invalid device or a store error there is still a 500; a failure on a later page cuts the
+  connection (logged), so a client never gets a complete-looking answer that is not.
 
 **What would close the rest.** Interning the strings and rebuilding every device with one shape (tried: a JSON round
 trip of the devices cut the live heap at 100,000 devices by 13 MiB but raised the start-up peak from about 285 to
 342 MiB, so it is not kept); keeping only what the scheduler needs (id, group, enabled, pool) in memory and reading
 targets from the store when a device is dispatched (the live heap is about 1 KiB per device, so this would matter
-from about 100,000 devices on); streaming \`GET /devices\` instead of joining the whole answer.`;
+from about 100,000 devices on). At 10,000 devices the figure after \`GET /devices\` is within a few MiB of the
+150 MiB target from run to run (144-149 MiB in four runs of this version, 152-154 MiB before the answer was
+streamed): two thirds of it is the collector with no device at all (about 100 MiB: Node.js, Fastify, zod,
+SQLite), which this work did not touch; a smaller baseline is what would give it a margin.`;
