@@ -267,6 +267,6 @@ trip of the devices cut the live heap at 100,000 devices by 13 MiB but raised th
 342 MiB, so it is not kept); keeping only what the scheduler needs (id, group, enabled, pool) in memory and reading
 targets from the store when a device is dispatched (the live heap is about 1 KiB per device, so this would matter
 from about 100,000 devices on). At 10,000 devices the figure after \`GET /devices\` is within a few MiB of the
-150 MiB target from run to run (144-149 MiB in four runs of this version, 152-154 MiB before the answer was
+150 MiB target from run to run (144-149 MiB in five runs of this version, 152-154 MiB before the answer was
 streamed): two thirds of it is the collector with no device at all (about 100 MiB: Node.js, Fastify, zod,
 SQLite), which this work did not touch; a smaller baseline is what would give it a margin.`;
