@@ -370,7 +370,7 @@ describe('the built collector executable', () => {
         expect((await cli('devices', 'import', join(base, 'fleet.csv'))).out).toContain(': 2 added');
         writeFileSync(join(base, 'fleet.csv'), readFileSync(join(base, 'fleet.csv'), 'utf8').replace('lobby', 'hall'));
         expect((await cli('devices', 'import', join(base, 'fleet.csv'))).out).toContain(': 0 added, 1 updated, 1 unchanged');
-        expect(service.collector.devices().map((d) => [d.id, d.managedBy])).toEqual([
+        expect([...service.collector.devices()].map((d) => [d.id, d.managedBy])).toEqual([
           ['ap-1', 'api'],
           ['ap-2', 'api'],
           ['f1', 'file'],

@@ -132,8 +132,13 @@ export class Collector {
     return this.runner.runAndWait(ids);
   }
 
-  devices(): DeviceSummary[] {
+  /** The devices as the API lists them, made one at a time (the inventory can hold 100,000). */
+  devices(): Iterable<DeviceSummary> {
     return this.inventory.summaries();
+  }
+
+  get deviceCount(): number {
+    return this.inventory.size;
   }
 
   /** Devices with their configuration (no secrets), for `devices export`. */

@@ -85,7 +85,7 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
   // listening on TCP: the address is an object (port 0 in the config means any free port)
   const boundPort = (app.server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
-  logger.info({ url, devices: collector.devices().length, version: COLLECTOR_VERSION }, 'collector API listening');
+  logger.info({ url, devices: collector.deviceCount, version: COLLECTOR_VERSION }, 'collector API listening');
   if (options.schedule !== false) {
     collector.startSchedule().catch((err: unknown) => logger.error({ err }, 'schedule failed to start'));
   }

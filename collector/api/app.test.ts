@@ -11,6 +11,8 @@ import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 import { Telemetry } from '../telemetry.js';
 import { buildApi } from './app.js';
+import { DEVICES_PAGE, devicesJson } from './routes/inventory.js';
+import { devicesResponseSchema } from '../../contract/apiResponses.js';
 import { SettingsRejectedError } from '../errors.js';
 import type { ApiDeps } from './types.js';
 import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from '../../tests/support/fakeControl.js';
@@ -211,6 +213,12 @@ describe('GET /api/v1/health', () => {
   });
 });
 
+async function collect(pieces: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const piece of pieces) out.push(piece);
+  return out;
+}
+
 describe('GET /api/v1/devices and /api/v1/servers', () => {
   it('lists devices without credentials, each with its newest run', async () => {
     const res = await get('/api/v1/devices');
@@ -230,6 +238,53 @@ describe('GET /api/v1/devices and /api/v1/servers', () => {
       enabled: true,
       lastRun: await store.runs.get(ids.a2),
     });
+  });
+
+  it('builds the answer page by page: one store read of last runs per page, every device once, in order', async () => {
+    const devices = ['a', 'b', 'c', 'd', 'e'].map((id) => ({ id, host: '192.0.2.9', port: 22, labels: {}, pool: null, enabled: id !== 'd', managedBy: 'file' as const }));
+    const pages: string[][] = [];
+    const pieces = await collect(devicesJson(devices, (page) => (pages.push(page), store.runs.lastOf(page)), 2));
+    expect(pages).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    // one piece per page, the first with the first page, each sent before the next page is read
+    expect(pieces.map((p) => [...p.matchAll(/"id":"(\w)","host"/g)].map((m) => m[1]))).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    const body = JSON.parse(pieces.join('')) as { devices: { id: string; lastRun: RunRecord | null }[] };
+    expect(devicesResponseSchema.parse(body)).toEqual(body);
+    expect(body.devices.map((d) => [d.id, d.lastRun?.id ?? null])).toEqual([
+      ['a', ids.a2],
+      ['b', ids.b1],
+      ['c', null],
+      ['d', null],
+      ['e', null],
+    ]);
+    expect(await collect(devicesJson([], (page) => store.runs.lastOf(page)))).toEqual(['{"devices":[]}']);
+  });
+
+  it('a device listed again answers its current last run; a changed device (a new summary) its new values', async () => {
+    const a = { id: 'a', host: '192.0.2.9', port: 22, labels: { site: 'rome' }, pool: null, enabled: true, managedBy: 'file' as const };
+    const devices = async (list: (typeof a)[], lastOf = (page: string[]) => store.runs.lastOf(page)) =>
+      (JSON.parse((await collect(devicesJson(list, lastOf))).join('')) as { devices: (typeof a & { lastRun: RunRecord | null })[] }).devices;
+    expect((await devices([a]))[0]).toEqual({ ...a, lastRun: await store.runs.get(ids.a2) });
+    expect((await devices([a], async () => new Map()))[0]).toEqual({ ...a, lastRun: null });
+    const moved = { ...a, host: '192.0.2.10', labels: { site: 'oslo' }, enabled: false };
+    expect((await devices([moved]))[0]).toEqual({ ...moved, lastRun: await store.runs.get(ids.a2) });
+  });
+
+  it('sends the answer while later pages are read; a store failure after the first page cuts the connection (logged)', async () => {
+    control.deviceList = Array.from({ length: DEVICES_PAGE + 1 }, (_, i) => ({ id: `d${String(i).padStart(4, '0')}`, host: '192.0.2.9', port: 22, labels: {}, pool: null, enabled: true }));
+    const whole = await get('/api/v1/devices');
+    expect(whole.status).toBe(200);
+    expect(whole.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect((JSON.parse(whole.body) as { devices: unknown[] }).devices).toHaveLength(DEVICES_PAGE + 1);
+
+    const lines: string[] = [];
+    app = build({ logger: pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, cb) => (lines.push(chunk.toString()), cb()) })) });
+    const lastOf = store.runs.lastOf.bind(store.runs);
+    let reads = 0;
+    store.runs.lastOf = (devices) => (++reads === 2 ? Promise.reject(new Error('disk I/O error')) : lastOf(devices));
+    // the answer had started: the connection is cut, the client never gets a complete answer
+    await expect(get('/api/v1/devices')).rejects.toThrow(/destroyed before completion/);
+    expect(reads).toBe(2);
+    expect(lines.join('')).toContain('disk I/O error');
   });
 
   it('lists the servers', async () => {

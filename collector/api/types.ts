@@ -13,7 +13,8 @@ export type { CollectorStatus, DeviceSummary, ServerCheck };
 
 /** What the composition root gives the API to control the collector (the Collector implements it). */
 export interface CollectorControl {
-  devices(): DeviceSummary[];
+  /** The devices, ordered by id; iterated once per request (made one at a time by the Collector). */
+  devices(): Iterable<DeviceSummary>;
   /** Devices with their configuration (no secrets). */
   deviceRecords(): DeviceRecord[];
   /** Throws DeviceRejectedError (400) or DeviceIdTakenError (409). */

@@ -151,6 +151,45 @@ devices:
     expect(() => loadConfigFile(join(dir, 'nope.yaml'))).toThrow(/cannot read configuration file .*ENOENT.*--config/);
   });
 
+  it('reads a key file once: the devices that name it share one Buffer', () => {
+    writeFileSync(join(dir, 'other_key'), 'another key\n');
+    const loaded = cfg(`
+devices:
+  - { id: a, host: 192.0.2.1, username: root, privateKeyFile: id_ed25519 }
+  - { id: b, host: 192.0.2.2, username: root, privateKeyFile: ./id_ed25519 }
+  - { id: c, host: 192.0.2.3, username: root, privateKeyFile: other_key, passwordFile: pass }
+  - { id: d, host: 192.0.2.4, username: root, privateKeyFile: other_key, passwordFile: pass }
+`);
+    const [a, b, c, d] = loaded.devices.map((x) => x.target);
+    expect(a.privateKey?.toString()).toContain('BEGIN OPENSSH PRIVATE KEY');
+    expect(b.privateKey).toBe(a.privateKey);
+    expect(c.privateKey?.toString()).toBe('another key\n');
+    expect(d.privateKey).toBe(c.privateKey);
+    expect([c.password, d.password]).toEqual(['hunter2', 'hunter2']);
+    // a file that cannot be read is reported for every device that names it
+    const fields = errorsOf(() =>
+      cfg(`
+devices:
+  - { id: a, host: 192.0.2.1, username: root, privateKeyFile: missing_key }
+  - { id: b, host: 192.0.2.2, username: root, privateKeyFile: missing_key }
+  - { id: c, host: 192.0.2.3, username: root, passwordFile: empty }
+  - { id: d, host: 192.0.2.4, username: root, passwordFile: empty }
+`),
+    );
+    expect(fields.map((f) => f.field)).toEqual(['devices.0.privateKeyFile', 'devices.1.privateKeyFile', 'devices.2.passwordFile', 'devices.3.passwordFile']);
+    expect(fields[1].message).toMatch(/cannot read SSH private key file .*missing_key \(no such file\)/);
+    expect(fields[3].message).toMatch(/SSH password file .*empty is empty/);
+  });
+
+  it('reads YAML 1.2 values as before: dates and yes stay text, an unknown tag keeps its value, duplicate keys are refused', () => {
+    const loaded = cfg(`
+devices:
+  - { id: 2024-01-01, host: yes, port: 0o26, username: !custom root, passwordFile: pass }
+`);
+    expect(loaded.config.devices[0]).toMatchObject({ id: '2024-01-01', host: 'yes', port: 22, username: 'root' });
+    expect(errorsOf(() => cfg('listen: 127.0.0.1:1\nlisten: 127.0.0.1:2'))[0]).toMatchObject({ field: '(yaml)', message: expect.stringMatching(/unique.*line 3/) });
+  });
+
   it('loads a file from disk', () => {
     writeFileSync(join(dir, 'file.yaml'), 'apiTokenFile: token\n');
     expect(loadConfigFile(join(dir, 'file.yaml')).config.devices).toEqual([]);

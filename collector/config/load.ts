@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { load as loadYaml, CORE_SCHEMA } from 'js-yaml';
 import { parseDocument } from 'yaml';
 import { fieldErrors, type FieldError } from '../../contract/settings.js';
 import type { DeviceTarget } from '../model.js';
@@ -74,40 +75,90 @@ function postgresTarget(base: string, config: CollectorConfig, errors: FieldErro
 
 const READ_ERRORS: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied' };
 
+/**
+ * The secret files already read while loading one configuration, by resolved path: a fleet
+ * usually names one key file for every device, read once and shared (one Buffer, not one per device).
+ */
+export type SecretCache = Map<string, SecretFile>;
+
+interface SecretFile {
+  text: string;
+  /** why it cannot be read, or null */
+  error: string | null;
+  empty: boolean;
+}
+
+/** SSH private keys by their text: devices with the same key share one Buffer. */
+export type KeyBuffers = Map<string, Buffer>;
+
+const secretPath = (base: string, file: string): string => (isAbsolute(file) ? file : resolve(base, file));
+
 /** Reads a secret file; on failure records a field error and returns '' (the load then fails). */
-function readSecret(base: string, file: string, field: string, errors: FieldError[], what: string, trim = true): string {
-  const path = isAbsolute(file) ? file : resolve(base, file);
-  let text: string;
+function readSecretFile(base: string, file: string, what: string, cache?: SecretCache): { path: string; entry: SecretFile } {
+  const path = secretPath(base, file);
+  const cached = cache?.get(path);
+  if (cached) return { path, entry: cached };
+  let text = '';
+  let error: string | null = null;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code as string;
-    errors.push({ field, message: `cannot read ${what} file ${path} (${READ_ERRORS[code] ?? code}); create it or fix the path` });
+    error = `cannot read ${what} file ${path} (${READ_ERRORS[code] ?? code}); create it or fix the path`;
+  }
+  const entry: SecretFile = { text, error, empty: error === null && text.trim() === '' };
+  cache?.set(path, entry);
+  return { path, entry };
+}
+
+function readSecret(base: string, file: string, field: string, errors: FieldError[], what: string, trim = true, cache?: SecretCache): string {
+  const { path, entry } = readSecretFile(base, file, what, cache);
+  if (entry.error !== null) {
+    errors.push({ field, message: entry.error });
     return '';
   }
-  if (text.trim() === '') errors.push({ field, message: `${what} file ${path} is empty` });
-  return trim ? text.trim() : text;
+  if (entry.empty) errors.push({ field, message: `${what} file ${path} is empty` });
+  return trim ? entry.text.trim() : entry.text;
 }
 
 /**
  * A device with the secrets its credential fields name, read from files relative to `base`.
  * Unreadable files are recorded in `errors` (field names prefixed with `field`).
  */
-export function loadDevice(d: DeviceConfig, base: string, field: string, errors: FieldError[]): LoadedDevice {
+export function loadDevice(d: DeviceConfig, base: string, field: string, errors: FieldError[], cache: SecretCache = new Map(), keys: KeyBuffers = new Map()): LoadedDevice {
   const target: DeviceTarget = { id: d.id, host: d.host, port: d.port, username: d.username, hostKey: d.hostKey };
-  if (d.privateKeyFile) target.privateKey = Buffer.from(readSecret(base, d.privateKeyFile, `${field}privateKeyFile`, errors, 'SSH private key', false));
-  if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `${field}passphraseFile`, errors, 'key passphrase');
-  if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `${field}passwordFile`, errors, 'SSH password');
+  if (d.privateKeyFile) {
+    const text = readSecret(base, d.privateKeyFile, `${field}privateKeyFile`, errors, 'SSH private key', false, cache);
+    // one Buffer per distinct key, shared by every device that uses it (ssh2 only reads it)
+    let key = keys.get(text);
+    if (!key) keys.set(text, (key = Buffer.from(text)));
+    target.privateKey = key;
+  }
+  if (d.passphraseFile) target.passphrase = readSecret(base, d.passphraseFile, `${field}passphraseFile`, errors, 'key passphrase', true, cache);
+  if (d.passwordFile) target.password = readSecret(base, d.passwordFile, `${field}passwordFile`, errors, 'SSH password', true, cache);
   return { config: d, target };
+}
+
+/**
+ * The YAML as plain values. js-yaml (core schema: YAML 1.2 types, no dates) builds them in one
+ * pass; the `yaml` library, which keeps a full document tree and allocates about 100 KiB of
+ * garbage per device entry, is only used to word the errors of a file js-yaml refuses.
+ */
+function parseYaml(text: string, path: string): unknown {
+  try {
+    return loadYaml(text, { schema: CORE_SCHEMA, filename: path });
+  } catch {
+    const doc = parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      throw new ConfigError(`${path} is not valid YAML`, doc.errors.map((e) => ({ field: '(yaml)', message: e.message.split('\n')[0] })));
+    }
+    return doc.toJS();
+  }
 }
 
 /** Parses and validates YAML text; `path` is used to resolve relative files and in messages. */
 export function loadConfigText(text: string, path: string): LoadedConfig {
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(`${path} is not valid YAML`, doc.errors.map((e) => ({ field: '(yaml)', message: e.message.split('\n')[0] })));
-  }
-  const raw = doc.toJS() ?? {};
+  const raw = parseYaml(text, path) ?? {};
   const parsed = collectorConfigSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`${path} has invalid settings`, fieldErrors(parsed.error));
   const config = parsed.data;
@@ -119,7 +170,9 @@ export function loadConfigText(text: string, path: string): LoadedConfig {
     errors.push({ field: 'apiTokenFile', message: 'the API token must be at least 16 characters; generate one with `openssl rand -hex 32`' });
   }
 
-  const devices: LoadedDevice[] = config.devices.map((d, i) => loadDevice(d, base, `devices.${i}.`, errors));
+  const secrets: SecretCache = new Map();
+  const keys: KeyBuffers = new Map();
+  const devices: LoadedDevice[] = config.devices.map((d, i) => loadDevice(d, base, `devices.${i}.`, errors, secrets, keys));
 
   let iperf3Password: string | null = null;
   let iperf3RsaPublicKey: string | null = null;

@@ -58,7 +58,7 @@ describe('the inventory in the store', () => {
     const { inventory, catalog: c } = catalog(loaded);
     await c.start();
     expect((await store.devices.list(['file:'])).map((d) => d.device.id)).toEqual(['f1']);
-    expect(inventory.summaries()).toEqual([{ id: 'f1', host: '192.0.2.1', port: 22, labels: {}, pool: null, enabled: true, managedBy: 'file' }]);
+    expect([...inventory.summaries()]).toEqual([{ id: 'f1', host: '192.0.2.1', port: 22, labels: {}, pool: null, enabled: true, managedBy: 'file' }]);
 
     const record = await c.add(dev('a1', { labels: { site: 'rome' }, pool: 'edge', passwordFile: 'password' }));
     expect(record).toEqual({ device: dev('a1', { labels: { site: 'rome' }, pool: 'edge', passwordFile: 'password' }), managedBy: 'api' });
@@ -73,6 +73,15 @@ describe('the inventory in the store', () => {
     ]);
     // the store holds paths, never the secrets
     expect(JSON.stringify(await store.devices.list(['api']))).not.toContain('api-key');
+  });
+
+  it('API devices that name the same key file share one Buffer', async () => {
+    const { inventory, catalog: c } = catalog(loadConfigFile(writeConfig('  - { id: f1, host: 192.0.2.1, username: root, privateKeyFile: key }\n')));
+    await c.start();
+    await c.add(dev('a1'));
+    await c.add(dev('a2'));
+    expect(inventory.get('a1')?.target.privateKey?.toString()).toBe('api-key');
+    expect(inventory.get('a2')?.target.privateKey).toBe(inventory.get('a1')?.target.privateKey);
   });
 
   it('refuses devices that cannot work, naming the field: unknown pool, files outside deviceCredentialsDir, missing files, taken ids', async () => {
@@ -183,7 +192,7 @@ describe('the inventory in the store', () => {
 
     writeConfig('  - { id: f1, host: 192.0.2.1, username: root, privateKeyFile: key, enabled: false }\n  - { id: f2, host: 192.0.2.2, username: root, privateKeyFile: key }\n');
     expect(await c.reloadFile()).toBe(true);
-    expect(inventory.summaries().map((d) => [d.id, d.enabled, d.managedBy])).toEqual([
+    expect([...inventory.summaries()].map((d) => [d.id, d.enabled, d.managedBy])).toEqual([
       ['a1', true, 'api'],
       ['f1', false, 'file'],
       ['f2', true, 'file'],
@@ -195,14 +204,14 @@ describe('the inventory in the store', () => {
     const error = logged(50).at(-1)!;
     expect(error.msg).toContain(`configuration not reloaded, the devices in use stay: ${path} has invalid settings`);
     expect(error.errors).toEqual([{ field: 'devices.0.host', message: expect.any(String) }]);
-    expect(inventory.summaries().map((d) => d.id)).toEqual(['a1', 'f1', 'f2']);
+    expect([...inventory.summaries()].map((d) => d.id)).toEqual(['a1', 'f1', 'f2']);
     expect((await store.devices.list(['file:'])).map((d) => d.device.id)).toEqual(['f1', 'f2']);
 
     // other keys changed: the devices apply, the rest waits for a restart (said once per reload)
     writeConfig('  []\n', 'deviceCredentialsDir: creds\nretention: { days: 9 }\n');
     expect(await c.reloadFile()).toBe(true);
     expect(logged(40).map((l) => l.msg)).toContain('only the devices: list is applied without a restart; restart the collector for the other changes to the file');
-    expect(inventory.summaries().map((d) => d.id)).toEqual(['a1']);
+    expect([...inventory.summaries()].map((d) => d.id)).toEqual(['a1']);
   });
 
   it('rethrows what is not a configuration error (the reload is reported failed by the service)', async () => {

@@ -8,7 +8,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { deviceConfigSchema, patchDevice, type DeviceConfig, type DevicePatch, type DeviceRecord } from '../../contract/devices.js';
 import { fieldErrors, type FieldError } from '../../contract/settings.js';
-import { ConfigError, loadDevice, type LoadedConfig, type LoadedDevice } from '../config/load.js';
+import { ConfigError, loadDevice, type LoadedConfig, type KeyBuffers, type LoadedDevice, type SecretCache } from '../config/load.js';
 import { DeviceIdTakenError, DeviceManagedByFileError, DeviceRejectedError, UnknownDevicesError } from '../errors.js';
 import { API_SOURCE, DeviceExistsError, fileSource, type Store, type StoredDevice } from '../store/store.js';
 import type { Inventory, InventoryDevice } from './inventory.js';
@@ -34,6 +34,8 @@ export class DeviceCatalog {
   /** API devices with their secrets, by id, re-read only when their entry changes */
   private readonly apiLoaded = new Map<string, { json: string; device: LoadedDevice }>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** the SSH keys of API devices by their text, one Buffer each (most fleets use one key) */
+  private keys: KeyBuffers = new Map();
 
   constructor(private readonly deps: DeviceCatalogDeps) {
     this.fileDevices = deps.loaded.devices;
@@ -186,6 +188,8 @@ export class DeviceCatalog {
     const fromFile = new Set(this.fileDevices.map((d) => d.config.id));
     const devices: InventoryDevice[] = this.fileDevices.map((d) => ({ ...d, managedBy: 'file' }));
     const seen = new Set<string>();
+    // a key file named by many API devices is read once per refresh and shared
+    const secrets: SecretCache = new Map();
     for (const entry of stored) {
       const { id } = entry.device;
       if (fromFile.has(id)) {
@@ -193,20 +197,23 @@ export class DeviceCatalog {
         continue;
       }
       seen.add(id);
-      devices.push({ ...this.loadApiDevice(entry.device), managedBy: 'api' });
+      devices.push({ ...this.loadApiDevice(entry.device, secrets), managedBy: 'api' });
     }
     for (const id of this.apiLoaded.keys()) if (!seen.has(id)) this.apiLoaded.delete(id);
+    // keys no device holds any more are let go
+    const inUse = new Set([...this.apiLoaded.values()].map((e) => e.device.target.privateKey));
+    for (const [text, key] of this.keys) if (!inUse.has(key)) this.keys.delete(text);
     inventory.replace(devices);
   }
 
-  private loadApiDevice(device: DeviceConfig): LoadedDevice {
+  private loadApiDevice(device: DeviceConfig, secrets: SecretCache): LoadedDevice {
     const json = JSON.stringify(device);
     const cached = this.apiLoaded.get(device.id);
     if (cached?.json === json) return cached.device;
     const errors: FieldError[] = [];
     const dir = this.deps.loaded.credentialsDir;
     // without the folder (removed from the configuration), the device has no credentials: its runs fail with ssh-auth
-    const loaded = dir === null ? { config: device, target: { id: device.id, host: device.host, port: device.port, username: device.username, hostKey: device.hostKey } } : loadDevice(device, dir, '', errors);
+    const loaded = dir === null ? { config: device, target: { id: device.id, host: device.host, port: device.port, username: device.username, hostKey: device.hostKey } } : loadDevice(device, dir, '', errors, secrets, this.keys);
     if (dir === null || errors.length > 0) {
       this.deps.logger.error({ device: device.id, errors }, 'credentials of a device added through the API cannot be read: its runs fail until the files are back in deviceCredentialsDir');
     }

@@ -18,6 +18,8 @@ export interface InventoryDevice extends LoadedDevice {
 
 export class Inventory {
   private byId: Map<string, InventoryDevice>;
+  /** each device's summary, made at the first listing and kept while the device is unchanged */
+  private readonly summaryOf = new WeakMap<InventoryDevice, DeviceSummary>();
 
   constructor(devices: LoadedDevice[] = [], managedBy: ManagedBy = 'file') {
     this.byId = new Map(devices.map((d) => [d.config.id, { ...d, managedBy }]));
@@ -55,15 +57,19 @@ export class Inventory {
     if (unknown.length > 0) throw new UnknownDevicesError(unknown);
   }
 
-  summaries(): DeviceSummary[] {
-    return [...this.byId.values()].map(({ config: d, managedBy }) => ({
-      id: d.id,
-      host: d.host,
-      port: d.port,
-      labels: d.labels,
-      pool: d.pool ?? null,
-      enabled: d.enabled,
-      managedBy,
-    }));
+  /**
+   * Every device as the API lists it, ordered by id. The same object each time for a device
+   * that did not change (the API caches each device's checked JSON by it).
+   */
+  *summaries(): Generator<DeviceSummary> {
+    for (const device of this.byId.values()) {
+      let summary = this.summaryOf.get(device);
+      if (!summary) {
+        const { config: d, managedBy } = device;
+        summary = { id: d.id, host: d.host, port: d.port, labels: d.labels, pool: d.pool ?? null, enabled: d.enabled, managedBy };
+        this.summaryOf.set(device, summary);
+      }
+      yield summary;
+    }
   }
 }

@@ -33,7 +33,12 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
 
   app.get(`${API_PREFIX}/health`, { schema: { summary: 'Version, schedule state and a reachability probe of every iperf3 server', response: {  ...ERROR_RESPONSES,200: healthResponseSchema } } }, async (): Promise<HealthResponse> => {
     const status = await control.status();
-    const devices = control.devices();
+    let devices = 0;
+    let enabledDevices = 0;
+    for (const d of control.devices()) {
+      devices++;
+      if (d.enabled) enabledDevices++;
+    }
     // each host:port once (a server may be in several pools), a bounded number at a time
     const limit = pLimit(PROBE_CONCURRENCY);
     const checks = new Map<string, Promise<ServerCheck>>();
@@ -50,8 +55,8 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
       status: 'ok',
       version: deps.version,
       startedAt,
-      devices: devices.length,
-      enabledDevices: devices.filter((d) => d.enabled).length,
+      devices,
+      enabledDevices,
       servers,
       nextRun: status.nextRun?.toISOString() ?? null,
       lastScheduledRun: status.lastScheduledRun?.toISOString() ?? null,

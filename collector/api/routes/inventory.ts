@@ -2,27 +2,89 @@
  * The inventory: devices (with their last run), adding, changing and removing devices managed by
  * the API, their configuration for `devices export`, and the iperf3 servers of every pool.
  */
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { API_PREFIX } from '../../../contract/api.js';
+import { API_PREFIX, type RunRecord } from '../../../contract/api.js';
 import {
   deviceRecordSchema,
+  deviceInfoSchema,
   deviceRecordsResponseSchema,
+  runRecordSchema,
   deviceRemovedResponseSchema,
   devicesResponseSchema,
   serversResponseSchema,
   type DeviceRemovedResponse,
 } from '../../../contract/apiResponses.js';
 import type { DeviceRecord } from '../../../contract/devices.js';
-import type { DevicesResponse, ServersResponse } from '../types.js';
+import type { DeviceSummary, DevicesResponse, ServersResponse } from '../types.js';
 import { ERROR_RESPONSES, type RouteDeps } from './deps.js';
+
+/** Devices per store read of their last runs while GET /devices writes its answer. */
+export const DEVICES_PAGE = 500;
+
+/**
+ * Each device's JSON without its last run, checked against the published schema once, by the
+ * summary object the inventory keeps while the device is unchanged.
+ */
+const summaryJson = new WeakMap<DeviceSummary, string>();
+
+function deviceJson(d: DeviceSummary, lastRun: RunRecord | null): string {
+  let head = summaryJson.get(d);
+  if (head === undefined) {
+    const json = JSON.stringify(deviceInfoSchema.encode({ ...d, lastRun: null }));
+    // every key of the schema but lastRun, which comes last: `{...,"lastRun":null}` without `null}`
+    head = json.slice(0, -'null}'.length);
+    summaryJson.set(d, head);
+  }
+  return `${head}${lastRun === null ? 'null' : JSON.stringify(runRecordSchema.encode(lastRun))}}`;
+}
+
+/**
+ * The JSON of GET /devices in pieces, one page of devices each: the last runs of a page are read
+ * from the store, each device is checked against its published schema and written out, and the
+ * piece is sent before the next page is read. With 100,000 devices no list of every device, and
+ * no string of the whole answer, is ever held. The first piece holds the first page.
+ */
+export async function* devicesJson(devices: Iterable<DeviceSummary>, lastOf: (ids: string[]) => Promise<Map<string, RunRecord>>, pageSize = DEVICES_PAGE): AsyncGenerator<string> {
+  let out = '{"devices":[';
+  let comma = '';
+  let page: DeviceSummary[] = [];
+  const render = async () => {
+    const last = await lastOf(page.map((d) => d.id));
+    for (const d of page) {
+      out += comma + deviceJson(d, last.get(d.id) ?? null);
+      comma = ',';
+    }
+    page = [];
+  };
+  for (const d of devices) {
+    page.push(d);
+    if (page.length === pageSize) {
+      await render();
+      yield out;
+      out = '';
+    }
+  }
+  if (page.length > 0) await render();
+  yield `${out}]}`;
+}
 
 export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { control, store } = deps;
 
-  app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (): Promise<DevicesResponse> => {
-    const devices = control.devices();
-    const last = await store.runs.lastOf(devices.map((d) => d.id));
-    return { devices: devices.map((d) => ({ ...d, lastRun: last.get(d.id) ?? null })) };
+  app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (_request, reply) => {
+    const pieces = devicesJson(control.devices(), (ids) => store.runs.lastOf(ids));
+    // the first page is written before the answer starts: an invalid device or a store error there is a 500;
+    // a later failure cuts the answer short (invalid JSON, logged), never a half-valid answer
+    const first = await pieces.next();
+    const body = Readable.from(
+      (async function* () {
+        yield first.value as string;
+        yield* pieces;
+      })(),
+      { objectMode: false },
+    );
+    return reply.type('application/json; charset=utf-8').send(body as unknown as DevicesResponse);
   });
 
   app.get(
