@@ -80,6 +80,42 @@ describe('ServerRegistry', () => {
     expect(maxConcurrent).toBe(2);
   });
 
+  it('a release wakes a waiter that can take the freed server, not one that waits for another', async () => {
+    const reg = new ServerRegistry();
+    const a = await reg.acquireFree([A]);
+    const b = await reg.acquireFree([B]);
+    const onlyA = reg.acquireFree([A]); // waits first, cannot use B
+    await new Promise((r) => setImmediate(r));
+    const onlyB = reg.acquireFree([B]);
+    await new Promise((r) => setImmediate(r));
+    b.release();
+    const got = await Promise.race([onlyB, new Promise<null>((r) => setTimeout(() => r(null), 200))]);
+    expect(got?.key).toBe('[2001:db8::1]:5202');
+    a.release();
+    const l = await onlyA;
+    expect(l.key).toBe('10.0.0.1:5201');
+    l.release();
+    got?.release();
+  });
+
+  it('two servers freed back to back go to the two waiters: the first woken takes the server freed for it, not its list\'s first', async () => {
+    const reg = new ServerRegistry();
+    const a = await reg.acquireFree([A]);
+    const b = await reg.acquireFree([B]);
+    const first = reg.acquireFree([B, A]); // prefers B, can take A
+    await new Promise((r) => setImmediate(r));
+    const second = reg.acquireFree([B]); // only B
+    await new Promise((r) => setImmediate(r));
+    a.release(); // wakes the first waiter, for A
+    b.release(); // the first is already woken: wakes the second, for B
+    const both = await Promise.race([
+      Promise.all([first, second]),
+      new Promise<null>((r) => setTimeout(() => r(null), 200)),
+    ]);
+    expect(both?.map((l) => l.key)).toEqual(['10.0.0.1:5201', '[2001:db8::1]:5202']);
+    for (const l of both ?? []) l.release();
+  });
+
   it('with cross-collector locks: skips a server another collector holds, waits for its release, and survives a database fault', async () => {
     // fault injection: the database answers "held elsewhere", then fails, then grants
     const answers: (boolean | Error)[] = [false, new Error('connection lost'), true];
