@@ -154,4 +154,18 @@ describe('ServerRegistry', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(unlocked).toEqual(['10.0.0.1:5201']);
   });
+
+  it('with cross-collector locks: a waiter looks again after recheckMs when a server is freed without a NOTIFY (a collector died)', async () => {
+    const answers = [false, true]; // held by a collector that then dies: its lock goes with its session, no NOTIFY
+    const locks: ServerLocks = {
+      tryLock: async () => answers.shift() as boolean,
+      unlock: async () => undefined,
+      onFreed: async () => undefined,
+    };
+    const reg = new ServerRegistry(Date.now, undefined, locks, 30);
+    const lease = await Promise.race([reg.acquireFree([A]), new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
+    expect(lease?.key).toBe('10.0.0.1:5201');
+    expect(answers).toEqual([]);
+    lease?.release();
+  });
 });
