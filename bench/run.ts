@@ -27,6 +27,7 @@ import { benchRegex } from './regex.js';
 import { table, type SectionResult } from './report.js';
 import { benchScaleOut } from './scaleOut.js';
 import { benchScheduling } from './scheduling.js';
+import { benchSchedulingProfile } from './schedulingProfile.js';
 import { benchSeriesLoad } from './seriesLoad.js';
 import { fixed } from './stats.js';
 
@@ -34,6 +35,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECTIONS = {
   fidelity: benchFidelity,
   scheduling: benchScheduling,
+  'scheduling-profile': benchSchedulingProfile,
   'scale-out': benchScaleOut,
   query: benchQueryPath,
   'series-load': benchSeriesLoad,
@@ -131,8 +133,9 @@ const report = [
   '',
   '```sh',
   'npm run bench                               # everything, writes docs/benchmarks.md (root, ~8-10 min)',
-  'npm run bench -- --only scheduling,query    # some sections: fidelity, scheduling, scale-out, query, series-load, regex, footprint',
+  'npm run bench -- --only scheduling,query    # some sections: fidelity, scheduling, scheduling-profile, scale-out, query, series-load, regex, footprint',
   'npm run bench -- --only regex --merge       # replace only these sections (and their summary lines) in the report',
+  'BENCH_SCHEDULING_LARGE=1 npm run bench -- --only scheduling,scheduling-profile --merge   # also 10,000 devices on 100 servers',
   'npm run bench -- --out /tmp/bench.md        # elsewhere',
   '```',
   '',

@@ -78,7 +78,10 @@ export class Dispatcher<R> {
         new Promise<R | undefined>((done) => {
           this.pending.add(job.device);
           const key = job.pool ?? '';
-          byPool.set(key, [...(byPool.get(key) ?? []), { job, done }]);
+          // pushed, not copied: a round of 10,000 devices queued in one call stays O(n)
+          const items = byPool.get(key);
+          if (items) items.push({ job, done });
+          else byPool.set(key, [{ job, done }]);
         }),
     );
     for (const [key, items] of byPool) {

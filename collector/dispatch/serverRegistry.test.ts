@@ -80,6 +80,42 @@ describe('ServerRegistry', () => {
     expect(maxConcurrent).toBe(2);
   });
 
+  it('a release wakes a waiter that can take the freed server, not one that waits for another', async () => {
+    const reg = new ServerRegistry();
+    const a = await reg.acquireFree([A]);
+    const b = await reg.acquireFree([B]);
+    const onlyA = reg.acquireFree([A]); // waits first, cannot use B
+    await new Promise((r) => setImmediate(r));
+    const onlyB = reg.acquireFree([B]);
+    await new Promise((r) => setImmediate(r));
+    b.release();
+    const got = await Promise.race([onlyB, new Promise<null>((r) => setTimeout(() => r(null), 200))]);
+    expect(got?.key).toBe('[2001:db8::1]:5202');
+    a.release();
+    const l = await onlyA;
+    expect(l.key).toBe('10.0.0.1:5201');
+    l.release();
+    got?.release();
+  });
+
+  it('two servers freed back to back go to the two waiters: the first woken takes the server freed for it, not its list\'s first', async () => {
+    const reg = new ServerRegistry();
+    const a = await reg.acquireFree([A]);
+    const b = await reg.acquireFree([B]);
+    const first = reg.acquireFree([B, A]); // prefers B, can take A
+    await new Promise((r) => setImmediate(r));
+    const second = reg.acquireFree([B]); // only B
+    await new Promise((r) => setImmediate(r));
+    a.release(); // wakes the first waiter, for A
+    b.release(); // the first is already woken: wakes the second, for B
+    const both = await Promise.race([
+      Promise.all([first, second]),
+      new Promise<null>((r) => setTimeout(() => r(null), 200)),
+    ]);
+    expect(both?.map((l) => l.key)).toEqual(['10.0.0.1:5201', '[2001:db8::1]:5202']);
+    for (const l of both ?? []) l.release();
+  });
+
   it('with cross-collector locks: skips a server another collector holds, waits for its release, and survives a database fault', async () => {
     // fault injection: the database answers "held elsewhere", then fails, then grants
     const answers: (boolean | Error)[] = [false, new Error('connection lost'), true];
@@ -117,5 +153,19 @@ describe('ServerRegistry', () => {
     lease.release();
     await new Promise((r) => setTimeout(r, 0));
     expect(unlocked).toEqual(['10.0.0.1:5201']);
+  });
+
+  it('with cross-collector locks: a waiter looks again after recheckMs when a server is freed without a NOTIFY (a collector died)', async () => {
+    const answers = [false, true]; // held by a collector that then dies: its lock goes with its session, no NOTIFY
+    const locks: ServerLocks = {
+      tryLock: async () => answers.shift() as boolean,
+      unlock: async () => undefined,
+      onFreed: async () => undefined,
+    };
+    const reg = new ServerRegistry(Date.now, undefined, locks, 30);
+    const lease = await Promise.race([reg.acquireFree([A]), new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
+    expect(lease?.key).toBe('10.0.0.1:5201');
+    expect(answers).toEqual([]);
+    lease?.release();
   });
 });

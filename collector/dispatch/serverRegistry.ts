@@ -5,6 +5,12 @@
  * are taken it waits for the next release (an event, not a polling loop).
  * With `ServerLocks` (several collectors on PostgreSQL) a server must also be free across
  * collectors: a release by another collector arrives as an event too.
+ *
+ * A release in this process wakes one waiter: the longest-waiting caller whose list holds the
+ * freed server, which tries that server first. Waking every waiter to rescan every server cost
+ * O(waiters x servers) per release, a quarter of a core at 100 servers (docs/benchmarks.md).
+ * With `ServerLocks` every release (ours or another collector's) still wakes every waiter,
+ * because a server free here may be held elsewhere and a woken waiter may come away empty.
  */
 import { Mutex } from 'async-mutex';
 import { serverKey, type ServerAddress } from '../model.js';
@@ -28,6 +34,13 @@ interface ServerState {
   busyMs: number;
 }
 
+interface Waiter {
+  /** keys of the servers this caller can take */
+  keys: ReadonlySet<string>;
+  /** `freed`: the server released for this waiter to try first */
+  wake(freed?: string): void;
+}
+
 export class NoServerError extends Error {
   constructor(message: string) {
     super(message);
@@ -45,7 +58,8 @@ export class RegistryStoppedError extends Error {
 
 export class ServerRegistry {
   private readonly states = new Map<string, ServerState>();
-  private waiters: (() => void)[] = [];
+  /** in arrival order (a Set keeps insertion order and deletes in O(1)) */
+  private readonly waiters = new Set<Waiter>();
   /** bumped on every release by another collector, so that a release during a scan is not missed */
   private remoteReleases = 0;
   private subscribed: Promise<void> | null = null;
@@ -60,9 +74,19 @@ export class ServerRegistry {
   ) {}
 
   private wakeAll(): void {
-    const waiting = this.waiters;
-    this.waiters = [];
-    for (const wake of waiting) wake();
+    const waiting = [...this.waiters];
+    this.waiters.clear();
+    for (const w of waiting) w.wake();
+  }
+
+  /** A local release without cross-collector locks: the first waiter that can take `key`. */
+  private wakeOneFor(key: string): void {
+    for (const w of this.waiters) {
+      if (!w.keys.has(key)) continue;
+      this.waiters.delete(w);
+      w.wake(key);
+      return;
+    }
   }
 
   private state(key: string): ServerState {
@@ -91,7 +115,11 @@ export class ServerRegistry {
    * Throws NoServerError when every candidate is excluded (nothing could ever be handed out).
    */
   async acquireFree(servers: readonly ServerAddress[], exclude: ReadonlySet<string> = new Set()): Promise<ServerLease> {
-    const candidates = servers.filter((s) => !exclude.has(serverKey(s)));
+    const candidates: { key: string; server: ServerAddress }[] = [];
+    for (const server of servers) {
+      const key = serverKey(server);
+      if (!exclude.has(key)) candidates.push({ key, server });
+    }
     if (candidates.length === 0) {
       throw new NoServerError(
         servers.length === 0 ? 'no iperf3 server is configured for this device' : 'every iperf3 server of this pool is excluded',
@@ -104,20 +132,29 @@ export class ServerRegistry {
       });
       await this.subscribed;
     }
+    const keys = new Set(candidates.map((c) => c.key));
+    let freed: string | undefined;
     for (;;) {
       if (this.stopped) throw new RegistryStoppedError();
       const seen = this.remoteReleases;
-      for (const server of candidates) {
-        const key = serverKey(server);
-        const st = this.state(key);
+      // the server released for this waiter first: a newcomer may have taken it meanwhile
+      const first = freed === undefined ? undefined : candidates.find((c) => c.key === freed);
+      for (const c of first ? [first, ...candidates] : candidates) {
+        const st = this.state(c.key);
         if (st.mutex.isLocked()) continue;
-        const lease = await this.take(key, server, st);
+        const lease = await this.take(c.key, c.server, st);
         if (lease) return lease;
       }
       if (this.remoteReleases !== seen) continue;
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        if (this.locks) setTimeout(resolve, this.recheckMs).unref();
+      freed = await new Promise<string | undefined>((resolve) => {
+        const waiter: Waiter = { keys, wake: resolve };
+        this.waiters.add(waiter);
+        if (this.locks) {
+          setTimeout(() => {
+            this.waiters.delete(waiter);
+            resolve(undefined);
+          }, this.recheckMs).unref();
+        }
       });
     }
   }
@@ -159,7 +196,8 @@ export class ServerRegistry {
         });
         unlock();
         this.listener?.serverUsage(key, false, leaseMs / 1000);
-        this.wakeAll();
+        if (this.locks) this.wakeAll();
+        else this.wakeOneFor(key);
       },
     };
   }

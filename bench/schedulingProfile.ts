@@ -1,0 +1,131 @@
+/**
+ * Where the CPU goes per test in a scheduled round (issue 16): one round of this collector at
+ * the largest fleet size of the scheduling section, under V8's sampling profiler (node:inspector,
+ * as `node --cpu-prof` does), every sample charged to the innermost frame of a known part of the
+ * collector: server registry, store, parser, logging, telemetry, dispatcher, device run.
+ */
+import { Session } from 'node:inspector/promises';
+import { table, type SectionResult } from './report.js';
+import { FLEET_TIMING, fleetSizes, runOurs } from './scheduling.js';
+import { fixed } from './stats.js';
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+  children?: number[];
+}
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const IDLE = 'idle';
+/** first match from the sampled frame outwards wins */
+const PARTS: [string, (f: CallFrame) => boolean][] = [
+  [IDLE, (f) => f.functionName === '(idle)'],
+  ['garbage collection', (f) => f.functionName === '(garbage collector)'],
+  ['server registry (acquireFree, waking waiters)', (f) => /dispatch\/serverRegistry|async-mutex/.test(f.url)],
+  ['store: runs.start and runs.finish (SQLite)', (f) => /store\/sqlite|better-sqlite3/.test(f.url)],
+  ['iperf3 JSON parse', (f) => /iperf3\/parse/.test(f.url)],
+  ['logging (pino)', (f) => /pino/.test(f.url)],
+  ['telemetry', (f) => /telemetry|prom-client/.test(f.url)],
+  ['run progress (GET /api/v1/runs)', (f) => /runProgress/.test(f.url)],
+  ['dispatcher queue', (f) => /dispatch\/dispatcher/.test(f.url)],
+  ['device run and SSH bookkeeping', (f) => /dispatch\/(deviceRun|runner)|\/ssh\//.test(f.url)],
+  ['simulated devices (the bench itself)', (f) => /simulatedDevices/.test(f.url)],
+  ['setup: device config (YAML), run-log read', (f) => /collectorConfig|config\/|yaml|zod|bench\/scheduling/.test(f.url)],
+];
+const OTHER = 'other: timers, promises, Node.js internals';
+
+/**
+ * ms of main-thread CPU per test at 10,000 devices on 100 servers before the registry woke one
+ * waiter per release (the code of issue 16, `node --cpu-prof` on the same round, same charging).
+ */
+const BEFORE_MS_PER_TEST: Record<string, number> = {
+  'server registry (acquireFree, waking waiters)': 0.604,
+  'store: runs.start and runs.finish (SQLite)': 0.263,
+  'garbage collection': 0.121,
+  'setup: device config (YAML), run-log read': 0.09,
+  [OTHER]: 0.054,
+  'iperf3 JSON parse': 0.023,
+  'device run and SSH bookkeeping': 0.014,
+  'dispatcher queue': 0.006,
+  telemetry: 0.005,
+  'simulated devices (the bench itself)': 0.003,
+  'run progress (GET /api/v1/runs)': 0.002,
+  'logging (pino)': 0.001,
+};
+const BEFORE_TOTAL_MS_PER_TEST = 1.186;
+
+/** CPU microseconds per part (idle included, under 'idle'). */
+export function chargeSamples(profile: CpuProfile): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const parts = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    let part = OTHER;
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const hit = PARTS.find(([, match]) => match((byId.get(cur) as ProfileNode).callFrame));
+      if (hit) {
+        part = hit[0];
+        break;
+      }
+    }
+    parts.set(part, (parts.get(part) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  return parts;
+}
+
+function before(part: string): string {
+  const v = BEFORE_MS_PER_TEST[part];
+  return v === undefined ? '' : `${fixed(v, 3)} ms`;
+}
+
+export async function benchSchedulingProfile(_options: unknown, log: (line: string) => void): Promise<SectionResult> {
+  const size = fleetSizes().at(-1) as { devices: number; servers: number };
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  let profile: CpuProfile;
+  let tests: number;
+  let ratio: number;
+  try {
+    const m = await runOurs({ ...size, timing: FLEET_TIMING, repetitions: 1 });
+    tests = m.tests;
+    ratio = m.makespanMs / m.idealMs;
+  } finally {
+    profile = ((await session.post('Profiler.stop')) as { profile: CpuProfile }).profile;
+    session.disconnect();
+  }
+  const parts = chargeSamples(profile);
+  const total = [...parts.values()].reduce((a, b) => a + b, 0);
+  const busy = total - (parts.get(IDLE) ?? 0);
+  log(`scheduling profile: ${fixed(busy / 1000 / tests, 3)} ms of main-thread CPU per test`);
+  const rows = [...parts]
+    .filter(([part]) => part !== IDLE)
+    .sort((a, b) => b[1] - a[1])
+    .map(([part, us]) => [part, `${fixed(us / 1e6, 2)} s`, `${fixed((100 * us) / busy, 1)} %`, `${fixed(us / 1000 / tests, 3)} ms`, before(part)]);
+  rows.push(['**main thread busy**', `${fixed(busy / 1e6, 2)} s`, '100 %', `**${fixed(busy / 1000 / tests, 3)} ms**`, `${fixed(BEFORE_TOTAL_MS_PER_TEST, 3)} ms`]);
+  const markdown = [
+    `One round of ${size.devices} devices on ${size.servers} servers (tests ${FLEET_TIMING.testMs} ms, ${tests} tests, ${fixed(ratio, 3)}x ideal under the profiler)`,
+    `under V8's sampling profiler; the main thread was idle ${fixed((100 * (parts.get(IDLE) ?? 0)) / total, 1)} % of the ${fixed(total / 1e6, 1)} s. Each sample is charged to the`,
+    'innermost frame of a known part. The bench logs at level silent: at info the collector writes one line per run, not per test.',
+    `\`BENCH_SCHEDULING_LARGE=1 npm run bench -- --only scheduling-profile\` profiles 10,000 devices on 100 servers.`,
+    'Before: the code of issue 16, where every release woke every waiting device to rescan every server',
+    '(0.6 ms per test at 100 servers, half of the busy CPU); it made the servers wait for the event loop.',
+    '',
+    table(['part', 'CPU', 'share of busy CPU', 'per test', 'per test before (10,000 on 100)'], rows),
+  ].join('\n');
+  return {
+    title: 'Scheduling: where the CPU goes per test',
+    markdown,
+    summary: [`scheduling profile (${size.devices} devices on ${size.servers} servers): ${fixed(busy / 1000 / tests, 3)} ms of main-thread CPU per test`],
+  };
+}
