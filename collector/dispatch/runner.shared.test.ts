@@ -106,9 +106,12 @@ it('logs a run that could not start because the database is away as a warning wi
   });
   await collector.runner.runRound(round, ['d']);
   const notStarted = lines.filter((l) => l.msg === 'database unreachable: run not started');
-  expect(notStarted).toHaveLength(1);
-  expect(notStarted[0]).toMatchObject({ level: 40, reason: 'the PostgreSQL session is lost; reconnecting' });
-  expect(notStarted[0].err).toBeUndefined();
+  // one warning per look at the round until the session is back (one, or more on a loaded machine)
+  expect(notStarted.length).toBeGreaterThanOrEqual(1);
+  for (const line of notStarted) {
+    expect(line).toMatchObject({ level: 40, reason: 'the PostgreSQL session is lost; reconnecting' });
+    expect(line.err).toBeUndefined();
+  }
   expect(lines.filter((l) => l.msg === 'run crashed')).toEqual([]);
   expect(await mine.rounds.devicesDone(round)).toEqual(['d']);
   await collector.shutdown();
