@@ -2,7 +2,7 @@
  * The latest measurements on /metrics, from results stored in a real SQLite store (real iperf3
  * output through the real parser), judged by Prometheus' own tools: `promtool check metrics`
  * (parser and linter) and a real Prometheus server that scrapes the collector API with its
- * token and answers PromQL queries. Both come from Debian's `prometheus` package (scripts/test-all.sh installs it).
+ * token and answers PromQL queries. Both come from Debian's `prometheus` package (.ci/run installs it).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The collector API fuzzed by schemathesis (PyPI, installed by scripts/test-all.sh) from docs/openapi.json,
+ * The collector API fuzzed by schemathesis (PyPI, installed by .ci/run) from docs/openapi.json,
  * the document generated from the same zod schemas that validate the requests: every operation
  * gets generated valid and invalid requests, and must answer without a server error and within
  * its documented response schema.
@@ -71,7 +71,7 @@ describe('the collector API under schemathesis', () => {
       ],
       { encoding: 'utf8', cwd: dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } },
     ).catch((err: NodeJS.ErrnoException & { stdout?: string }) => {
-      if (err.code === 'ENOENT') throw new Error('schemathesis (st) is not installed: pip install schemathesis==4.32.5 (scripts/test-all.sh does)');
+      if (err.code === 'ENOENT') throw new Error('schemathesis (st) is not installed: pip install schemathesis==4.32.5 (.ci/run does)');
       throw new Error(`schemathesis found problems:\n${(err.stdout ?? '').slice(-6000)}`);
     });
     const summary = /(\d+) generated, (\d+) passed/.exec(st.stdout);
