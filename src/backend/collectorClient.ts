@@ -201,17 +201,7 @@ export class CollectorClient {
   }
 
   series(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesResponse> {
-    const params = {
-      device: query.devices,
-      metric: query.metrics,
-      from: query.fromMs,
-      to: query.toMs,
-      maxPoints: query.maxPoints,
-      server: query.server,
-      direction: query.direction,
-      splitByServer: query.splitByServer,
-    };
-    return this.request(seriesResponseSchema, 'GET', '/series', params, undefined, signal);
+    return this.request(seriesResponseSchema, 'GET', '/series', seriesParams(query), undefined, signal);
   }
 
   /**
@@ -233,18 +223,7 @@ export class CollectorClient {
   }
 
   private seriesAsColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
-    const params = {
-      device: query.devices,
-      metric: query.metrics,
-      from: query.fromMs,
-      to: query.toMs,
-      maxPoints: query.maxPoints,
-      server: query.server,
-      direction: query.direction,
-      splitByServer: query.splitByServer,
-      format: 'columns',
-    };
-    return this.request(seriesColumnsReplySchema, 'GET', '/series', params, undefined, signal);
+    return this.request(seriesColumnsReplySchema, 'GET', '/series', { ...seriesParams(query), format: 'columns' }, undefined, signal);
   }
 
   latest(query: LatestRequest, signal?: AbortSignal): Promise<LatestResponse> {
@@ -330,6 +309,20 @@ export class CollectorClient {
       apiError?.fields ?? [],
     );
   }
+}
+
+/** GET /series parameters of a series request (lists repeat, undefined ones are left out). */
+function seriesParams(query: SeriesRequest): Record<string, QueryValue> {
+  return {
+    device: query.devices,
+    metric: query.metrics,
+    from: query.fromMs,
+    to: query.toMs,
+    maxPoints: query.maxPoints,
+    server: query.server,
+    direction: query.direction,
+    splitByServer: query.splitByServer,
+  };
 }
 
 function parseApiError(text: string): ApiErrorBody | null {
