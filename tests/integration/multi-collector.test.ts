@@ -132,12 +132,16 @@ describe('collectors sharing one PostgreSQL', () => {
     // next night: one eu collector dies in the middle of a test
     const [victim, survivor, us] = members;
     const night2 = new Date(planned.getTime() + 60_000);
-    const rounds2 = members.map((m) => m.collector.scheduler.fire(night2));
-    for (;;) {
+    // the victim fires first and is testing before the others fire the same planned time (on a
+    // loaded machine the others could otherwise finish the round before the victim took a device)
+    const victimRound = victim.collector.scheduler.fire(night2);
+    for (const deadline = Date.now() + 20_000; ; ) {
       const { rows } = await admin.query("SELECT 1 FROM runs WHERE status = 'running' AND owner_pid = $1", [victim.pid]);
       if (rows.length > 0) break;
+      if (Date.now() > deadline) throw new Error('the victim collector never started a test of round 2');
       await new Promise((r) => setTimeout(r, 5));
     }
+    const rounds2 = [victimRound, survivor.collector.scheduler.fire(night2), us.collector.scheduler.fire(night2)];
     // its connections end (as when the process is killed): the database releases its locks and claims
     void victim.store.close();
     await Promise.all([rounds2[1], rounds2[2]]);
