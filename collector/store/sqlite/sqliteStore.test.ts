@@ -8,7 +8,7 @@ import { SqliteStore } from './sqliteStore.js';
 import { StoredSettingsError } from '../store.js';
 import { DatabaseInUseError, StartupError } from '../../errors.js';
 import type { TestOutcome } from '../../model.js';
-import { failedOutcome, failedTest, okOutcome, okTcpTest, SERVER_A, skippedOutcome } from '../../../tests/support/storeFixtures.js';
+import { failedOutcome, failedTest, okOutcome, skippedOutcome } from '../../../tests/support/storeFixtures.js';
 
 let dir: string;
 let path: string;
@@ -39,79 +39,6 @@ function count(table: string): number {
 const T0 = Date.parse('2025-02-01T02:00:00.000Z');
 
 describe('runs', () => {
-  it('starts a run as running and stores a finished run with tests, raw JSON, metrics and intervals', async () => {
-    const id = await store.runs.start({ device: 'r1', trigger: 'schedule', roundId: null, startedAt: new Date(T0) });
-    expect(await store.runs.get(id)).toEqual({
-      id,
-      device: 'r1',
-      server: null,
-      trigger: 'schedule',
-      status: 'running',
-      errorClass: null,
-      message: null,
-      startedAt: '2025-02-01T02:00:00.000Z',
-      endedAt: null,
-      tests: [],
-    });
-
-    await store.runs.finish(id, okOutcome(T0, 90e6, 50e6));
-    const run = (await store.runs.get(id))!;
-    expect(run).toMatchObject({ status: 'ok', server: SERVER_A, errorClass: null, endedAt: '2025-02-01T02:00:25.000Z' });
-    expect(run.tests).toEqual([
-      {
-        id: expect.any(Number),
-        protocol: 'tcp',
-        direction: 'upload',
-        status: 'ok',
-        errorClass: null,
-        message: null,
-        iperfVersion: '3.12',
-        startedAt: '2025-02-01T02:00:01.000Z',
-        endedAt: '2025-02-01T02:00:11.000Z',
-      },
-      {
-        id: expect.any(Number),
-        protocol: 'tcp',
-        direction: 'download',
-        status: 'ok',
-        errorClass: null,
-        message: null,
-        iperfVersion: '3.12',
-        startedAt: '2025-02-01T02:00:12.000Z',
-        endedAt: '2025-02-01T02:00:22.000Z',
-      },
-    ]);
-
-    const db = new Database(path, { readonly: true });
-    const tests = db.prepare('SELECT server, iperf_version, raw_json FROM tests ORDER BY id').all();
-    expect(tests).toEqual([
-      { server: SERVER_A, iperf_version: '3.12', raw_json: okTcpTest('upload', 0, 90e6).outcome.raw },
-      { server: SERVER_A, iperf_version: '3.12', raw_json: okTcpTest('download', 0, 50e6).outcome.raw },
-    ]);
-    const metrics = db
-      .prepare('SELECT device, server, direction, name, value, time_ms, failed FROM metrics ORDER BY rowid')
-      .raw()
-      .all();
-    // every metric carries the run's start time, so the points of one run line up
-    expect(metrics).toEqual([
-      ['r1', SERVER_A, 'upload', 'tcp_received_bps', 90e6, T0, 0],
-      ['r1', SERVER_A, 'upload', 'tcp_sent_bps', 90e6 + 1000, T0, 0],
-      ['r1', SERVER_A, 'download', 'tcp_received_bps', 50e6, T0, 0],
-      ['r1', SERVER_A, 'download', 'tcp_sent_bps', 50e6 + 1000, T0, 0],
-      ['r1', SERVER_A, null, 'result', 1, T0, 0],
-      ['r1', SERVER_A, null, 'duration_s', 25, T0, 0],
-    ]);
-    db.close();
-
-    expect(await store.runs.intervals(id)).toEqual([
-      { protocol: 'tcp', direction: 'upload', start: 0, end: 1, timeMs: T0 + 2000, bitsPerSecond: 90e6 - 10, omitted: true },
-      { protocol: 'tcp', direction: 'upload', start: 1, end: 2.5, timeMs: T0 + 3500, bitsPerSecond: 90e6 + 10, omitted: false },
-      { protocol: 'tcp', direction: 'download', start: 0, end: 1, timeMs: T0 + 13_000, bitsPerSecond: 50e6 - 10, omitted: true },
-      { protocol: 'tcp', direction: 'download', start: 1, end: 2.5, timeMs: T0 + 14_500, bitsPerSecond: 50e6 + 10, omitted: false },
-    ]);
-    expect(await store.runs.intervals(id + 100)).toEqual([]);
-  });
-
   it("stores the iperf3 version of a failed test when iperf3 printed it (e.g. 3.9's busy server)", async () => {
     const id = await store.runs.start({ device: 'r1', trigger: 'manual', roundId: null, startedAt: new Date(T0) });
     const outcome = failedOutcome(T0);
@@ -170,34 +97,6 @@ describe('finishRun is atomic', () => {
 });
 
 describe('interruption and rounds', () => {
-  it('marks runs and rounds left running as interrupted, once', async () => {
-    const round = await store.rounds.start(new Date(T0));
-    const a = await store.runs.start({ device: 'a', trigger: 'schedule', roundId: round, startedAt: new Date(T0) });
-    const b = await store.runs.start({ device: 'b', trigger: 'manual', roundId: null, startedAt: new Date(T0 + 1) });
-    const c = await store.runs.start({ device: 'c', trigger: 'schedule', roundId: round, startedAt: new Date(T0 + 2) });
-    await store.runs.finish(c, okOutcome(T0 + 2, 1, 1));
-
-    now = new Date('2025-03-02T00:00:00.000Z');
-    expect(await store.markInterrupted()).toBe(2);
-    for (const id of [a, b]) {
-      expect(await store.runs.get(id)).toMatchObject({
-        status: 'interrupted',
-        errorClass: 'interrupted',
-        message: 'the collector stopped while this run was in progress',
-        endedAt: '2025-03-02T00:00:00.000Z',
-      });
-    }
-    expect((await store.runs.get(c))!.status).toBe('ok');
-    expect(await store.rounds.last()).toEqual({
-      id: round,
-      plannedAt: new Date(T0),
-      startedAt: new Date('2025-03-01T00:00:00.000Z'),
-      endedAt: new Date('2025-03-02T00:00:00.000Z'),
-      status: 'interrupted',
-    });
-    expect(await store.markInterrupted()).toBe(0);
-  });
-
   it('tracks rounds and tells which devices a round has done, for resuming it', async () => {
     expect(await store.rounds.last()).toBeNull();
     const first = await store.rounds.start(new Date(T0));
