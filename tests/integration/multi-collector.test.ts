@@ -17,6 +17,7 @@ import { loadConfigText } from '../../collector/config/load.js';
 import { PostgresStore } from '../../collector/store/postgres/postgresStore.js';
 import { Telemetry } from '../../collector/telemetry.js';
 import { startPostgresCluster, type PostgresCluster } from '../support/postgresCluster.js';
+import { expectNoOverlapPerServer, roundRuns } from '../support/postgresRunLog.js';
 
 const silent = pino({ level: process.env.MC_LOG ?? 'silent' });
 const SERVERS = [1, 2, 3].map((i) => ({ host: `10.9.0.${i}`, port: 5201 }));
@@ -72,26 +73,6 @@ async function member(url: string, group: string, testMs: number, extra: { runAt
   return { group, store, collector, pid: store.db.identity().pid };
 }
 
-interface RunRow {
-  id: number;
-  device: string;
-  status: string;
-  owner_pid: number;
-}
-
-async function roundRuns(roundId: number): Promise<RunRow[]> {
-  return (await admin.query<RunRow>('SELECT id, device, status, owner_pid FROM runs WHERE round_id = $1 ORDER BY id', [roundId])).rows;
-}
-
-async function expectNoOverlapPerServer(): Promise<void> {
-  const { rows } = await admin.query<{ server: string; started_at: number; ended_at: number }>(
-    'SELECT server, started_at, ended_at FROM tests ORDER BY server, started_at',
-  );
-  for (let i = 1; i < rows.length; i++) {
-    if (rows[i].server === rows[i - 1].server) expect(rows[i].started_at).toBeGreaterThanOrEqual(rows[i - 1].ended_at);
-  }
-}
-
 beforeAll(async () => {
   cluster = await startPostgresCluster();
   dir = mkdtempSync(join(tmpdir(), 'multi-collector-'));
@@ -118,7 +99,7 @@ describe('collectors sharing one PostgreSQL', () => {
     await Promise.all(members.map((m) => m.collector.scheduler.fire(planned)));
     const rounds = (await admin.query<{ id: number; status: string }>('SELECT id, status FROM rounds')).rows;
     expect(rounds).toEqual([{ id: expect.any(Number), status: 'done' }]);
-    const runs = await roundRuns(rounds[0].id);
+    const runs = await roundRuns(admin, rounds[0].id);
     expect(runs.map((r) => r.device).sort()).toEqual(DEVICES.map((d) => d.id).sort());
     expect(runs.every((r) => r.status === 'ok')).toBe(true);
     for (const r of runs) {
@@ -127,7 +108,7 @@ describe('collectors sharing one PostgreSQL', () => {
     }
     // the work was shared: each eu collector ran something
     expect(new Set(runs.map((r) => r.owner_pid)).size).toBe(3);
-    await expectNoOverlapPerServer();
+    await expectNoOverlapPerServer(admin);
 
     // next night: one eu collector dies in the middle of a test
     const [victim, survivor, us] = members;
@@ -148,7 +129,7 @@ describe('collectors sharing one PostgreSQL', () => {
     // the victim is not shut down: a killed process does not get to (its in-process leftovers stay idle)
     const round2 = (await admin.query<{ id: number; status: string }>('SELECT id, status FROM rounds WHERE planned_at = $1', [night2.getTime()])).rows[0];
     expect(round2.status).toBe('done');
-    const runs2 = await roundRuns(round2.id);
+    const runs2 = await roundRuns(admin, round2.id);
     const interrupted = runs2.filter((r) => r.status !== 'ok');
     const ok = runs2.filter((r) => r.status === 'ok');
     // every device ok exactly once; the run cut off is recorded as interrupted and was run again by its group
@@ -161,7 +142,7 @@ describe('collectors sharing one PostgreSQL', () => {
       const pinned = pinnedGroup(r.device);
       expect([survivor.pid, ...(pinned === 'eu' ? [] : [us.pid])]).toContain(rerun.owner_pid);
     }
-    await expectNoOverlapPerServer();
+    await expectNoOverlapPerServer(admin);
     await Promise.all([survivor, us].map(async (m) => {
       await m.collector.shutdown();
       await m.store.close();
@@ -190,7 +171,7 @@ describe('collectors sharing one PostgreSQL', () => {
     admin = await cluster.admin(new URL(url).pathname.slice(1));
     await round;
     const roundId = (await admin.query<{ id: number }>('SELECT id FROM rounds WHERE planned_at = $1', [planned.getTime()])).rows[0].id;
-    const runs = await roundRuns(roundId);
+    const runs = await roundRuns(admin, roundId);
     const ok = runs.filter((r) => r.status === 'ok').map((r) => r.device);
     // every device has exactly one stored result; runs cut by the outage are interrupted, none is left running
     expect(ok.sort()).toEqual(DEVICES.map((d) => d.id).sort());
@@ -199,7 +180,7 @@ describe('collectors sharing one PostgreSQL', () => {
     expect(cut.every((r) => r.status === 'interrupted')).toBe(true);
     const metrics = (await admin.query<{ n: number }>('SELECT count(DISTINCT run_id)::int AS n FROM metrics')).rows[0].n;
     expect(metrics).toBe(DEVICES.length);
-    await expectNoOverlapPerServer();
+    await expectNoOverlapPerServer(admin);
     for (const m of members) {
       await m.collector.shutdown();
       await m.store.close();
@@ -221,7 +202,7 @@ describe('collectors sharing one PostgreSQL', () => {
     expect(rounds[0].status).toBe('done');
     expect(rounds[0].planned_at % 60_000).toBe(0);
     expect(rounds[0].planned_at).toBe(minute);
-    const ok = (await roundRuns(rounds[0].id)).filter((r) => r.status === 'ok').map((r) => r.device);
+    const ok = (await roundRuns(admin, rounds[0].id)).filter((r) => r.status === 'ok').map((r) => r.device);
     expect(ok.sort()).toEqual(DEVICES.map((d) => d.id).sort());
     for (const m of members) {
       await m.collector.shutdown();

@@ -23,6 +23,7 @@ import { createLab, type Lab } from '../lab/lab.js';
 import { GrafanaHost, values } from '../support/grafanaHost.js';
 import { ensurePluginBuilt, REPO_ROOT } from '../support/pluginProcess.js';
 import { freePort, startPostgresCluster, type PostgresCluster } from '../support/postgresCluster.js';
+import { expectNoOverlapPerServer, roundRuns, type RunRow } from '../support/postgresRunLog.js';
 
 const MAIN = join(REPO_ROOT, 'collector/dist/main.js');
 const TOKEN = 'scale-out-lab-token-0123456789abcdef';
@@ -120,38 +121,17 @@ async function stopCollector(name: Name, signal: NodeJS.Signals = 'SIGTERM'): Pr
   children.delete(name);
 }
 
-interface RunRow {
-  id: number;
-  device: string;
-  status: string;
-  owner_pid: number;
-}
-
-async function roundRuns(roundId: number): Promise<RunRow[]> {
-  return (await (await db()).query<RunRow>('SELECT id, device, status, owner_pid FROM runs WHERE round_id = $1 ORDER BY id', [roundId])).rows;
-}
-
 /** The round planned at `plannedMs`, once every device has a result in it and nothing of it runs. */
 async function roundComplete(plannedMs: number, ms: number): Promise<number> {
   return waitFor(`the round planned at ${new Date(plannedMs).toISOString()} to complete`, ms, async () => {
     await learnSessions();
     const round = (await (await db()).query<{ id: number }>('SELECT id FROM rounds WHERE planned_at = $1', [plannedMs])).rows[0];
     if (!round) return null;
-    const runs = await roundRuns(round.id);
+    const runs = await roundRuns(await db(), round.id);
     const done = new Set(runs.filter((r) => ['ok', 'failed', 'skipped'].includes(r.status)).map((r) => r.device));
     if (runs.some((r) => r.status === 'running') || IDS.some((id) => !done.has(id))) return null;
     return round.id;
   });
-}
-
-async function expectNoOverlapPerServer(): Promise<void> {
-  const { rows } = await (await db()).query<{ server: string; started_at: number; ended_at: number; run_id: number }>(
-    'SELECT server, started_at, ended_at, run_id FROM tests ORDER BY server, started_at',
-  );
-  expect(new Set(rows.map((r) => r.server)).size).toBe(2);
-  for (let i = 1; i < rows.length; i++) {
-    if (rows[i].server === rows[i - 1].server) expect(rows[i].started_at, JSON.stringify([rows[i - 1], rows[i]])).toBeGreaterThanOrEqual(rows[i - 1].ended_at);
-  }
 }
 
 function groupOfOwner(run: RunRow): string {
@@ -197,12 +177,12 @@ describe('three collector processes on one PostgreSQL, in the lab', () => {
     await Promise.all((['eu-a', 'eu-b', 'us-c'] as const).map((name) => startCollector(name, cron)));
     const round1 = await roundComplete(minute1, 45_000);
     expect((await (await db()).query('SELECT planned_at FROM rounds')).rows).toEqual([{ planned_at: minute1 }]);
-    const runs1 = await roundRuns(round1);
+    const runs1 = await roundRuns(await db(), round1);
     // exactly one run per device, each ok
     expect(runs1.map((r) => r.device).sort()).toEqual(IDS);
     expect(runs1.map((r) => r.status)).toEqual(IDS.map(() => 'ok'));
     for (const r of runs1) if (DEVICES[r.device].group) expect(groupOfOwner(r), r.device).toBe(DEVICES[r.device].group);
-    await expectNoOverlapPerServer();
+    expect((await expectNoOverlapPerServer(await db())).size).toBe(2);
 
     // Round 2: the cron fires in every collector at the next minute
     const victimRun = await waitFor('an eu-pinned device under test by an eu collector', 70_000, async () => {
@@ -241,7 +221,7 @@ describe('three collector processes on one PostgreSQL, in the lab', () => {
     // figures for docs/scale-out.md (what happens on a failure, as measured here)
     process.stdout.write(`scale-out lab: outage began ${back - victimKilledAt - OUTAGE_MS} ms after the kill; first run claimed ${resumed[0].first - back} ms after the database was back; round complete ${Date.now() - back} ms after\n`);
     await learnSessions();
-    const runs2 = await roundRuns(round2);
+    const runs2 = await roundRuns(await db(), round2);
     const ok = runs2.filter((r) => r.status === 'ok');
     const cut = runs2.filter((r) => r.status !== 'ok');
     // every device has exactly one result; what was cut is interrupted, and each was tested again later
@@ -259,7 +239,7 @@ describe('three collector processes on one PostgreSQL, in the lab', () => {
     expect(stored.map((r) => r.run_id)).toEqual(ok.map((r) => r.id));
     const tests = (await (await db()).query<{ run_id: number }>('SELECT run_id FROM tests WHERE run_id = ANY($1::bigint[]) ORDER BY run_id', [runs2.map((r) => r.id)])).rows;
     expect(tests.map((r) => r.run_id)).toEqual(ok.map((r) => r.id));
-    await expectNoOverlapPerServer();
+    expect((await expectNoOverlapPerServer(await db())).size).toBe(2);
 
     // The plugin, through its executable, on a fourth collector that never ran a test
     await startCollector('us-d', '0 2 1 1 *', false);
