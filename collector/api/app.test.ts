@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pino from 'pino';
@@ -10,6 +11,7 @@ import { settingsSchema, type SettingsInput } from '../../contract/settings.js';
 import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 import { Telemetry } from '../telemetry.js';
+import { probeServer } from '../dispatch/serverProbe.js';
 import { buildApi } from './app.js';
 import { DEVICES_PAGE, devicesJson } from './routes/inventory.js';
 import { devicesResponseSchema } from '../../contract/apiResponses.js';
@@ -195,6 +197,55 @@ describe('GET /api/v1/health', () => {
     expect(res.json().servers).toHaveLength(400);
     expect(probed.sort()).toEqual(servers.map((s) => s.key).sort());
     expect(most).toBe(16);
+  });
+
+  it('shares one probe round among calls that arrive while it runs (one TCP connection per server), and probes afresh after it', async () => {
+    // the client ports of the connections the server accepted, in order
+    const accepted: number[] = [];
+    const listener = createServer((socket) => {
+      accepted.push(socket.remotePort!);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const { port } = listener.address() as AddressInfo;
+    // the probes' connections the server has accepted: one more connection of our own, once the
+    // server has accepted it, comes after every earlier one
+    let sentinels = 0;
+    const probesAccepted = async (): Promise<number> => {
+      const own = await new Promise<number>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => resolve(socket.localPort!));
+      });
+      sentinels++;
+      while (!accepted.includes(own)) await new Promise((r) => setTimeout(r, 5));
+      return accepted.length - sentinels;
+    };
+    try {
+      const key = `127.0.0.1:${port}`;
+      control.serverList = [null, 'copy'].map((pool) => ({ host: '127.0.0.1', port, key, pool, busy: false, busySeconds: 0 }));
+      // the real probe, held until every caller has joined the round
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      control.checkServer = async (host, p, ms) => {
+        await held;
+        return probeServer(host, p, ms);
+      };
+      let joined = 0;
+      const devices = control.devices.bind(control);
+      control.devices = () => (joined++, devices());
+      const calls = Array.from({ length: 5 }, () => get('/api/v1/health'));
+      while (joined < 5) await new Promise((r) => setImmediate(r));
+      release();
+      const answers = await Promise.all(calls);
+      for (const res of answers) {
+        expect(res.status).toBe(200);
+        expect(res.json().servers).toEqual(control.serverList.map((s) => ({ ...s, reachable: true })));
+      }
+      expect(await probesAccepted()).toBe(1);
+      expect((await get('/api/v1/health')).json().servers[0].reachable).toBe(true);
+      expect(await probesAccepted()).toBe(2);
+    } finally {
+      await new Promise((resolve) => listener.close(resolve));
+    }
   });
 
   it('gives null times when the schedule is off and has never run', async () => {

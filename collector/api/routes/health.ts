@@ -1,6 +1,6 @@
 /** Liveness (no token), Prometheus metrics and the collector's health with a probe of each server. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { healthResponseSchema } from '../../../contract/apiResponses.js';
 import { API_PREFIX, type HealthResponse, type ServerHealth, type ServerInfo } from '../../../contract/api.js';
 import type { ServerCheck } from '../types.js';
@@ -23,6 +23,29 @@ function withTimeout(check: Promise<ServerCheck>, ms: number): Promise<ServerChe
 export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, limits, startedAt }) => {
   const { control } = deps;
 
+  // One probe round at a time: calls that arrive while a round runs share its probes (each
+  // host:port once, however many callers and pools), so N dashboards or Save & test clicks at
+  // once open one connection per server, not N. A call after the round ends probes afresh.
+  let round: { checks: Map<string, Promise<ServerCheck>>; limit: LimitFunction } | undefined;
+  const probeAll = async (list: ServerInfo[]): Promise<ServerHealth[]> => {
+    const owner = round === undefined;
+    const current = (round ??= { checks: new Map(), limit: pLimit(PROBE_CONCURRENCY) });
+    const { checks, limit } = current;
+    const probe = (s: ServerInfo): Promise<ServerCheck> => {
+      let check = checks.get(s.key);
+      if (!check) {
+        check = limit(() => withTimeout(control.checkServer(s.host, s.port, limits.healthCheckTimeoutMs), limits.healthCheckTimeoutMs));
+        checks.set(s.key, check);
+      }
+      return check;
+    };
+    try {
+      return await Promise.all(list.map(async (s): Promise<ServerHealth> => ({ ...s, ...(await probe(s)) })));
+    } finally {
+      if (owner && round === current) round = undefined;
+    }
+  };
+
   // Liveness for container health checks: no token, no work.
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
@@ -39,18 +62,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
       devices++;
       if (d.enabled) enabledDevices++;
     }
-    // each host:port once (a server may be in several pools), a bounded number at a time
-    const limit = pLimit(PROBE_CONCURRENCY);
-    const checks = new Map<string, Promise<ServerCheck>>();
-    const probe = (s: ServerInfo): Promise<ServerCheck> => {
-      let check = checks.get(s.key);
-      if (!check) {
-        check = limit(() => withTimeout(control.checkServer(s.host, s.port, limits.healthCheckTimeoutMs), limits.healthCheckTimeoutMs));
-        checks.set(s.key, check);
-      }
-      return check;
-    };
-    const servers = await Promise.all(control.servers().map(async (s): Promise<ServerHealth> => ({ ...s, ...(await probe(s)) })));
+    const servers = await probeAll(control.servers());
     return {
       status: 'ok',
       version: deps.version,
