@@ -29,8 +29,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
   let round: { checks: Map<string, Promise<ServerCheck>>; limit: LimitFunction } | undefined;
   const probeAll = async (list: ServerInfo[]): Promise<ServerHealth[]> => {
     const owner = round === undefined;
-    const current = (round ??= { checks: new Map(), limit: pLimit(PROBE_CONCURRENCY) });
-    const { checks, limit } = current;
+    const { checks, limit } = (round ??= { checks: new Map(), limit: pLimit(PROBE_CONCURRENCY) });
     const probe = (s: ServerInfo): Promise<ServerCheck> => {
       let check = checks.get(s.key);
       if (!check) {
@@ -42,7 +41,7 @@ export const healthRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps
     try {
       return await Promise.all(list.map(async (s): Promise<ServerHealth> => ({ ...s, ...(await probe(s)) })));
     } finally {
-      if (owner && round === current) round = undefined;
+      if (owner) round = undefined;
     }
   };
 
