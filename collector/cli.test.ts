@@ -7,7 +7,7 @@ import { formatSummary, runCli, USAGE, type Runtime } from './cli.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
 import { COLLECTOR_VERSION } from './version.js';
 import { SqliteStore } from './store/sqlite/sqliteStore.js';
-import { DatabaseInUseError } from './errors.js';
+import { DatabaseInUseError, UnknownDevicesError } from './errors.js';
 import { openDeviceAdmin, startService } from './service.js';
 import { pino } from 'pino';
 import { apiDeviceAdmin } from './inventory/deviceAdmin.js';
@@ -82,11 +82,14 @@ function runtime(results: RunSummary[]): Runtime & { calls: string[] } {
     },
     run: async (_loaded, _logger, devices) => {
       calls.push(`run ${devices.join(',')}`);
+      // the real inventory's refusal (its own tests, and the built CLI's below, check when)
+      const unknown = devices.filter((d) => d.startsWith('nope'));
+      if (unknown.length > 0) throw new UnknownDevicesError(unknown);
       return results;
     },
     forgetHostKey: async (_loaded, device) => {
       calls.push(`forget ${device}`);
-      return false;
+      return device.startsWith('nope') ? 'unknown' : 'none';
     },
     deviceAdmin: (loaded, logger) => openDeviceAdmin(loaded, logger),
   };
@@ -146,10 +149,10 @@ describe('collector CLI', () => {
       writeFileSync(join(dir, 'collector.yaml'), 'apiTokenFile: token\n');
       expect(await runCli(['check-config'], t.io, runtime([]))).toBe(0);
       expect(t.out.join('')).toMatch(/^collector\.yaml: OK/);
-      // and an inventory without devices says so when a device is asked for
+      // and names it in the hint when a device is unknown
       const r = io();
-      expect(await runCli(['run', 'ap-9'], r.io, runtime([]))).toBe(2);
-      expect(r.err.join('')).toMatch(/unknown device id\(s\): ap-9; known: \(none\)/);
+      expect(await runCli(['run', 'nope-9'], r.io, runtime([]))).toBe(2);
+      expect(r.err.join('')).toBe('unknown device id(s): nope-9; `collector devices export --config collector.yaml` lists the devices (the configuration\'s and those added through the API)\n');
     } finally {
       process.chdir(cwd);
     }
@@ -161,8 +164,9 @@ describe('collector CLI', () => {
     expect(await runCli(['run', ...cfg], t.io, runtime([]))).toBe(2);
     expect(t.err.join('')).toMatch(/needs at least one device id/);
     t = io();
-    expect(await runCli(['run', 'nope', ...cfg], t.io, runtime([]))).toBe(2);
-    expect(t.err.join('')).toMatch(/unknown device id\(s\): nope; known: ap-1, ap-2/);
+    expect(await runCli(['run', 'ap-1', 'nope', 'nope-2', ...cfg], t.io, runtime([]))).toBe(2);
+    expect(t.err.join('')).toMatch(/^unknown device id\(s\): nope, nope-2; `collector devices export --config .*good\.yaml` lists the devices/);
+    expect(t.out).toEqual([]);
     t = io();
     const rt = runtime([ok]);
     expect(await runCli(['run', 'ap-1', ...cfg], t.io, rt)).toBe(0);
@@ -177,19 +181,23 @@ describe('collector CLI', () => {
     expect(t.out.join('')).toContain('ap-2: failed via 10.0.0.1:5201 [server-unreachable] tcp upload: unable to connect (run 8)\n  tcp upload: failed [server-unreachable]');
   });
 
-  it('forget-host-key takes one device of the configuration and says what happened', async () => {
+  it('forget-host-key takes one device id and says what happened', async () => {
     const cfg = ['--config', join(dir, 'good.yaml')];
     let t = io();
     const rt = runtime([]);
     expect(await runCli(['forget-host-key', 'ap-1', ...cfg], t.io, rt)).toBe(1);
     expect(t.err.join('')).toBe('no host key is recorded for ap-1: nothing to forget\n');
     t = io();
-    expect(await runCli(['forget-host-key', 'ap-2', ...cfg], t.io, { ...rt, forgetHostKey: async () => true })).toBe(0);
+    expect(await runCli(['forget-host-key', 'ap-2', ...cfg], t.io, { ...rt, forgetHostKey: async () => 'forgotten' })).toBe(0);
     expect(t.out.join('')).toMatch(/^forgot the SSH host key recorded for ap-2/);
+    t = io();
+    expect(await runCli(['forget-host-key', 'nope', ...cfg], t.io, rt)).toBe(2);
+    expect(t.err.join('')).toMatch(/^unknown device id nope, and no host key is recorded for it; `collector devices export --config .*good\.yaml` lists the devices/);
     t = io();
     expect(await runCli(['forget-host-key', ...cfg], t.io, rt)).toBe(2);
     expect(await runCli(['forget-host-key', 'ap-1', 'ap-2', ...cfg], t.io, rt)).toBe(2);
-    expect(rt.calls).toEqual(['forget ap-1']);
+    expect(t.err.join('')).toMatch(/^forget-host-key needs one device id, e\.g\./);
+    expect(rt.calls).toEqual(['forget ap-1', 'forget nope']);
   });
 
   it('prints a startup failure in one line with exit code 1, and lets other errors through', async () => {
@@ -278,7 +286,11 @@ describe('the built collector executable', () => {
     expect([again.status, again.stderr]).toEqual([1, 'no host key is recorded for ap-9: nothing to forget\n']);
     const unknown = forget('nope');
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toMatch(/forget-host-key needs one device id of the configuration/);
+    expect(unknown.stderr).toMatch(/^unknown device id nope, and no host key is recorded for it; `collector devices export/);
+    // the run command asks the collector's inventory, which refuses an unknown id before any test
+    const run = spawnSync('node', [main, 'run', 'ap-9', 'nope', '--config', cfgPath, '--log-level', 'silent'], { encoding: 'utf8' });
+    expect([run.status, run.stdout]).toEqual([2, '']);
+    expect(run.stderr).toMatch(/^unknown device id\(s\): nope; `collector devices export --config .*keys\.yaml` lists the devices/m);
   });
 
   it('serves /healthz, logs JSON lines on stderr, and stops cleanly on SIGTERM', async () => {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
-import { StartupError } from './errors.js';
+import { StartupError, UnknownDevicesError } from './errors.js';
 import { createLogger } from './logging.js';
 import { StoredSettingsError } from './store/store.js';
 import type { RunSummary } from './dispatch/deviceRun.js';
@@ -45,8 +45,8 @@ export interface CliIo {
 export interface Runtime {
   serve(loaded: LoadedConfig, logger: Logger): Promise<number>;
   run(loaded: LoadedConfig, logger: Logger, devices: string[]): Promise<RunSummary[]>;
-  /** true when a key was recorded and is now forgotten */
-  forgetHostKey(loaded: LoadedConfig, device: string): Promise<boolean>;
+  /** `forgotten` when a key was recorded and is now forgotten; `unknown`: no such device and no key */
+  forgetHostKey(loaded: LoadedConfig, device: string): Promise<'forgotten' | 'none' | 'unknown'>;
   /** the inventory for `devices import/export`: the running collector's API, or the store */
   deviceAdmin(loaded: LoadedConfig, logger: Logger): Promise<DeviceAdmin>;
 }
@@ -134,12 +134,17 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
 
   if (command === 'forget-host-key') {
     const device = rest[0];
-    if (rest.length !== 1 || !loaded.devices.some((d) => d.config.id === device)) {
-      io.err(`forget-host-key needs one device id of the configuration, e.g. \`collector forget-host-key ap-lobby --config collector.yaml\`\n`);
+    if (rest.length !== 1) {
+      io.err(`forget-host-key needs one device id, e.g. \`collector forget-host-key ap-lobby --config ${configPath}\`\n`);
       return 2;
     }
     return startupGuard(io, async () => {
-      if (!(await runtime.forgetHostKey(loaded, device))) {
+      const result = await runtime.forgetHostKey(loaded, device);
+      if (result === 'unknown') {
+        io.err(`unknown device id ${device}, and no host key is recorded for it; ${LIST_DEVICES(configPath)}\n`);
+        return 2;
+      }
+      if (result === 'none') {
         io.err(`no host key is recorded for ${device}: nothing to forget\n`);
         return 1;
       }
@@ -161,18 +166,23 @@ export async function runCli(argv: string[], io: CliIo, runtime: Runtime): Promi
     io.err('run needs at least one device id, e.g. `collector run ap-lobby --config collector.yaml`\n');
     return 2;
   }
-  const known = new Set(loaded.devices.map((d) => d.config.id));
-  const unknown = rest.filter((id) => !known.has(id));
-  if (unknown.length > 0) {
-    io.err(`unknown device id(s): ${unknown.join(', ')}; known: ${[...known].join(', ') || '(none)'}\n`);
-    return 2;
-  }
   return startupGuard(io, async () => {
-    const results = await runtime.run(loaded, logger, rest);
+    let results: RunSummary[];
+    try {
+      results = await runtime.run(loaded, logger, rest);
+    } catch (err) {
+      if (!(err instanceof UnknownDevicesError)) throw err;
+      io.err(`unknown device id(s): ${err.devices.join(', ')}; ${LIST_DEVICES(configPath)}\n`);
+      return 2;
+    }
     io.out(formatSummary(results));
     return results.every((r) => r.status === 'ok') ? 0 : 1;
   });
 }
+
+/** Where the ids are: the configuration's devices and those added through the API. */
+const LIST_DEVICES = (configPath: string) =>
+  `\`collector devices export --config ${configPath}\` lists the devices (the configuration's and those added through the API)`;
 
 const DEVICES_USAGE = 'use `collector devices import <devices.csv|devices.yaml>` or `collector devices export [--format csv|yaml]`';
 

@@ -329,13 +329,22 @@ describe('collector core behind the API', () => {
     expect(lines.join('')).toContain('encrypted with another API token');
   });
 
-  it('forgets a recorded host key beside a running service, once', async () => {
+  it('forgets a recorded host key beside a running service, once, for a device of the file or of the API', async () => {
     const config = loaded();
     service = await startService(config, logger, { connector: unreachable, schedule: false });
     await service.store.hostKeys.record('a', 'SHA256:old');
-    expect(await forgetHostKey(config, 'a')).toBe(true);
+    expect(await forgetHostKey(config, 'a')).toBe('forgotten');
     expect(await service.store.hostKeys.get('a')).toBeUndefined();
-    expect(await forgetHostKey(config, 'a')).toBe(false);
+    expect(await forgetHostKey(config, 'a')).toBe('none');
+    // a device the API added (the store's inventory, not the file's)
+    await service.store.devices.add({ id: 'api-1', host: '10.9.0.12', port: 22, username: 'root', privateKeyFile: 'key', enabled: true, labels: {} });
+    expect(await forgetHostKey(config, 'api-1')).toBe('none');
+    await service.store.hostKeys.record('api-1', 'SHA256:old');
+    expect(await forgetHostKey(config, 'api-1')).toBe('forgotten');
+    expect(await forgetHostKey(config, 'nope')).toBe('unknown');
+    // a key left behind by a device that is gone is still forgotten
+    await service.store.hostKeys.record('gone', 'SHA256:old');
+    expect(await forgetHostKey(config, 'gone')).toBe('forgotten');
   });
 
   it('parses listen addresses, IPv6 included', () => {

@@ -108,10 +108,18 @@ export async function startService(loaded: LoadedConfig, logger: Logger, options
 }
 
 /** The `forget-host-key` command: works beside a running `serve` (a single small write). */
-export async function forgetHostKey(loaded: LoadedConfig, device: string): Promise<boolean> {
-  const store = SqliteStore.open(loaded.databasePath);
+/**
+ * `forget-host-key`: forgets the host key recorded for a device, beside a running collector or
+ * not, on either store. `none` when no key is recorded for a device the configuration or the
+ * API inventory has; `unknown` when neither has the id and no key is recorded for it.
+ */
+export async function forgetHostKey(loaded: LoadedConfig, device: string): Promise<'forgotten' | 'none' | 'unknown'> {
+  // not the owner: a running collector may hold the SQLite database
+  const store = loaded.postgres ? await PostgresStore.open(loaded.postgres.url, { password: loaded.postgres.password }) : SqliteStore.open(loaded.databasePath);
   try {
-    return await store.hostKeys.forget(device);
+    if (await store.hostKeys.forget(device)) return 'forgotten';
+    const known = loaded.devices.some((d) => d.config.id === device) || (await store.devices.find(device)).length > 0;
+    return known ? 'none' : 'unknown';
   } finally {
     await store.close();
   }

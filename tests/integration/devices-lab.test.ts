@@ -4,7 +4,7 @@
  * a device added through the API is tested at once; an edit of the watched file and a SIGHUP
  * bring in the file's devices; the file's devices are refused through the API; a removed
  * device keeps its history; `devices import` and `export` round-trip through the running
- * collector's API.
+ * collector's API; `collector run` and `forget-host-key` take a device of the API.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -189,5 +189,25 @@ describe('devices without restarts, on real devices', () => {
         `drop-2,${d.host},${d.port},${d.username},id_ed25519,,,,,,true,roof\n` +
         `osh,${lab.device('osh').host},${lab.device('osh').port},${lab.device('osh').username},${join(dir, 'creds', 'id_ed25519')},,,,,,true,lab\n`,
     );
+  });
+  it('tests a device added through the API with `collector run`, and forgets its host key with `forget-host-key`', async () => {
+    // beside the running collector: the key that drop-2's run recorded on first use
+    const forgot = cli('forget-host-key', 'drop-2');
+    expect([forgot.status, forgot.stderr]).toEqual([0, '']);
+    expect(forgot.stdout).toMatch(/^forgot the SSH host key recorded for drop-2; the next connection records/);
+    expect(cli('forget-host-key', 'drop-2').stderr).toBe('no host key is recorded for drop-2: nothing to forget\n');
+    // `run` takes the SQLite database for itself: the service stops first
+    const exit = new Promise((r) => child!.once('exit', r));
+    child!.kill('SIGTERM');
+    await exit;
+    const run = cli('run', 'drop-2');
+    expect([run.status, run.stderr], run.stdout).toEqual([0, '']);
+    expect(run.stdout).toMatch(/^drop-2: ok via /);
+    expect(run.stdout).toMatch(/tcp upload: [\d.]+ Mbit\/s received/);
+    // the connection recorded the device's key again
+    expect(cli('forget-host-key', 'drop-2').status).toBe(0);
+    const unknown = cli('run', 'drop-3');
+    expect([unknown.status, unknown.stdout]).toEqual([2, '']);
+    expect(unknown.stderr).toMatch(/^unknown device id\(s\): drop-3; `collector devices export --config /);
   });
 });

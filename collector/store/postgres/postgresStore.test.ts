@@ -2,12 +2,12 @@
  * What only the PostgreSQL store does: migrations shared by collectors starting together, one
  * round per planned time, runs owned by a collector's database session, reconnection.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfigText } from '../../config/load.js';
-import { openStore } from '../../service.js';
+import { forgetHostKey, openStore } from '../../service.js';
 import { okOutcome } from '../../../tests/support/storeFixtures.js';
 import { postgresPerTest } from '../../../tests/support/postgresPerTest.js';
 import { SqliteStore } from '../sqlite/sqliteStore.js';
@@ -102,6 +102,29 @@ describe('connection', () => {
       expect(sqlite).toBeInstanceOf(SqliteStore);
       await sqlite.close();
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is what `forget-host-key` forgets in on a postgres:// configuration, with a device of the API', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-forget-'));
+    const cwd = process.cwd();
+    try {
+      writeFileSync(join(dir, 'token'), 'b'.repeat(32));
+      writeFileSync(join(dir, 'pgpass'), pgt.cluster.password);
+      const config = loadConfigText(`apiTokenFile: token\ndatabase: "${pgt.url}"\ndatabasePasswordFile: pgpass\n`, join(dir, 'c.yaml'));
+      const store = await pgt.open();
+      await store.devices.add({ id: 'api-1', host: '10.9.0.12', port: 22, username: 'root', privateKeyFile: 'key', enabled: true, labels: {} });
+      await store.hostKeys.record('api-1', 'SHA256:old');
+      process.chdir(dir);
+      expect(await forgetHostKey(config, 'api-1')).toBe('forgotten');
+      expect(await store.hostKeys.get('api-1')).toBeUndefined();
+      expect(await forgetHostKey(config, 'api-1')).toBe('none');
+      expect(await forgetHostKey(config, 'nope')).toBe('unknown');
+      // nothing but the configuration's own files: no SQLite database named after the URL
+      expect(readdirSync(dir).sort()).toEqual(['pgpass', 'token']);
+    } finally {
+      process.chdir(cwd);
       rmSync(dir, { recursive: true, force: true });
     }
   });
