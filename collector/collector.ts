@@ -58,6 +58,7 @@ export class Collector {
     private readonly settings: EffectiveSettings,
     /** the inventory in the store: the file's devices and the API's */
     readonly catalog: DeviceCatalog,
+    private readonly following: { stop(): Promise<void> },
   ) {
     this.clock = opts.clock ?? (() => new Date());
     this.log = opts.logger;
@@ -84,12 +85,13 @@ export class Collector {
       readConfig: opts.readConfig ?? loadConfigFile,
     });
     await catalog.start();
+    const following = await catalog.follow();
     if (settings.secretLost) {
       opts.logger.warn(
         'the iperf3 password saved with the pushed settings was encrypted with another API token and cannot be read: authenticated tests fail until the data source is saved again in Grafana (Save & test)',
       );
     }
-    return new Collector(opts, inventory, settings, catalog);
+    return new Collector(opts, inventory, settings, catalog, following);
   }
 
   private async runRound(roundId: number, devices?: string[]): Promise<boolean> {
@@ -220,6 +222,7 @@ export class Collector {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     this.scheduler.stop();
+    await this.following.stop();
     await this.runner.stop();
     await this.scheduler.idle();
   }

@@ -184,6 +184,68 @@ describe('the inventory in the store', () => {
     expect(bare.inventory.get('late')?.target.privateKey).toBeUndefined();
   });
 
+  it('follows changes announced by the store: one more read for any number of changes during a read, a failed read logged, stop waits', async () => {
+    const loaded = loadConfigFile(writeConfig('  []\n'));
+    const { inventory, catalog: c } = catalog(loaded);
+    await c.start();
+    // SQLite has no notifications (one process owns it): the PostgreSQL NOTIFY is injected here,
+    // and tests/integration/multi-collector.test.ts follows it between real collectors
+    let announce: (() => void) | undefined;
+    store.devices.onChange = async (listener) => {
+      announce = listener;
+      return () => (announce = undefined);
+    };
+    const list = store.devices.list.bind(store.devices);
+    let reads = 0;
+    let hold: Promise<void> | undefined;
+    let failNext = false;
+    store.devices.list = async (sources) => {
+      reads++;
+      await hold;
+      if (failNext) {
+        failNext = false;
+        throw new Error('connection terminated');
+      }
+      return list(sources);
+    };
+    const following = await c.follow();
+    const settled = async (n: number) => {
+      while (reads < n) await new Promise((r) => setImmediate(r));
+      await c.refresh();
+      reads--; // the refresh of this helper itself
+    };
+
+    await store.devices.add(dev('other-1'));
+    let release!: () => void;
+    hold = new Promise((r) => (release = r));
+    announce!();
+    await store.devices.add(dev('other-2'));
+    announce!();
+    announce!();
+    release();
+    hold = undefined;
+    await settled(2);
+    expect(reads).toBe(2);
+    expect([...inventory.summaries()].map((d) => d.id)).toEqual(['other-1', 'other-2']);
+
+    failNext = true;
+    await store.devices.remove('other-1', false);
+    announce!();
+    await settled(3);
+    expect(logged(40)).toContainEqual(expect.objectContaining({ err: 'Error: connection terminated', msg: expect.stringContaining('read again before the next round') }));
+
+    hold = new Promise((r) => (release = r));
+    announce!();
+    let stopped = false;
+    const stopping = following.stop().then(() => (stopped = true));
+    expect(announce).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect([...inventory.summaries()].map((d) => d.id)).toEqual(['other-2']);
+  });
+
   it('reloads the file: a good edit applies its devices, a bad one is logged like check-config and keeps the inventory', async () => {
     const path = writeConfig('  - { id: f1, host: 192.0.2.1, username: root, privateKeyFile: key }\n');
     const { inventory, catalog: c } = catalog(loadConfigFile(path));

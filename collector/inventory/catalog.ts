@@ -61,6 +61,34 @@ export class DeviceCatalog {
   }
 
   /**
+   * Follows the changes other collectors make to the shared inventory (PostgreSQL), so that a
+   * device added through any collector's API is listed, and can be run now, by every collector
+   * at once rather than from its next round. Changes that arrive during a refresh bring one
+   * more refresh after it, not one each. `stop` ends it and waits for a refresh under way.
+   */
+  async follow(): Promise<{ stop(): Promise<void> }> {
+    const { store, logger } = this.deps;
+    let running: Promise<void> | null = null;
+    let again = false;
+    const refreshAll = async (): Promise<void> => {
+      do {
+        again = false;
+        await this.refresh().catch((err: unknown) =>
+          logger.warn({ err: String(err) }, 'cannot read the devices another collector changed: they are read again before the next round'),
+        );
+      } while (again);
+      running = null;
+    };
+    const unsubscribe = store.devices.onChange ? await store.devices.onChange(() => (running ? (again = true) : (running = refreshAll()))) : () => {};
+    return {
+      stop: async () => {
+        unsubscribe();
+        await running;
+      },
+    };
+  }
+
+  /**
    * Reads the configuration file again and applies its devices. A file with errors is logged
    * with the same messages as `check-config` and changes nothing. Returns whether it applied.
    */

@@ -213,6 +213,12 @@ export interface DeviceStore {
   remove(id: string, deleteHistory: boolean): Promise<boolean>;
   /** Makes `source` hold exactly `devices` (one transaction); unchanged devices keep their time. */
   replaceSource(source: string, devices: DeviceConfig[]): Promise<SourceChanges>;
+  /**
+   * Calls `listener` when any collector of the database has added, changed or removed an API
+   * device (PostgreSQL: a NOTIFY sent on commit; also after the session reconnects, when
+   * notifications may have been lost). Absent on SQLite, where only this process changes them.
+   */
+  onChange?(listener: () => void): Promise<() => void>;
 }
 
 export interface Store {

@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import { SimulatedConnector } from '../../bench/simulatedDevices.js';
 import { Collector } from '../../collector/collector.js';
 import { loadConfigText } from '../../collector/config/load.js';
+import { deviceConfigSchema } from '../../contract/devices.js';
 import { PostgresStore } from '../../collector/store/postgres/postgresStore.js';
 import { Telemetry } from '../../collector/telemetry.js';
 import { startPostgresCluster, type PostgresCluster } from '../support/postgresCluster.js';
@@ -56,6 +57,7 @@ async function member(url: string, group: string, testMs: number, extra: { runAt
     apiTokenFile: 'token',
     servers: SERVERS,
     pools: { 'us-servers': { group: 'us', servers: US_POOL } },
+    deviceCredentialsDir: dir,
     schedule: { cron: '0 2 1 1 *', runAtStart: extra.runAtStart ?? false },
     devices: DEVICES.map((d) => ({ ...d, host: '127.0.0.1', username: 'root', privateKeyFile: 'key' })),
   });
@@ -242,4 +244,36 @@ describe('collectors sharing one PostgreSQL', () => {
     );
     for (const r of rows) expect(r.status === 'ok' ? r.metrics > 0 : r.metrics === 0).toBe(true);
   }, 60_000);
+  it('see a device that another collector added, changed or removed through its API at once, not from their next round', async () => {
+    const url = await cluster.createDatabase();
+    await admin?.end();
+    admin = await cluster.admin(new URL(url).pathname.slice(1));
+    const [a, b] = [await member(url, 'eu', 20), await member(url, 'us', 20)];
+    const listed = (m: Member, id: string) => [...m.collector.devices()].find((d) => d.id === id);
+    const until = async (what: string, check: () => boolean | Promise<boolean>) => {
+      for (const end = Date.now() + 15_000; !(await check()); await new Promise((r) => setTimeout(r, 20))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    try {
+      await a.collector.addDevice(deviceConfigSchema.parse({ id: 'new-1', host: '127.0.0.1', username: 'root', privateKeyFile: 'key', labels: { site: 'roof' } }));
+      await until('the other collector to list new-1', () => listed(b, 'new-1') !== undefined);
+      expect(listed(b, 'new-1')).toMatchObject({ managedBy: 'api', labels: { site: 'roof' }, enabled: true });
+      // and to run it now, as Grafana's Run now does through any collector
+      expect(b.collector.runNow(['new-1'])).toEqual({ queued: ['new-1'] });
+      await until('the run of new-1 by the other collector', async () => {
+        const { rows } = await admin.query("SELECT 1 FROM runs WHERE device = 'new-1' AND status = 'ok' AND owner_pid = $1", [b.pid]);
+        return rows.length === 1;
+      });
+      await a.collector.updateDevice('new-1', { enabled: false });
+      await until('the other collector to see new-1 disabled', () => listed(b, 'new-1')?.enabled === false);
+      await a.collector.removeDevice('new-1', false);
+      await until('the other collector to drop new-1', () => listed(b, 'new-1') === undefined);
+    } finally {
+      for (const m of [a, b]) {
+        await m.collector.shutdown();
+        await m.store.close();
+      }
+    }
+  });
 });
