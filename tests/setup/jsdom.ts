@@ -3,7 +3,7 @@
  * jest-setup). Import it first in a `// @vitest-environment jsdom` test file.
  */
 import '@testing-library/jest-dom/vitest';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { cleanup } from '@testing-library/react';
 
 if (typeof window.matchMedia !== 'function') {
@@ -47,4 +47,19 @@ if (typeof window.IntersectionObserver !== 'function') {
 // uPlot and some charts ask for a 2D context at import time; jsdom has none.
 HTMLCanvasElement.prototype.getContext = (() => null) as unknown as HTMLCanvasElement['getContext'];
 
-afterEach(() => cleanup());
+// React's own warnings that a component put a prop on the DOM that does not belong there (for
+// example a Field's `invalid` cloned onto a <div>): a test in which React warns so fails
+const DOM_WARNINGS = [/for a non-boolean attribute/, /React does not recognize the `\w+` prop on a DOM element/, /Invalid DOM property/, /Unknown event handler property/];
+const domWarnings: string[] = [];
+const consoleError = console.error.bind(console);
+console.error = (...args: unknown[]) => {
+  const text = args.map(String).join(' ');
+  if (DOM_WARNINGS.some((w) => w.test(text))) domWarnings.push(text.split('\n')[0]);
+  consoleError(...args);
+};
+
+afterEach(() => {
+  cleanup();
+  const warned = domWarnings.splice(0);
+  expect(warned, 'React warned about props on DOM elements').toEqual([]);
+});

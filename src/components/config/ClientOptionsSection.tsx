@@ -93,11 +93,14 @@ export function ClientOptionsSection({ value = {}, errors, passwordConfigured, p
         ))}
       </Stack>
       <Field label="Directions" description="upload: device to server; download: server to device (-R)" {...err('directions')}>
-        <Stack gap={2}>
-          {DIRECTIONS.map((d) => (
-            <Checkbox key={d} label={d === 'upload' ? 'Upload' : 'Download'} value={directions.includes(d)} onChange={(e) => toggleDirection(d, e.currentTarget.checked)} />
-          ))}
-        </Stack>
+        {/* a fragment: Field hands `invalid` to an input child, which a layout element would put on the DOM */}
+        <>
+          <Stack gap={2}>
+            {DIRECTIONS.map((d) => (
+              <Checkbox key={d} label={d === 'upload' ? 'Upload' : 'Download'} value={directions.includes(d)} onChange={(e) => toggleDirection(d, e.currentTarget.checked)} />
+            ))}
+          </Stack>
+        </>
       </Field>
 
       <ConfigSubSection title="TCP">

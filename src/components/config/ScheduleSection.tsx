@@ -54,16 +54,19 @@ export function ScheduleSection({ value = {}, errors, onChange, now }: Props) {
           <Input id="iperf3-schedule-cron" width={24} placeholder={DEFAULTS.cron} value={value.cron ?? ''} onChange={(e) => set({ cron: e.currentTarget.value === '' ? undefined : e.currentTarget.value })} />
         </Field>
         <Field label="Time zone" description="the cron's clock; type a city or abbreviation" invalid={!!errors['schedule.timezone']} error={errors['schedule.timezone']}>
-          <div data-testid={Components.ConfigEditor.timezone}>
-            <TimeZonePicker
-              inputId="iperf3-schedule-timezone"
-              width={40}
-              // Grafana's own "utc" entry; every other entry is an IANA name the collector takes as is
-              includeInternal={[InternalTimeZones.utc]}
-              value={pickerZone(timezone)}
-              onChange={(zone) => set({ timezone: collectorZone(zone) })}
-            />
-          </div>
+          {/* a fragment: Field hands `invalid` to an input child, which the <div> would put on the DOM */}
+          <>
+            <div data-testid={Components.ConfigEditor.timezone}>
+              <TimeZonePicker
+                inputId="iperf3-schedule-timezone"
+                width={40}
+                // Grafana's own "utc" entry; every other entry is an IANA name the collector takes as is
+                includeInternal={[InternalTimeZones.utc]}
+                value={pickerZone(timezone)}
+                onChange={(zone) => set({ timezone: collectorZone(zone) })}
+              />
+            </div>
+          </>
         </Field>
         <Field label="Run at start" description="also run once when the collector starts">
           <InlineSwitch id="iperf3-schedule-run-at-start" label="Run at start" showLabel value={value.runAtStart ?? false} onChange={(e) => set({ runAtStart: e.currentTarget.checked })} />
