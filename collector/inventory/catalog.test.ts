@@ -11,6 +11,7 @@ import { deviceConfigSchema, type DeviceConfigInput } from '../../contract/devic
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { DeviceIdTakenError, DeviceManagedByFileError, DeviceRejectedError, UnknownDevicesError } from '../errors.js';
 import { SqliteStore } from '../store/sqlite/sqliteStore.js';
+import type { DeviceStore } from '../store/store.js';
 import { DeviceAdminError } from './bulk.js';
 import { DeviceCatalog } from './catalog.js';
 import { watchConfigFile } from './configWatch.js';
@@ -191,7 +192,7 @@ describe('the inventory in the store', () => {
     // SQLite has no notifications (one process owns it): the PostgreSQL NOTIFY is injected here,
     // and tests/integration/multi-collector.test.ts follows it between real collectors
     let announce: (() => void) | undefined;
-    store.devices.onChange = async (listener) => {
+    (store.devices as DeviceStore).onChange = async (listener) => {
       announce = listener;
       return () => (announce = undefined);
     };
