@@ -6,6 +6,10 @@ export interface ProcessMemory {
   rss: number;
   /** peak resident set size, bytes */
   hwm: number;
+  /** of rss: anonymous memory (heaps: V8's and malloc's), bytes */
+  rssAnon: number;
+  /** of rss: pages mapped from files (the executable's code, shared libraries), bytes */
+  rssFile: number;
 }
 
 export function processMemory(pid: number): ProcessMemory {
@@ -15,5 +19,5 @@ export function processMemory(pid: number): ProcessMemory {
     if (!match) throw new Error(`/proc/${pid}/status has no ${key}`);
     return Number(match[1]) * 1024;
   };
-  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+  return { rss: kib('VmRSS'), hwm: kib('VmHWM'), rssAnon: kib('RssAnon'), rssFile: kib('RssFile') };
 }

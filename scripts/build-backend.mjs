@@ -60,9 +60,20 @@ try {
   const seaConfig = join(work, 'sea-config.json');
   // No code cache or snapshot: both are tied to the CPU architecture; without them the blob
   // is the same for amd64 and arm64.
+  // execArgv: Node flags the executable starts with (Grafana passes none). V8 sizes its young
+  // generation by the machine's memory (up to 64 MiB per semi-space, 128 MiB committed) and grows
+  // it to the most while one large QueryData answer is built; 16 MiB keeps that peak small for a
+  // few more scavenges (docs/plugin-backend.md, "Memory"). NODE_OPTIONS still adds flags.
   writeFileSync(
     seaConfig,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }),
+    JSON.stringify({
+      main: bundle,
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: false,
+      useSnapshot: false,
+      execArgv: ['--max-semi-space-size=16'],
+    }),
   );
   execFileSync(hostNode, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 

@@ -281,6 +281,10 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     // go-plugin relays a stderr line it could not parse as hclog JSON verbatim, at debug
     expect(log.filter((l) => String(l['@message']).startsWith('{'))).toEqual([]);
     expect(log).toContainEqual(expect.objectContaining({ '@level': 'info', '@message': 'plugin listening', grafanaVersion: '12.1.0' }));
+    // the Node flags baked into the executable (scripts/build-backend.mjs): Grafana passes none,
+    // yet V8's young generation is capped (docs/plugin-backend.md, "Memory")
+    const listening = log.find((l) => l['@message'] === 'plugin listening');
+    expect(listening?.execArgv).toEqual(expect.arrayContaining([expect.stringMatching(/^--max-semi-space-size=\d+$/)]));
     expect(log).toContainEqual(expect.objectContaining({ '@message': 'stopping', reason: 'GRPCController/Shutdown' }));
   });
 });

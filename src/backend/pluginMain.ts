@@ -70,7 +70,8 @@ export async function runPlugin(proc: PluginProcess, logger: PluginLogger = crea
   // go-plugin plugins ignore SIGINT: Ctrl-C in Grafana's terminal reaches the whole process
   // group, and Grafana itself decides when its plugins stop.
   proc.on('SIGINT', () => logger.debug('ignoring SIGINT; Grafana stops plugins with Shutdown or SIGTERM'));
-  logger.info({ port: server.port, grafanaVersion: proc.env.GF_VERSION ?? 'unknown', pid: process.pid }, 'plugin listening');
+  // execArgv: the Node flags the executable was built with (scripts/build-backend.mjs)
+  logger.info({ port: server.port, grafanaVersion: proc.env.GF_VERSION ?? 'unknown', pid: process.pid, execArgv: process.execArgv }, 'plugin listening');
   proc.stdout.write(`${server.handshakeLine()}\n`);
   return { server, stopped };
 }

@@ -45,6 +45,7 @@ export class PluginMetrics {
   private readonly roundTrips: Histogram<'method' | 'route' | 'status'>;
   private readonly resources: Counter<'path' | 'method' | 'status'>;
   private readonly healthChecks: Counter<'status'>;
+  private readonly heapReleases: Histogram;
 
   constructor(private readonly resourcePaths: readonly string[] = []) {
     const registers = [this.registry];
@@ -83,6 +84,17 @@ export class PluginMetrics {
       labelNames: ['status'],
       registers,
     });
+    this.heapReleases = new Histogram({
+      name: `${PREFIX}heap_release_seconds`,
+      help: 'Memory-reducing garbage collections run after a large QueryData answer, and how long each paused the plugin',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+  }
+
+  /** A memory-reducing collection after a large answer (heapRelease.ts) took `seconds`. */
+  heapRelease(seconds: number): void {
+    this.heapReleases.observe(seconds);
   }
 
   query(queryType: QueryTypeLabel, seconds: number, status: number, errorSource: string): void {

@@ -452,6 +452,29 @@ describe('QueryData: alerts and errors', () => {
   });
 });
 
+describe('memory after a large answer', () => {
+  const releases = (text: string): number => Number(/^iperf3_plugin_heap_release_seconds_count (\d+)$/m.exec(text)?.[1]);
+
+  it('runs one memory-reducing collection once quiet after an answer above the threshold, and none after smaller ones', async () => {
+    // this file's other queries are far below the default threshold: none ran here
+    expect(releases((await client.collectMetrics(settings)).metrics.prometheus.toString())).toBe(0);
+    const small = new PluginServer({ logger: createPluginLogger({ level: 'silent' }), now: () => NOW, heapRelease: { thresholdBytes: 1, delayMs: 20 } });
+    const smallClient = new PluginClient(`127.0.0.1:${await small.listen()}`);
+    try {
+      const { A } = await smallClient.queryData(settings, [{ refId: 'A', json: { queryType: 'timeseries', devices: ['r1'], metrics: ['tcp_received_bps'] }, ...RANGE }]);
+      expect(A.status).toBe(200);
+      const metrics = async () => (await smallClient.collectMetrics(settings)).metrics.prometheus.toString();
+      await expect.poll(async () => releases(await metrics())).toBe(1);
+      // and only one: nothing else was answered
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(releases(await metrics())).toBe(1);
+    } finally {
+      smallClient.close();
+      await small.stop();
+    }
+  });
+});
+
 describe('instances', () => {
   it('pushes the settings once per data source version, and again when lastUpdatedMS changes', async () => {
     const base = { uid: 'ds-push', jsonData: { collectorUrl: collector.url, servers: [{ host: '10.0.0.7' }] }, secure: { apiToken: collector.token } };

@@ -7,6 +7,7 @@ import { format } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import pLimit from 'p-limit';
 import { checkHealth } from './checkHealth.js';
+import { HeapRelease, type HeapReleaseOptions } from './heapRelease.js';
 import { InstanceManager, SettingsError, type DataSourceInstance, type DataSourceInstanceSettingsMessage } from './instanceSettings.js';
 import type { PluginLogger } from './logger.js';
 import { loadPluginProtos } from './protoDefinitions.js';
@@ -39,6 +40,8 @@ export interface PluginServerOptions {
   collectorTimeoutMs?: number;
   /** called after GRPCController/Shutdown has been answered */
   onShutdownRequest?: () => void;
+  /** when memory is given back after a large answer (heapRelease.ts; default: its defaults) */
+  heapRelease?: Pick<HeapReleaseOptions, 'thresholdBytes' | 'delayMs'>;
 }
 
 /** Grafana org roles that may change or start something; any role may read. */
@@ -64,11 +67,13 @@ export class PluginServer {
   private stopping: Promise<void> | null = null;
   /** what CollectMetrics answers */
   readonly metrics = new PluginMetrics(RESOURCE_PATHS);
+  private readonly heapRelease: HeapRelease;
   port = 0;
 
   constructor(private readonly options: PluginServerOptions) {
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
+    this.heapRelease = new HeapRelease({ ...options.heapRelease, onRelease: (seconds) => this.metrics.heapRelease(seconds) });
     this.instances = new InstanceManager({
       collectorTimeoutMs: options.collectorTimeoutMs,
       observeCollector: (method, path, status, seconds) => this.metrics.collectorRequest(method, path, status, seconds),
@@ -116,6 +121,7 @@ export class PluginServer {
   /** Stops serving: lets calls in flight finish for up to `graceMs`, then cuts them. Idempotent. */
   stop(graceMs = 2000): Promise<void> {
     this.stopping ??= new Promise<void>((resolve) => {
+      this.heapRelease.cancel();
       for (const watcher of this.watchers) watcher.end();
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -156,6 +162,7 @@ export class PluginServer {
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort());
     const started = this.now();
+    this.heapRelease.started();
     let instance: DataSourceInstance;
     try {
       instance = this.instanceFor(pluginContext);
@@ -164,6 +171,7 @@ export class PluginServer {
       const failed = { frames: [], error: outcome.message, status: outcome.status, errorSource: outcome.errorSource };
       for (const q of queries) this.metrics.query(queryTypeOf(q), 0, outcome.status, outcome.errorSource);
       callback(null, { responses: Object.fromEntries(queries.map((q) => [q.refId, failed])) });
+      this.heapRelease.answered(0);
       return;
     }
     const ctx = { client: instance.client, fromAlert, now: this.now, signal: abort.signal };
@@ -180,8 +188,10 @@ export class PluginServer {
           if (r.status >= 500) this.logger.error({ refId, status: r.status, error: r.error }, 'query failed');
           else if (r.status >= 400) this.logger.info({ refId, status: r.status, error: r.error }, 'query rejected');
         }
-        this.logger.debug({ queries: queries.length, fromAlert, ms: this.now() - started }, 'QueryData');
+        const bytes = answered.reduce((n, [, r]) => r.frames.reduce((m, f) => m + f.byteLength, n), 0);
+        this.logger.debug({ queries: queries.length, fromAlert, ms: this.now() - started, bytes }, 'QueryData');
         callback(null, { responses });
+        this.heapRelease.answered(bytes);
       });
   };
 
