@@ -181,11 +181,11 @@ export interface SeriesColumns {
   metric: MetricName;
   server: string | null;
   direction: Direction | null;
-  /** epoch ms */
-  times: number[];
-  values: number[];
+  /** epoch ms (typed arrays when read from `format=binary`) */
+  times: number[] | Float64Array;
+  values: number[] | Float64Array;
   /** 1 where the point was written for a failed test */
-  failed: (0 | 1)[];
+  failed: (0 | 1)[] | Uint8Array;
 }
 
 export interface SeriesColumnsResponse {

@@ -162,6 +162,14 @@ export const seriesColumnsResponseSchema: z.ZodType<SeriesColumnsResponse> = z.o
   ),
 });
 
+/** GET /series?format=binary in the OpenAPI document (the layout is in docs/api.md, "Binary series"). */
+export const seriesBinarySchema = z.string().meta({
+  format: 'binary',
+  description:
+    '"IPS1", version 1 (uint32 LE), header length H (uint32 LE), H bytes of JSON header {fromMs, toMs, maxPoints, series: [{device, metric, server, direction, points}]}, ' +
+    'zero bytes to a multiple of 8, then the P points of all series in header order: P times (float64 LE, epoch ms), P values (float64 LE), P failed flags (uint8)',
+});
+
 /** A column of at most MAX_POINTS_PER_SERIES finite numbers, checked in one loop (no object per point). */
 function numberColumn(what: string, check: (v: unknown) => boolean = (v) => typeof v === 'number' && Number.isFinite(v)) {
   return z.custom<number[]>(
