@@ -67,6 +67,9 @@ export interface DeviceInfo {
   lastRun: RunRecord | null;
 }
 
+/** A device as GET /devices?lastRun=false lists it: without its last run (ids and labels resolve queries). */
+export type DeviceEntry = Omit<DeviceInfo, 'lastRun'>;
+
 export interface ServerInfo {
   host: string;
   port: number;

@@ -145,6 +145,13 @@ export function apiSchemas(limits: ApiLimits) {
     runId: z.strictObject({
       id: z.string().regex(/^[1-9]\d{0,15}$/, 'a run id is a positive whole number').transform(Number),
     }),
+    /** GET /api/v1/devices */
+    devicesQuery: z.strictObject({
+      lastRun: z
+        .stringbool({ error: 'use true or false' })
+        .default(true)
+        .describe("false: the devices without their last runs (lighter: ids and labels, as the plugin needs them to resolve a query's devices)"),
+    }),
     /** POST /api/v1/devices */
     deviceBody: deviceConfigSchema,
     /** PATCH /api/v1/devices/{id} */

@@ -15,7 +15,7 @@ import { Telemetry } from '../telemetry.js';
 import { probeServer } from '../dispatch/serverProbe.js';
 import { buildApi } from './app.js';
 import { DEVICES_PAGE, devicesJson } from './routes/inventory.js';
-import { devicesResponseSchema } from '../../contract/apiResponses.js';
+import { deviceEntriesResponseSchema, devicesResponseSchema } from '../../contract/apiResponses.js';
 import { SettingsRejectedError } from '../errors.js';
 import type { ApiDeps } from './types.js';
 import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from '../../tests/support/fakeControl.js';
@@ -290,6 +290,23 @@ describe('GET /api/v1/devices and /api/v1/servers', () => {
       enabled: true,
       lastRun: await store.runs.get(ids.a2),
     });
+  });
+
+  it('lists the devices without their last runs, and without reading runs, with lastRun=false', async () => {
+    const full = (await get('/api/v1/devices')).json() as { devices: (Record<string, unknown> & { lastRun: RunRecord | null })[] };
+    const res = await get('/api/v1/devices?lastRun=false');
+    expect(res.status).toBe(200);
+    const light = res.json() as { devices: Record<string, unknown>[] };
+    expect(light).toEqual({ devices: full.devices.map(({ lastRun: _lastRun, ...device }) => device) });
+    expect(light.devices.every((d) => !('lastRun' in d))).toBe(true);
+    expect(deviceEntriesResponseSchema.parse(light)).toEqual(light);
+    expect((await get('/api/v1/devices?lastRun=true')).json()).toEqual(full);
+    expect(await fields('/api/v1/devices?lastRun=maybe')).toEqual([{ field: 'lastRun', message: 'use true or false' }]);
+    // no store read: a page of devices whose last runs would fail to load
+    const devices = ['a', 'b', 'c'].map((id) => ({ id, host: '192.0.2.9', port: 22, labels: { site: id }, pool: null, enabled: true, managedBy: 'api' as const }));
+    const pieces = await collect(devicesJson(devices, null, 2));
+    expect(JSON.parse(pieces.join(''))).toEqual({ devices });
+    expect(pieces).toHaveLength(2);
   });
 
   it('builds the answer page by page: one store read of last runs per page, every device once, in order', async () => {

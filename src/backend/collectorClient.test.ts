@@ -7,6 +7,8 @@ import type { SeriesColumns } from '../../contract/api.js';
 import { closedPort, COLLECTOR_VERSION, NIGHT0, NOW, startCollector, type RunningCollector } from '../../tests/support/collectorFixture.js';
 
 let collector: RunningCollector;
+/** the URLs the real collector was asked for */
+const collectorUrls: string[] = [];
 const oneSeries: SeriesBlock = {
   series: [{ device: 'r1', metric: 'result', server: null, direction: null, start: 0, length: 2 }],
   times: Float64Array.of(1, 2),
@@ -19,7 +21,7 @@ let faulty: Server;
 let faultyUrl: string;
 
 beforeAll(async () => {
-  collector = await startCollector();
+  collector = await startCollector({ onRequest: (url) => collectorUrls.push(url) });
   // Fault injection: a server that hangs, answers plain text, or fails.
   faulty = createServer((req, res) => {
     if (req.url?.includes('/hang')) return; // never answers
@@ -224,6 +226,57 @@ describe('CollectorClient', () => {
     );
     // one byte short of the header's 2 points
     expect((await reply('short')).message).toContain("cannot be read (169 bytes where the header's 2 points need 170)");
+  });
+
+  it('resolves query devices from the inventory without last runs, cached the same way, or from a fresh full inventory', async () => {
+    let now = 0;
+    const client = new CollectorClient({ baseUrl: collector.url, token: collector.token, now: () => now });
+    const light = () => collectorUrls.filter((u) => u === '/api/v1/devices?lastRun=false').length;
+    const full = () => collectorUrls.filter((u) => u === '/api/v1/devices').length;
+    const [before, beforeFull] = [light(), full()];
+    const entries = await client.queryDevices();
+    expect(entries).toEqual((await client.devices()).map(({ lastRun: _lastRun, ...device }) => device));
+    expect(entries.every((d) => !('lastRun' in d))).toBe(true);
+    expect(await client.queryDevices()).toBe(entries);
+    expect(light() - before).toBe(1);
+    now = INVENTORY_CACHE_MS;
+    expect(await client.queryDevices()).not.toBe(entries);
+    expect(light() - before).toBe(2);
+    // a fresh full inventory answers without another request; a Run now forgets both
+    const inventory = await client.queryInventory();
+    expect(await client.queryDevices()).toBe(inventory);
+    expect([light() - before, full() - beforeFull]).toEqual([2, 2]);
+    await client.runNow(['nobody']).catch(() => undefined);
+    await client.queryDevices();
+    expect(light() - before).toBe(3);
+    // a failed request is not kept
+    const failing = new CollectorClient({ baseUrl: faultyUrl, token: 't', now: () => 0 });
+    await expect(failing.queryDevices()).rejects.toMatchObject({ status: 500 });
+    await expect(failing.queryDevices()).rejects.toMatchObject({ status: 500 });
+    // 0 turns the cache off
+    const off = new CollectorClient({ baseUrl: collector.url, token: collector.token, inventoryCacheMs: 0 });
+    await off.queryDevices();
+    await off.queryDevices();
+    expect(light() - before).toBe(5);
+  });
+
+  it('reads the devices of a collector older than lastRun=false, which answers them with their last runs', async () => {
+    // the real collector behind a proxy that drops the parameter, as an older collector ignores it
+    const older = createServer((req, res) => {
+      fetch(`${collector.url}${(req.url ?? '').replace('?lastRun=false', '')}`, { headers: { authorization: String(req.headers.authorization) } }).then(
+        async (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text()),
+        () => res.writeHead(502).end(),
+      );
+    });
+    await new Promise<void>((r) => older.listen(0, '127.0.0.1', r));
+    try {
+      const client = new CollectorClient({ baseUrl: `http://127.0.0.1:${(older.address() as { port: number }).port}`, token: collector.token });
+      const direct = new CollectorClient({ baseUrl: collector.url, token: collector.token });
+      expect((await direct.devices()).some((d) => d.lastRun !== null)).toBe(true);
+      expect(await client.deviceEntries()).toEqual(await direct.deviceEntries());
+    } finally {
+      older.close();
+    }
   });
 
   it('shares one inventory request between the queries of a few seconds, and forgets it after a Run now', async () => {
