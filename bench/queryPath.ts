@@ -617,15 +617,23 @@ function report(
       `  request ${ms(p50(worst.apiBinary))} ms (${ms(p50(worst.block))} ms of it in store.seriesBlock, against ${ms(p50(worst.raw))} ms for the raw SELECT), the devices`,
       `  ${ms(p50(worst.entries))} ms (at most once per 5 s)` +
         (rest > 0
-          ? `; about ${ms(rest)} ms more for the plugin's ${Math.ceil(fleet / 100)} chunked requests, 4 at a time, and ${worst.frames} Arrow IPC frames.`
+          ? `; about ${ms(rest)} ms more for the plugin's own work: ${Math.ceil(fleet / 100)} chunked requests, 4 at a time, and ${worst.frames} Arrow IPC frames,` +
+            ` one per series, each with its schema, labels and field config encoded (src/backend/frames.ts; in a CPU profile of QueryData at 5,000 devices` +
+            ` on 2026-12-05 the Arrow encoding of frames, UTF-8 encoding of their metadata included, was the largest share of the plugin's thread, about` +
+            ` 200 ms per query, against 13 ms for reading the binary answers).`
           : `; the plugin's ${Math.ceil(fleet / 100)} chunked requests (4 at a time) overlap on the 2 read workers, and nothing measurable is left for its own work.`),
       `- Why not 300 ms here: the collector's read is now the raw read itself: SQLite walks the covering index and better-sqlite3`,
       `  hands JavaScript one array per row (the raw SELECT pays the same); the worker only adds typed arrays, the API writes them as they`,
       `  are and the plugin copies them into Arrow. ${ms(p50(largest[0].raw))} ms of raw read for ${largest[0].rows.toLocaleString('en-US')} rows on 2 cores shared with`,
       `  the plugin, this benchmark and other jobs leaves no room under 300 ms. What would close it: more cores for the read pool (the plugin's`,
       `  chunks already run 4 at a time, the pool has 2 workers), a SQLite reader that fills typed arrays without a JavaScript array per row`,
-      `  (better-sqlite3 has none), or fewer rows to read (points per night kept at write time only help when a bucket holds more than`,
-      `  one night, not at 1000 points over 365 nights).`,
+      `  (better-sqlite3 has none; selecting integer series keys instead of the device, metric and direction strings, measured in`,
+      `  isolation, cut the row loop by about a quarter), or fewer rows to read (points per night kept at write time only help when a`,
+      `  bucket holds more than one night, not at 1000 points over 365 nights).` +
+        (rest > 0
+          ? ` At ${fleet.toLocaleString('en-US')} devices the plugin's own share is mostly the frames: a cheaper encoding per frame` +
+            ` (the same schema and metadata bytes for every series of a query) would close most of the gap to the raw read.`
+          : ''),
     );
   }
   if (pgCopy && pgResults.length > 0) {
