@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { startService } from '../collector/service.js';
 import { SqliteStore } from '../collector/store/sqlite/sqliteStore.js';
 import { decodeFrame, PluginClient, type DataSourceSettingsInput } from '../tests/support/pluginClient.js';
+import { decodeSeriesBinary } from '../contract/seriesBlock.js';
 import { BENCH_TOKEN, loadCollectorConfig, loopbackDeviceAddress, UNUSED_PORT } from './collectorConfig.js';
 import { launchPlugin } from '../tests/support/pluginProcess.js';
 import { processMemory, type ProcessMemory } from './processMemory.js';
@@ -74,9 +75,18 @@ interface ScenarioResult extends Scenario {
   rows: number;
   frames: number;
   raw: number[];
+  /** store.metrics.seriesBlock(): the columns the API's columns and binary forms are written from */
+  block: number[];
+  /** store.metrics.series(): a [time, value, failed] triple per point */
   store: number[];
+  /** GET /series (points, the default form) */
   api: number[];
+  /** GET /series?format=binary, the form the plugin reads */
+  apiBinary: number[];
+  /** GET /devices (with last runs) */
   inventory: number[];
+  /** GET /devices?lastRun=false, what the plugin resolves devices from */
+  entries: number[];
   plugin: number[];
 }
 
@@ -136,6 +146,14 @@ interface Figures {
   /** p50 of QueryData and of the raw read, all nights of the largest fleet */
   pluginMs: number;
   rawMs: number;
+  /** the same for the hourly range */
+  hourlyPluginMs: number;
+  hourlyRawMs: number;
+  /** p50 of store.series(), GET /series (points), GET /devices and PostgreSQL's QueryData, all nights of the largest fleet */
+  storeMs: number;
+  apiMs: number;
+  inventoryMs: number;
+  postgresPluginMs: number;
   /** plugin RSS after the queries (and its peak), and after IDLE_MS idle, bytes */
   rss: number;
   hwm: number;
@@ -151,27 +169,43 @@ const BEFORE_HEAP_RELEASE = {
   large: 'before the heap release: 428.3 MiB (peak 439.4 MiB), 428.3 MiB after 10 s idle',
 };
 
-/** Issue 16's figures (measured before the columnar path) and its targets, beside this run's. */
+/**
+ * Issue 16's figures (measured before the columnar path), the figures of the last report before
+ * the binary series and the light inventory (docs/benchmarks.md of 2026-11-22), and the targets,
+ * beside this run's.
+ */
 function issue16(base: Figures, large: Figures, handshakeMs: number): string[] {
-  const x = (f: Figures) => `${ms(f.pluginMs)} ms (raw read ${ms(f.rawMs)} ms, ${fixed(f.pluginMs / f.rawMs, 2)}x)`;
+  const x = (plugin: number, raw: number) => `${ms(plugin)} ms (raw read ${ms(raw)} ms, ${fixed(plugin / raw, 2)}x)`;
   const rows = [
-    ['QueryData, 500 devices x 365 nights, p50', '1,121 ms (raw read 772 ms, 1.45x)', 'under 300 ms and within 1.5x of the raw read', x(base)],
-    ['QueryData, 5,000 devices x 30 nights, p50', 'not measured', 'as above', x(large)],
+    ['QueryData, 500 devices x 365 nights, p50', '1,121 ms (raw read 772 ms, 1.45x)', '791 ms (raw read 547 ms, 1.45x)', 'under 300 ms and within 1.5x of the raw read', x(base.pluginMs, base.rawMs)],
+    ['QueryData, 500 devices x 7 days hourly, p50', 'not measured', '347 ms (raw read 180 ms, 1.93x)', 'as above', x(base.hourlyPluginMs, base.hourlyRawMs)],
+    ['QueryData, 5,000 devices x 30 nights, p50', 'not measured', '1,640 ms (raw read 359 ms, 4.57x)', 'as above', x(large.pluginMs, large.rawMs)],
+    ['QueryData, 5,000 devices x 1 day hourly, p50', 'not measured', '1,118 ms (raw read 319 ms, 3.5x)', 'as above', x(large.hourlyPluginMs, large.hourlyRawMs)],
+    ['store.metrics.series(), 500 x 365 nights, p50', 'not measured', '770 ms', '', `${ms(base.storeMs)} ms`],
+    ['API GET /series (points), 500 x 365 nights, p50', 'not measured', '1,262 ms', '', `${ms(base.apiMs)} ms`],
+    ['API GET /devices, 5,000 devices, p50', 'not measured', '197 ms (the plugin asked it every 5 s)', '', `${ms(large.inventoryMs)} ms (the plugin now asks GET /devices?lastRun=false instead)`],
+    ['QueryData on PostgreSQL, 500 x 365 nights, p50', 'not measured', '1,418 ms', '', `${ms(base.postgresPluginMs)} ms`],
     [
       'plugin RSS after the 500-device queries',
-      `380 MiB (88 MiB idle before them); ${BEFORE_HEAP_RELEASE.base}`,
+      '380 MiB (88 MiB idle before them)',
+      BEFORE_HEAP_RELEASE.base,
       '150 MiB',
       `${mib(base.rss)} MiB (peak ${mib(base.hwm)} MiB); ${mib(base.idleRss)} MiB after ${IDLE_MS / 1000} s idle`,
     ],
     [
       'plugin RSS after the 5,000-device queries',
-      `not measured; ${BEFORE_HEAP_RELEASE.large}`,
+      'not measured',
+      BEFORE_HEAP_RELEASE.large,
       '',
       `${mib(large.rss)} MiB (peak ${mib(large.hwm)} MiB); ${mib(large.idleRss)} MiB after ${IDLE_MS / 1000} s idle`,
     ],
-    ['plugin handshake p50', '291 ms', 'under 300 ms', `${ms(handshakeMs)} ms`],
+    ['plugin handshake p50', '291 ms', '285 ms', 'under 300 ms', `${ms(handshakeMs)} ms`],
   ];
-  return ['Issue 16 (query path), before and now, from this run:', '', table(['figure', 'before (issue 16)', 'target', 'now'], rows)];
+  return [
+    'Issue 16 (query path): before the columnar path, before the binary series and the light inventory (this section on 2026-11-22), and now, from this run:',
+    '',
+    table(['figure', 'before (issue 16)', 'before (2026-11-22)', 'target', 'now'], rows),
+  ];
 }
 
 /** The plugin's memory: the kernel's view, and V8's and its own as CollectMetrics reports them. */
@@ -262,11 +296,14 @@ async function benchQueryPathAt(o: QueryPathOptions, log: (line: string) => void
       ...o.deviceCounts.map((n) => ({ label: `${o.nights} nights`, devices: n, fromMs: YEAR0 - HOUR, toMs: YEAR0 + o.nights * DAY - HOUR })),
       ...o.deviceCounts.map((n) => ({ label: `${o.hourlyDays} days hourly`, devices: n, fromMs: WEEK0, toMs: WEEK0 + o.hourlyDays * DAY - 1 })),
     ];
-    // the plugin asks for the inventory (every device with its last run) before each query
-    const runInventory = async () => {
-      const response = await fetch(`${service.url}/api/v1/devices`, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
-      if (((await response.json()) as { devices: unknown[] }).devices.length !== fleet) throw new Error('GET /devices: wrong device count');
+    // the plugin resolves a query's devices from the inventory without last runs (GET /devices?lastRun=false,
+    // cached 5 s); before, from the full one (every device with its last run), measured beside it
+    const inventoryOf = (query: string) => async () => {
+      const response = await fetch(`${service.url}/api/v1/devices${query}`, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
+      if (((await response.json()) as { devices: unknown[] }).devices.length !== fleet) throw new Error(`GET /devices${query}: wrong device count`);
     };
+    const runInventory = inventoryOf('');
+    const runEntries = inventoryOf('?lastRun=false');
     for (const scenario of scenarios) {
       const devices = ids.slice(0, scenario.devices);
       const devicesJson = JSON.stringify(devices);
@@ -284,9 +321,16 @@ async function benchQueryPathAt(o: QueryPathOptions, log: (line: string) => void
         ['to', String(scenario.toMs)],
         ['maxPoints', String(o.maxDataPoints)],
       ])}`;
-      const result: ScenarioResult = { ...scenario, rows: 0, frames: 0, raw: [], store: [], api: [], inventory: [], plugin: [] };
+      const result: ScenarioResult = { ...scenario, rows: 0, frames: 0, raw: [], block: [], store: [], api: [], apiBinary: [], inventory: [], entries: [], plugin: [] };
       const runRaw = () => rawSelect.raw().all(METRIC, devicesJson, scenario.fromMs, scenario.toMs);
-      const runStore = () => store.metrics.series({ devices, metrics: [METRIC], fromMs: scenario.fromMs, toMs: scenario.toMs, maxPoints: o.maxDataPoints });
+      const seriesQuery = { devices, metrics: [METRIC], fromMs: scenario.fromMs, toMs: scenario.toMs, maxPoints: o.maxDataPoints } as const;
+      const runBlock = () => store.metrics.seriesBlock({ ...seriesQuery, metrics: [METRIC] });
+      const runStore = () => store.metrics.series({ ...seriesQuery, metrics: [METRIC] });
+      const runApiBinary = async () => {
+        const response = await fetch(`${apiUrl}&format=binary`, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
+        if (!response.ok) throw new Error(`GET /series?format=binary: ${response.status} ${await response.text()}`);
+        return decodeSeriesBinary(await response.arrayBuffer());
+      };
       const runApi = async () => {
         const response = await fetch(apiUrl, { headers: { authorization: `Bearer ${BENCH_TOKEN}` } });
         if (!response.ok) throw new Error(`GET /series: ${response.status} ${await response.text()}`);
@@ -301,20 +345,28 @@ async function benchQueryPathAt(o: QueryPathOptions, log: (line: string) => void
       for (let w = 0; w < o.warmups; w++) {
         await runInventory();
         result.rows = runRaw().length;
+        await runEntries();
+        const blockPoints = (await runBlock()).times.length;
         const storePoints = (await runStore()).reduce((n, s) => n + s.points.length, 0);
         const apiPoints = (await runApi()).series.reduce((n, s) => n + s.points.length, 0);
+        const binaryPoints = (await runApiBinary()).series.reduce((n, s) => n + s.times.length, 0);
         const response = await runPlugin();
         const framePoints = response.frames.reduce((n, f) => n + decodeFrame(f).table.numRows, 0);
         result.frames = response.frames.length;
-        if (new Set([result.rows, storePoints, apiPoints, framePoints]).size !== 1) {
-          throw new Error(`${scenario.label} x ${scenario.devices}: rows differ: SQLite ${result.rows}, store ${storePoints}, API ${apiPoints}, frames ${framePoints}`);
+        if (new Set([result.rows, blockPoints, storePoints, apiPoints, binaryPoints, framePoints]).size !== 1) {
+          throw new Error(
+            `${scenario.label} x ${scenario.devices}: rows differ: SQLite ${result.rows}, store ${blockPoints} (block), ${storePoints} (series), API ${apiPoints} (points), ${binaryPoints} (binary), frames ${framePoints}`,
+          );
         }
       }
       for (let rep = 0; rep < o.repetitions; rep++) {
         await timed(result.raw, runRaw);
+        await timed(result.block, runBlock);
         await timed(result.store, runStore);
         await timed(result.api, runApi);
+        await timed(result.apiBinary, runApiBinary);
         await timed(result.inventory, runInventory);
+        await timed(result.entries, runEntries);
         await timed(result.plugin, runPlugin);
       }
       log(`query path: ${scenario.label} x ${scenario.devices} devices: plugin p50 ${ms(percentile(result.plugin, 50))} ms, raw p50 ${ms(percentile(result.raw, 50))} ms`);
@@ -352,11 +404,20 @@ async function benchQueryPathAt(o: QueryPathOptions, log: (line: string) => void
     rmSync(dir, { recursive: true, force: true });
   }
   const nightly = results.find((r) => r.devices === fleet && r.label.endsWith('nights'));
+  const hourly = results.find((r) => r.devices === fleet && r.label.endsWith('hourly'));
+  const pgNightly = pgResults.find((r) => r.devices === fleet && r.label.endsWith('nights'));
+  const p50 = (samples: number[] | undefined) => (samples ? percentile(samples, 50) : Number.NaN);
   return {
     ...report(o, results, seeded, seedMs, pluginMemory, pluginIdle, lastRuns, pgResults, pgCopy),
     figures: {
-      pluginMs: nightly ? percentile(nightly.plugin, 50) : Number.NaN,
-      rawMs: nightly ? percentile(nightly.raw, 50) : Number.NaN,
+      pluginMs: p50(nightly?.plugin),
+      rawMs: p50(nightly?.raw),
+      hourlyPluginMs: p50(hourly?.plugin),
+      hourlyRawMs: p50(hourly?.raw),
+      storeMs: p50(nightly?.store),
+      apiMs: p50(nightly?.api),
+      inventoryMs: p50(nightly?.inventory),
+      postgresPluginMs: p50(pgNightly?.plugin),
       rss: pluginMemory?.rss ?? Number.NaN,
       hwm: pluginMemory?.hwm ?? Number.NaN,
       idleRss: pluginIdle?.rss ?? Number.NaN,
@@ -465,8 +526,11 @@ function report(
     r.rows.toLocaleString('en-US'),
     r.frames,
     p(r.raw),
+    p(r.block),
     p(r.store),
+    p(r.apiBinary),
     p(r.api),
+    p(r.entries),
     p(r.inventory),
     p(r.plugin),
     `${fixed(percentile(r.plugin, 50) / percentile(r.raw, 50), 1)}x`,
@@ -484,19 +548,38 @@ function report(
     `all devices as \`*\` at ${fleet}. The plugin executable is started as Grafana starts it and queried over gRPC`,
     `(Data/QueryData) by a client using Grafana's protos; the collector is \`startService\` with no schedule over the seeded file.`,
     `Times in ms, p50 / p95 of ${o.repetitions} repetitions after ${o.warmups} warm-up round(s) (which also check that SQLite, the store, the API and the plugin's frames hold the same number of points);`,
-    `the paths run one after the other in each repetition. GET /devices is the inventory (every device with its last run`,
-    `and that run's tests), which the plugin needs to resolve device ids and label matchers; it keeps the answer for 5 s per data source,`,
-    `so in this loop (about 5 s per repetition) some of its queries reuse it. The plugin asks for the series as columns (\`format=columns\`);`,
-    `the API column is the default \`points\` form, as before.`,
+    `the paths run one after the other in each repetition. The plugin resolves device ids and label matchers from GET /devices?lastRun=false`,
+    `(the inventory without last runs; before, it asked the full GET /devices, every device with its last run and that run's tests, measured`,
+    `beside it); it keeps the answer for 5 s per data source, so in this loop (about 5 s per repetition) some of its queries reuse it.`,
+    `It asks for the series as bytes (\`format=binary\`, little-endian float64 columns); the \`points\` form is the API's default.`,
+    `store.seriesBlock() is the columns both column forms are written from; store.series() builds a [time, value, failed] triple per point from them.`,
     '',
-    table(['range', 'devices', 'points', 'frames', 'raw SQLite SELECT', 'store.metrics.series()', 'API GET /series', 'API GET /devices', 'plugin QueryData', 'plugin / raw (p50)'], rows),
+    table(
+      [
+        'range',
+        'devices',
+        'points',
+        'frames',
+        'raw SQLite SELECT',
+        'store.seriesBlock()',
+        'store.series()',
+        'API GET /series binary',
+        'API GET /series points',
+        'API GET /devices?lastRun=false',
+        'API GET /devices',
+        'plugin QueryData',
+        'plugin / raw (p50)',
+      ],
+      rows,
+    ),
     '',
     `- Target: plugin p50 under 300 ms and within 1.5x of the raw read at ${fleet} devices: ${verdict(met)} (${largest.map((r, i) => `${ms(percentile(r.plugin, 50))} ms, ${fixed(ratios[i], 1)}x`).join('; ')}).`,
   ];
   const smallest = results[0];
   const slowLastRuns = percentile(lastRuns.windowMs, 50) > 10 * percentile(lastRuns.indexMs, 50);
   markdown.push(
-    `- Fixed cost of every QueryData: the inventory request, GET /api/v1/devices, p50 ${ms(percentile(smallest.inventory, 50))} ms on its own; the plugin's`,
+    `- Fixed cost of a QueryData (at most once per 5 s): the devices request, GET /api/v1/devices?lastRun=false, p50 ${ms(percentile(smallest.entries, 50))} ms on its own`,
+    `  (the full GET /api/v1/devices ${ms(percentile(smallest.inventory, 50))} ms); the plugin's`,
     `  whole answer for ${smallest.devices} device over ${smallest.label} takes p50 ${ms(percentile(smallest.plugin, 50))} ms.`,
     `  In-process on this store: \`SqliteStore.lastRuns\` of all ${fleet} devices p50 ${ms(percentile(lastRuns.windowMs, 50))} ms, the same answer by one`,
     `  (device, started_at) index probe per device (a \`LIMIT 1\` subquery) p50 ${ms(percentile(lastRuns.indexMs, 50))} ms` +
@@ -528,18 +611,29 @@ function report(
   }
   if (!met) {
     const p50 = (samples: number[]) => percentile(samples, 50);
-    const rest = p50(worst.plugin) - p50(worst.inventory) - p50(worst.api);
+    const rest = p50(worst.plugin) - p50(worst.apiBinary);
     markdown.push(
-      `- Where the time goes in the worst case (${worst.label}, ${fleet} devices), p50: plugin ${ms(p50(worst.plugin))} ms = the inventory request`,
-      `  ${ms(p50(worst.inventory))} ms, then the series through the API (${ms(p50(worst.api))} ms as one request, ${ms(p50(worst.store))} ms of it in store.series),`,
-      rest > 0
-        ? `  and about ${ms(rest)} ms of the plugin's own work (${fleet / 100} chunked requests, JSON parsing, ${worst.frames} Arrow IPC frames).`
-        : `  with nothing measurable left for the plugin's own work (its ${fleet / 100} chunked requests overlap).`,
-      `- What would close it: the plugin's own share (columns parsed and checked per column, Arrow built from Float64Arrays, the`,
-      `  inventory cached for 5 s) is small now; the time left is the collector's: store.series (a count pass, then the rows) on 2 read`,
-      `  workers, on 2 cores shared with the plugin and this benchmark. A per-day summary of points per series (no count pass) and`,
-      `  columns written from the worker's packed buffer without a Series object per point would cut it; the raw read alone is`,
-      `  already above 300 ms on this machine at 500 devices x 365 nights.`,
+      `- Where the time goes in the worst case (${worst.label}, ${fleet} devices), p50: plugin ${ms(p50(worst.plugin))} ms; the series through the API as one binary`,
+      `  request ${ms(p50(worst.apiBinary))} ms (${ms(p50(worst.block))} ms of it in store.seriesBlock, against ${ms(p50(worst.raw))} ms for the raw SELECT), the devices`,
+      `  ${ms(p50(worst.entries))} ms (at most once per 5 s)` +
+        (rest > 0
+          ? `; about ${ms(rest)} ms more for the plugin's own work: ${Math.ceil(fleet / 100)} chunked requests, 4 at a time, and ${worst.frames} Arrow IPC frames,` +
+            ` one per series, each with its schema, labels and field config encoded (src/backend/frames.ts; in a CPU profile of QueryData at 5,000 devices` +
+            ` on 2026-12-05 the Arrow encoding of frames, UTF-8 encoding of their metadata included, was the largest share of the plugin's thread, about` +
+            ` 200 ms per query, against 13 ms for reading the binary answers).`
+          : `; the plugin's ${Math.ceil(fleet / 100)} chunked requests (4 at a time) overlap on the 2 read workers, and nothing measurable is left for its own work.`),
+      `- Why not 300 ms here: the collector's read is now the raw read itself: SQLite walks the covering index and better-sqlite3`,
+      `  hands JavaScript one array per row (the raw SELECT pays the same); the worker only adds typed arrays, the API writes them as they`,
+      `  are and the plugin copies them into Arrow. ${ms(p50(largest[0].raw))} ms of raw read for ${largest[0].rows.toLocaleString('en-US')} rows on 2 cores shared with`,
+      `  the plugin, this benchmark and other jobs leaves no room under 300 ms. What would close it: more cores for the read pool (the plugin's`,
+      `  chunks already run 4 at a time, the pool has 2 workers), a SQLite reader that fills typed arrays without a JavaScript array per row`,
+      `  (better-sqlite3 has none; selecting integer series keys instead of the device, metric and direction strings, measured in`,
+      `  isolation, cut the row loop by about a quarter), or fewer rows to read (points per night kept at write time only help when a`,
+      `  bucket holds more than one night, not at 1000 points over 365 nights).` +
+        (rest > 0
+          ? ` At ${fleet.toLocaleString('en-US')} devices the plugin's own share is mostly the frames: a cheaper encoding per frame` +
+            ` (the same schema and metadata bytes for every series of a query) would close most of the gap to the raw read.`
+          : ''),
     );
   }
   if (pgCopy && pgResults.length > 0) {

@@ -67,6 +67,9 @@ export interface DeviceInfo {
   lastRun: RunRecord | null;
 }
 
+/** A device as GET /devices?lastRun=false lists it: without its last run (ids and labels resolve queries). */
+export type DeviceEntry = Omit<DeviceInfo, 'lastRun'>;
+
 export interface ServerInfo {
   host: string;
   port: number;
@@ -181,11 +184,11 @@ export interface SeriesColumns {
   metric: MetricName;
   server: string | null;
   direction: Direction | null;
-  /** epoch ms */
-  times: number[];
-  values: number[];
+  /** epoch ms (typed arrays when read from `format=binary`) */
+  times: number[] | Float64Array;
+  values: number[] | Float64Array;
   /** 1 where the point was written for a failed test */
-  failed: (0 | 1)[];
+  failed: (0 | 1)[] | Uint8Array;
 }
 
 export interface SeriesColumnsResponse {

@@ -101,8 +101,8 @@ function checkRange(maxRangeMs: number) {
   };
 }
 
-/** How GET /series answers: `points` (triples, the original form) or `columns` (one array per column). */
-export const SERIES_FORMATS = ['points', 'columns'] as const;
+/** How GET /series answers: `points` (triples, the original form), `columns` (one array per column) or `binary` (the columns as bytes). */
+export const SERIES_FORMATS = ['points', 'columns', 'binary'] as const;
 export type SeriesFormat = (typeof SERIES_FORMATS)[number];
 
 export function apiSchemas(limits: ApiLimits) {
@@ -129,7 +129,7 @@ export function apiSchemas(limits: ApiLimits) {
         format: z
           .enum(SERIES_FORMATS, { error: `use one of ${SERIES_FORMATS.join(', ')}` })
           .default('points')
-          .describe('points: [time, value, failed] triples per series (the default); columns: times, values and failed as three arrays per series'),
+          .describe('points: [time, value, failed] triples per series (the default); columns: times, values and failed as three arrays per series; binary: the same columns as little-endian bytes (docs/api.md, "Binary series")'),
       })
       .superRefine(checkRange(limits.maxRangeMs)),
     latestQuery: z
@@ -144,6 +144,13 @@ export function apiSchemas(limits: ApiLimits) {
       .superRefine(checkRange(Number.POSITIVE_INFINITY)),
     runId: z.strictObject({
       id: z.string().regex(/^[1-9]\d{0,15}$/, 'a run id is a positive whole number').transform(Number),
+    }),
+    /** GET /api/v1/devices */
+    devicesQuery: z.strictObject({
+      lastRun: z
+        .stringbool({ error: 'use true or false' })
+        .default(true)
+        .describe("false: the devices without their last runs (lighter: ids and labels, as the plugin needs them to resolve a query's devices)"),
     }),
     /** POST /api/v1/devices */
     deviceBody: deviceConfigSchema,

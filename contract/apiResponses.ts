@@ -10,6 +10,7 @@ import {
   type ApiErrorBody,
   RUN_STATUSES,
   TRIGGERS,
+  type DeviceEntry,
   type DeviceInfo,
   type HealthResponse,
   type IntervalsResponse,
@@ -67,7 +68,7 @@ export const runRecordSchema: z.ZodType<RunRecord> = z.object({
     .describe('the test a running run is in (only from the collector that runs it)'),
 });
 
-export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({
+const deviceEntryShape = {
   id: z.string(),
   host: z.string(),
   port: z.number().int(),
@@ -75,8 +76,10 @@ export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({
   pool: z.string().nullable(),
   enabled: z.boolean(),
   managedBy: z.enum(['file', 'api']).optional(),
-  lastRun: runRecordSchema.nullable(),
-});
+};
+export const deviceInfoSchema: z.ZodType<DeviceInfo> = z.object({ ...deviceEntryShape, lastRun: runRecordSchema.nullable() });
+/** A device of GET /devices?lastRun=false (an older collector's `lastRun`, always sent, is dropped unread). */
+export const deviceEntrySchema: z.ZodType<DeviceEntry> = z.object(deviceEntryShape);
 
 const serverInfoShape = {
   host: z.string(),
@@ -105,6 +108,7 @@ export const healthResponseSchema: z.ZodType<HealthResponse> = z.object({
 });
 
 export const devicesResponseSchema: z.ZodType<{ devices: DeviceInfo[] }> = z.object({ devices: z.array(deviceInfoSchema) });
+export const deviceEntriesResponseSchema: z.ZodType<{ devices: DeviceEntry[] }> = z.object({ devices: z.array(deviceEntrySchema) });
 const managedBy = z.enum(['file', 'api']);
 export const deviceRecordSchema: z.ZodType<DeviceRecord> = z.object({ device: deviceConfigSchema, managedBy });
 export const deviceRecordsResponseSchema: z.ZodType<{ devices: DeviceRecord[] }> = z.object({ devices: z.array(deviceRecordSchema) });
@@ -160,6 +164,14 @@ export const seriesColumnsResponseSchema: z.ZodType<SeriesColumnsResponse> = z.o
       failed: z.array(z.union([z.literal(0), z.literal(1)])).max(MAX_POINTS_PER_SERIES).describe('1 where the point was written for a failed test'),
     }),
   ),
+});
+
+/** GET /series?format=binary in the OpenAPI document (the layout is in docs/api.md, "Binary series"). */
+export const seriesBinarySchema = z.string().meta({
+  format: 'binary',
+  description:
+    '"IPS1", version 1 (uint32 LE), header length H (uint32 LE), H bytes of JSON header {fromMs, toMs, maxPoints, series: [{device, metric, server, direction, points}]}, ' +
+    'zero bytes to a multiple of 8, then the P points of all series in header order: P times (float64 LE, epoch ms), P values (float64 LE), P failed flags (uint8)',
 });
 
 /** A column of at most MAX_POINTS_PER_SERIES finite numbers, checked in one loop (no object per point). */

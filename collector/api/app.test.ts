@@ -8,13 +8,14 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiErrorBody, RunRecord } from '../../contract/api.js';
 import { settingsSchema, type SettingsInput } from '../../contract/settings.js';
+import { decodeSeriesBinary, SERIES_BINARY_TYPE } from '../../contract/seriesBlock.js';
 import { SqliteStore } from '../store/sqlite/sqliteStore.js';
 import { SERVER_A, SERVER_B } from '../../tests/support/storeFixtures.js';
 import { Telemetry } from '../telemetry.js';
 import { probeServer } from '../dispatch/serverProbe.js';
 import { buildApi } from './app.js';
 import { DEVICES_PAGE, devicesJson } from './routes/inventory.js';
-import { devicesResponseSchema } from '../../contract/apiResponses.js';
+import { deviceEntriesResponseSchema, devicesResponseSchema } from '../../contract/apiResponses.js';
 import { SettingsRejectedError } from '../errors.js';
 import type { ApiDeps } from './types.js';
 import { D0, DAY, FILE_SETTINGS, seedRuns, TestControl } from '../../tests/support/fakeControl.js';
@@ -58,7 +59,7 @@ async function call(opts: InjectOptions & { token?: string | null }) {
   const { token, ...rest } = opts;
   const headers = token === null ? {} : { authorization: `Bearer ${token ?? TOKEN}` };
   const res = await app.inject({ ...rest, headers: { ...headers, ...rest.headers } });
-  return { status: res.statusCode, headers: res.headers, body: res.body, json: () => res.json() };
+  return { status: res.statusCode, headers: res.headers, body: res.body, rawPayload: res.rawPayload, json: () => res.json() };
 }
 
 const get = (url: string) => call({ method: 'GET', url });
@@ -289,6 +290,23 @@ describe('GET /api/v1/devices and /api/v1/servers', () => {
       enabled: true,
       lastRun: await store.runs.get(ids.a2),
     });
+  });
+
+  it('lists the devices without their last runs, and without reading runs, with lastRun=false', async () => {
+    const full = (await get('/api/v1/devices')).json() as { devices: (Record<string, unknown> & { lastRun: RunRecord | null })[] };
+    const res = await get('/api/v1/devices?lastRun=false');
+    expect(res.status).toBe(200);
+    const light = res.json() as { devices: Record<string, unknown>[] };
+    expect(light).toEqual({ devices: full.devices.map(({ lastRun: _lastRun, ...device }) => device) });
+    expect(light.devices.every((d) => !('lastRun' in d))).toBe(true);
+    expect(deviceEntriesResponseSchema.parse(light)).toEqual(light);
+    expect((await get('/api/v1/devices?lastRun=true')).json()).toEqual(full);
+    expect(await fields('/api/v1/devices?lastRun=maybe')).toEqual([{ field: 'lastRun', message: 'use true or false' }]);
+    // no store read: a page of devices whose last runs would fail to load
+    const devices = ['a', 'b', 'c'].map((id) => ({ id, host: '192.0.2.9', port: 22, labels: { site: id }, pool: null, enabled: true, managedBy: 'api' as const }));
+    const pieces = await collect(devicesJson(devices, null, 2));
+    expect(JSON.parse(pieces.join(''))).toEqual({ devices });
+    expect(pieces).toHaveLength(2);
   });
 
   it('builds the answer page by page: one store read of last runs per page, every device once, in order', async () => {
@@ -652,7 +670,24 @@ describe('GET /api/v1/series', () => {
       ],
     });
     expect((await get(`/api/v1/series?device=nobody&metric=result&format=columns&${range}`)).json()).toMatchObject({ format: 'columns', series: [] });
-    expect(await fields(`/api/v1/series?device=a&metric=result&format=arrow&${range}`)).toEqual([{ field: 'format', message: 'use one of points, columns' }]);
+    expect(await fields(`/api/v1/series?device=a&metric=result&format=arrow&${range}`)).toEqual([{ field: 'format', message: 'use one of points, columns, binary' }]);
+  });
+
+  it('answers the same series as little-endian bytes with format=binary', async () => {
+    const res = await get(`/api/v1/series?device=a&metric=tcp_received_bps&format=binary&${range}`);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe(SERIES_BINARY_TYPE);
+    const body = res.rawPayload;
+    expect(body.subarray(0, 4).toString('latin1')).toBe('IPS1');
+    const decoded = decodeSeriesBinary(new Uint8Array(body).buffer);
+    const plain = { ...decoded, series: decoded.series.map((s) => ({ ...s, times: Array.from(s.times), values: Array.from(s.values), failed: Array.from(s.failed) })) };
+    expect(plain).toEqual((await get(`/api/v1/series?device=a&metric=tcp_received_bps&format=columns&${range}`)).json());
+    expect(plain.series.map((s) => [s.direction, s.times, s.values, s.failed])).toEqual([
+      ['download', [D0], [200], [0]],
+      ['upload', [D0, D0 + DAY], [100, 0], [0, 1]],
+    ]);
+    const none = (await get(`/api/v1/series?device=nobody&metric=result&format=binary&${range}`)).rawPayload;
+    expect(decodeSeriesBinary(new Uint8Array(none).buffer)).toEqual({ fromMs: D0, toMs: D0 + 2 * DAY, maxPoints: 1000, format: 'columns', series: [] });
   });
 
   it('passes all, several metrics, server, direction, splitByServer and maxPoints through', async () => {

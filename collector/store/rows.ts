@@ -3,7 +3,7 @@
  * definition, so SQLite and PostgreSQL answer the same records. Only the SQL differs per engine.
  */
 import type { Direction, MetricName } from '../../contract/metrics.js';
-import type { ErrorClass, LatestValue, RunRecord, RunStatus, Series, SeriesPoint, TestProtocol, TestRecord, Trigger } from '../../contract/api.js';
+import type { ErrorClass, LatestValue, RunRecord, RunStatus, TestProtocol, TestRecord, Trigger } from '../../contract/api.js';
 import type { RoundRecord, RoundStatus } from './store.js';
 
 export interface RunRow {
@@ -88,29 +88,6 @@ export function roundRecord(row: RoundRow): RoundRecord {
 
 /** A metrics row as both stores select it, in array form: device, name, direction, server, time_ms, value, failed. */
 export type MetricRow = [device: string, name: MetricName, direction: Direction | null, server: string | null, timeMs: number, value: number, failed: 0 | 1];
-
-/**
- * Series from metric rows in any order, as the stores' bucketed queries return them (one row
- * per point answered; the `server` column is null unless the query split by server): one per
- * device+metric+direction(+server), ordered by device, metric, direction (null first), server;
- * points sorted by time.
- */
-export function seriesFromRows(rows: Iterable<MetricRow>): Series[] {
-  const byKey = new Map<string, Series>();
-  for (const [device, name, direction, server, timeMs, value, failed] of rows) {
-    const key = `${device}\u0000${name}\u0000${direction ?? ''}\u0000${server ?? ''}`;
-    let s = byKey.get(key);
-    if (!s) {
-      s = { device, metric: name, server, direction, points: [] };
-      byKey.set(key, s);
-    }
-    s.points.push([timeMs, value, failed] as SeriesPoint);
-  }
-  // Keys are unique and order like (device, metric, direction, server) with null first.
-  const out = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, s]) => s);
-  for (const s of out) s.points.sort((a, b) => a[0] - b[0]);
-  return out;
-}
 
 export function latestValue([device, metric, direction, server, timeMs, value, failed]: MetricRow): LatestValue {
   return { device, metric, server, direction, timeMs, value, failed };

@@ -637,6 +637,9 @@ describe.each([
         ['333 ms buckets of a 999 ms range', F, F + 998, 3, false],
         ['one bucket', F, F + 999, 1, false],
         ['maxPoints above the point count: every point, two at one time included', F, F + 999, 15, false],
+        // p upload (15 points) goes over only at its last row: the rows read so far are dropped and it is bucketed; p download (14) and q stay whole
+        ['maxPoints 14: one series over by one point, found at its last row', F, F + 999, 14, false],
+        ['split by server, every series whole', F, F + 999, 14, true],
         ['split by server, 7 uneven buckets', F, F + 999, 7, true],
         ['a range starting mid-way, offset buckets', F + 150, F + 849, 4, false],
       ] as const)('%s', async (_label, fromMs, toMs, maxPoints, split) => {

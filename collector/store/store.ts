@@ -6,6 +6,7 @@
  */
 import type { IntervalPoint, LatestParams, LatestValue, RunRecord, RunStatus, Series, SeriesParams } from '../../contract/api.js';
 import type { DeviceConfig } from '../../contract/devices.js';
+import type { SeriesBlock } from '../../contract/seriesBlock.js';
 import type { Settings } from '../../contract/settings.js';
 import type { HostKeyStore, RunOutcome, RunStart } from '../model.js';
 
@@ -129,6 +130,8 @@ export interface MetricStore {
    * first), server.
    */
   series(query: SeriesQuery): Promise<Series[]>;
+  /** The same series as one block of columns (no object per point). */
+  seriesBlock(query: SeriesQuery): Promise<SeriesBlock>;
   /** The latest point of each device+metric+direction, ordered by device, metric, direction. */
   latest(query: LatestQuery): Promise<LatestValue[]>;
 }

@@ -6,6 +6,7 @@
 import {
   API_PREFIX,
   type ApiErrorBody,
+  type DeviceEntry,
   type DeviceInfo,
   type HealthResponse,
   type IntervalsResponse,
@@ -22,6 +23,7 @@ import {
   seriesToColumns,
 } from '../../contract/api.js';
 import {
+  deviceEntriesResponseSchema,
   devicesResponseSchema,
   healthResponseSchema,
   intervalsResponseSchema,
@@ -33,6 +35,7 @@ import {
   serversResponseSchema,
   settingsResponseSchema,
 } from '../../contract/apiResponses.js';
+import { decodeSeriesBinary, SERIES_BINARY_TYPE } from '../../contract/seriesBlock.js';
 import { fieldErrors, formatFieldErrors, type Settings } from '../../contract/settings.js';
 import type { z } from 'zod';
 
@@ -135,8 +138,9 @@ export class CollectorClient {
   private readonly inventoryCacheMs: number;
   private readonly now: () => number;
   private inventory: { atMs: number; devices: Promise<DeviceInfo[]> } | null = null;
-  /** false once the collector refused `format=columns` (a collector older than that form) */
-  private columnsForm = true;
+  private entries: { atMs: number; devices: Promise<DeviceEntry[]> } | null = null;
+  /** the newest GET /series form the collector has not refused (an older collector refuses newer `format` values) */
+  private seriesForm: 'binary' | 'columns' | 'points' = 'binary';
 
   /**
    * The inventory as queries use it: one GET /devices shared by the queries of the last
@@ -155,9 +159,28 @@ export class CollectorClient {
     return devices;
   }
 
+  /**
+   * The devices as queries that need no last runs resolve them (ids, labels): GET
+   * /devices?lastRun=false, cached as queryInventory() is; a fresh full inventory answers too.
+   * At 5,000 devices (docs/benchmarks.md) the full answer is 5.7 MB, this one 0.6 MB.
+   */
+  queryDevices(): Promise<DeviceEntry[]> {
+    const now = this.now();
+    if (this.inventory && now - this.inventory.atMs < this.inventoryCacheMs) return this.inventory.devices;
+    if (this.entries && now - this.entries.atMs < this.inventoryCacheMs) return this.entries.devices;
+    const devices = this.deviceEntries();
+    const entry = { atMs: now, devices };
+    this.entries = this.inventoryCacheMs > 0 ? entry : null;
+    devices.catch(() => {
+      if (this.entries === entry) this.entries = null;
+    });
+    return devices;
+  }
+
   /** Forgets the cached inventory (after a Run now: queries then see the devices' new last runs). */
   forgetInventory(): void {
     this.inventory = null;
+    this.entries = null;
   }
 
   health(signal?: AbortSignal): Promise<HealthResponse> {
@@ -166,6 +189,11 @@ export class CollectorClient {
 
   async devices(signal?: AbortSignal): Promise<DeviceInfo[]> {
     return (await this.request(devicesResponseSchema, 'GET', '/devices', {}, undefined, signal)).devices;
+  }
+
+  /** The devices without their last runs (GET /devices?lastRun=false; a collector older than that parameter ignores it). */
+  async deviceEntries(signal?: AbortSignal): Promise<DeviceEntry[]> {
+    return (await this.request(deviceEntriesResponseSchema, 'GET', '/devices', { lastRun: false }, undefined, signal)).devices;
   }
 
   async servers(signal?: AbortSignal): Promise<ServerInfo[]> {
@@ -205,17 +233,20 @@ export class CollectorClient {
   }
 
   /**
-   * The same series as columns (GET /series?format=columns): no object per point on either side.
-   * A collector older than the columns form refuses `format`: it is then asked for points, which
-   * are turned into columns here, from that answer on.
+   * The same series as columns, read from GET /series?format=binary: no number parsed, times and
+   * values handed on as Float64Arrays. A collector older than a form refuses its `format`: it is
+   * then asked for the next older one (binary, then columns, then points, which are turned into
+   * columns here) from that answer on.
    */
   async seriesColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
-    if (this.columnsForm) {
+    for (;;) {
       try {
-        return await this.seriesAsColumns(query, signal);
+        if (this.seriesForm === 'binary') return await this.seriesAsBinary(query, signal);
+        if (this.seriesForm === 'columns') return await this.seriesAsColumns(query, signal);
+        break;
       } catch (err) {
         if (!(err instanceof CollectorRequestError && err.status === 400 && err.fields.some((f) => f.field === 'format'))) throw err;
-        this.columnsForm = false;
+        this.seriesForm = this.seriesForm === 'binary' ? 'columns' : 'points';
       }
     }
     const answer = await this.series(query, signal);
@@ -224,6 +255,20 @@ export class CollectorClient {
 
   private seriesAsColumns(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
     return this.request(seriesColumnsReplySchema, 'GET', '/series', { ...seriesParams(query), format: 'columns' }, undefined, signal);
+  }
+
+  private async seriesAsBinary(query: SeriesRequest, signal?: AbortSignal): Promise<SeriesColumnsResponse> {
+    const bytes = await this.exchange('GET', '/series', { ...seriesParams(query), format: 'binary' }, undefined, signal, SERIES_BINARY_TYPE, (r) => r.arrayBuffer());
+    try {
+      return decodeSeriesBinary(bytes);
+    } catch (err) {
+      throw new CollectorRequestError(
+        502,
+        'malformed-reply',
+        `the collector's answer to GET ${API_PREFIX}/series?format=binary cannot be read (${(err as Error).message}): ` +
+          `is ${this.baseUrl} the collector, and are the collector and the plugin the same version?`,
+      );
+    }
   }
 
   latest(query: LatestRequest, signal?: AbortSignal): Promise<LatestResponse> {
@@ -251,6 +296,39 @@ export class CollectorClient {
     body: unknown,
     signal?: AbortSignal,
   ): Promise<T> {
+    const text = await this.exchange(method, path, params, body, signal, 'application/json', (response) => response.text());
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // e.g. the URL points at a web server that is not the collector
+      throw new CollectorRequestError(502, 'not-json', `${method} ${API_PREFIX}${path} did not answer JSON: is ${this.baseUrl} the collector?`);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new CollectorRequestError(
+        502,
+        'malformed-reply',
+        `the collector's answer to ${method} ${API_PREFIX}${path} does not match this plugin's contract (${formatFieldErrors(fieldErrors(parsed.error)).slice(0, 300)}): ` +
+          `is ${this.baseUrl} the collector, and are the collector and the plugin the same version?`,
+      );
+    }
+    return parsed.data;
+  }
+
+  /**
+   * One round-trip with the bearer token and the deadline: the body of a 2xx answer as `read`
+   * gives it; no answer becomes CollectorUnreachableError, another status one of the other errors.
+   */
+  private async exchange<T>(
+    method: string,
+    path: string,
+    params: Record<string, QueryValue>,
+    body: unknown,
+    signal: AbortSignal | undefined,
+    accept: string,
+    read: (response: Response) => Promise<T>,
+  ): Promise<T> {
     const url = this.url(path, params);
     const deadline = AbortSignal.timeout(this.timeoutMs);
     const started = performance.now();
@@ -260,7 +338,7 @@ export class CollectorClient {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
-          accept: 'application/json',
+          accept,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -274,27 +352,13 @@ export class CollectorClient {
         cause: error,
       });
     }
+    if (response.ok) {
+      const content = await read(response);
+      this.observe(method, path, response.status, (performance.now() - started) / 1000);
+      return content;
+    }
     const text = await response.text();
     this.observe(method, path, response.status, (performance.now() - started) / 1000);
-    if (response.ok) {
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        // e.g. the URL points at a web server that is not the collector
-        throw new CollectorRequestError(502, 'not-json', `${method} ${API_PREFIX}${path} did not answer JSON: is ${this.baseUrl} the collector?`);
-      }
-      const parsed = schema.safeParse(json);
-      if (!parsed.success) {
-        throw new CollectorRequestError(
-          502,
-          'malformed-reply',
-          `the collector's answer to ${method} ${API_PREFIX}${path} does not match this plugin's contract (${formatFieldErrors(fieldErrors(parsed.error)).slice(0, 300)}): ` +
-            `is ${this.baseUrl} the collector, and are the collector and the plugin the same version?`,
-        );
-      }
-      return parsed.data;
-    }
     const apiError = parseApiError(text);
     if (response.status === 401 || response.status === 403) {
       throw new CollectorAuthError(

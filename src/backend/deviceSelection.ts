@@ -2,7 +2,7 @@
  * Which devices a query means: ids (template variables already interpolated, possibly as
  * `a,b` or `{a,b}` inside one entry), `*` for all, narrowed by label matchers.
  */
-import type { DeviceInfo } from '../../contract/api.js';
+import type { DeviceEntry } from '../../contract/api.js';
 import { ALL_DEVICES, labelFilter, type LabelMatcher } from '../../contract/query.js';
 import { QueryError } from './queryErrors.js';
 
@@ -19,18 +19,18 @@ export function expandDeviceEntries(entries: readonly string[]): string[] {
   return [...new Set(ids.filter((id) => id !== ''))];
 }
 
-export interface DeviceSelection {
+export interface DeviceSelection<D extends DeviceEntry = DeviceEntry> {
   /** every device the query selects, in inventory order */
-  devices: DeviceInfo[];
+  devices: D[];
   /** true when the query asked for `*` without label matchers (the whole fleet) */
   all: boolean;
 }
 
-export function selectDevices(entries: readonly string[], matchers: LabelMatcher[], inventory: DeviceInfo[]): DeviceSelection {
+export function selectDevices<D extends DeviceEntry>(entries: readonly string[], matchers: LabelMatcher[], inventory: D[]): DeviceSelection<D> {
   const ids = expandDeviceEntries(entries);
   if (ids.length === 0) throw new QueryError(400, 'select at least one device, or * for all devices');
   const wantsAll = ids.includes(ALL_DEVICES);
-  let devices: DeviceInfo[];
+  let devices: D[];
   if (wantsAll) {
     devices = inventory;
   } else {
@@ -43,7 +43,7 @@ export function selectDevices(entries: readonly string[], matchers: LabelMatcher
           'the collector has no such device; pick devices from its inventory',
       );
     }
-    devices = ids.map((id) => known.get(id) as DeviceInfo);
+    devices = ids.map((id) => known.get(id) as D);
   }
   if (matchers.length > 0) {
     // the query schema has compiled every regex already (contract/query.ts)

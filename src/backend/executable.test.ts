@@ -25,6 +25,8 @@ const PLUGIN_JSON = JSON.parse(readFileSync(join(ROOT, 'src/plugin.json'), 'utf8
 
 let EXECUTABLE: string;
 let collector: RunningCollector;
+/** the URLs the collector was asked for */
+const collectorRequests: string[] = [];
 let host: GrafanaHost;
 let plugin: LaunchedPlugin;
 let client: PluginClient;
@@ -34,7 +36,7 @@ let minPort: number;
 
 beforeAll(async () => {
   EXECUTABLE = ensurePluginBuilt();
-  collector = await startCollector();
+  collector = await startCollector({ onRequest: (url) => collectorRequests.push(url) });
   settings = {
     uid: 'exe',
     jsonData: { collectorUrl: collector.url, servers: [{ host: '10.0.0.1' }] },
@@ -116,6 +118,9 @@ describe('the plugin executable, launched and judged by Grafana\'s Go SDK', () =
     const after = Date.now();
     for (const refId of ['ts', 'latest', 'stale', 'runs', 'intervals', 'empty']) expect(r[refId], refId).toMatchObject({ status: 200, error: undefined });
     expect(r.ts.frames.map((f) => f.fields[1].labels)).toEqual([{ device: 'r1', direction: 'upload' }, { device: 'r2', direction: 'upload' }]);
+    // the series were read in the binary form (docs/api.md, "Binary series")
+    expect(collectorRequests.filter((u) => u.startsWith('/api/v1/series')).every((u) => u.includes('format=binary'))).toBe(true);
+    expect(collectorRequests.filter((u) => u.startsWith('/api/v1/series')).length).toBeGreaterThan(0);
     expect(r.ts.frames.map((f) => f.meta?.type)).toEqual(['timeseries-multi', 'timeseries-multi']);
     // r1: 100, 200, 300 Mbit/s on three nights, then a failed upload stored as 0
     expect(values(r.ts.frames[0], 'tcp_received_bps')).toEqual([100e6, 200e6, 300e6, 0]);

@@ -17,11 +17,13 @@ let client: PluginClient;
 const logLines: Record<string, unknown>[] = [];
 let settings: DataSourceSettingsInput;
 let DEAD: string;
+/** the URLs the collector was asked for */
+const collectorUrls: string[] = [];
 
 const RANGE = { fromMs: NIGHT0 - DAY, toMs: NOW };
 
 beforeAll(async () => {
-  collector = await startCollector();
+  collector = await startCollector({ onRequest: (url) => collectorUrls.push(url) });
   DEAD = `http://127.0.0.1:${await closedPort()}`;
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -166,6 +168,20 @@ describe('CheckHealth', () => {
 });
 
 describe('QueryData: time series', () => {
+  it('resolves devices from the inventory without last runs, unless the query needs them (last_success_age_s)', async () => {
+    const inventoryRequests = async (uid: string, json: unknown) => {
+      const since = collectorUrls.length;
+      expect((await query(json, { settings: { ...settings, uid } })).status).toBe(200);
+      return collectorUrls.slice(since).filter((u) => u.startsWith('/api/v1/devices'));
+    };
+    const series = { queryType: 'timeseries', devices: ['*'], metrics: ['result'] };
+    expect(await inventoryRequests('ds-light', series)).toEqual(['/api/v1/devices?lastRun=false']);
+    expect(await inventoryRequests('ds-ages', { queryType: 'latest', devices: ['*'], metrics: ['last_success_age_s'] })).toEqual(['/api/v1/devices']);
+    // the full inventory, still fresh, resolves the next query of that data source
+    expect(await inventoryRequests('ds-ages', series)).toEqual([]);
+    expect(await inventoryRequests('ds-light', { queryType: 'latest', devices: ['r1'], metrics: ['result'] })).toEqual([]);
+  });
+
   it('returns one frame per device and direction with ns timestamps, labels, units and meta', async () => {
     const r = await query({ queryType: 'timeseries', devices: ['r1', 'r2'], metrics: ['tcp_received_bps'] });
     expect(r.status).toBe(200);

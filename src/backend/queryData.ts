@@ -123,9 +123,9 @@ export function maxPointsOf(message: DataQueryMessage): number {
   return Math.min(Math.max(1, Math.floor(requested)), MAX_POINTS_PER_SERIES);
 }
 
+/** The query's devices, from the light inventory (ids and labels; GET /devices?lastRun=false). */
 async function resolveDevices(query: Iperf3Query, ctx: QueryContext): Promise<DeviceSelection> {
-  const inventory = await ctx.client.queryInventory();
-  return selectDevices(query.devices, query.labelMatchers, inventory);
+  return selectDevices(query.devices, query.labelMatchers, await ctx.client.queryDevices());
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -232,10 +232,12 @@ export function sortedColumns(s: Pick<SeriesColumns, 'times' | 'values'>): { tim
  */
 async function latestFrames(query: LatestQuery, message: DataQueryMessage, ctx: QueryContext): Promise<DataFrame[]> {
   const { fromMs, toMs } = timeRangeOf(message, ctx.now());
-  const selection = await resolveDevices(query, ctx);
-  if (selection.devices.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
   const stored = query.metrics.filter(isStoredMetric);
   const derived = query.metrics.filter(isDerivedMetric);
+  // the age of the last success needs the devices' last runs: the full inventory
+  const withRuns = derived.includes(LAST_SUCCESS_AGE) ? selectDevices(query.devices, query.labelMatchers, await ctx.client.queryInventory()) : null;
+  const selection = withRuns ?? (await resolveDevices(query, ctx));
+  if (selection.devices.length === 0) return [emptyFrame(query.refId, NUMERIC_META)];
   const values: { device: string; metric: string; server: string | null; direction: string | null; value: number }[] = [];
   if (stored.length > 0) {
     const groups = chunks(
@@ -247,9 +249,9 @@ async function latestFrames(query: LatestQuery, message: DataQueryMessage, ctx: 
     );
     values.push(...responses.flatMap((r) => r.values));
   }
-  if (derived.includes(LAST_SUCCESS_AGE)) {
-    const ages = await lastSuccessAges(selection.devices, ctx);
-    for (const device of selection.devices) {
+  if (withRuns) {
+    const ages = await lastSuccessAges(withRuns.devices, ctx);
+    for (const device of withRuns.devices) {
       values.push({ device: device.id, metric: LAST_SUCCESS_AGE, server: null, direction: null, value: ages.get(device.id) as number });
     }
   }

@@ -110,13 +110,17 @@ export async function seedFleet(store: SqliteStore): Promise<void> {
   await store.runs.finish(r2, okOutcome(NIGHT0 + 60_000, 50e6, 80e6, SERVER_B));
 }
 
-export async function startCollector(options: { token?: string; seed?: (store: SqliteStore) => void | Promise<void> } = {}): Promise<RunningCollector> {
+export async function startCollector(
+  options: { token?: string; seed?: (store: SqliteStore) => void | Promise<void>; /** told of every request's URL */ onRequest?: (url: string) => void } = {},
+): Promise<RunningCollector> {
   const dir = mkdtempSync(join(tmpdir(), 'iperf3-backend-collector-'));
   const store = SqliteStore.open(join(dir, 'collector.db'));
   await (options.seed ?? seedFleet)(store);
   const control = new FixtureControl();
   const token = options.token ?? COLLECTOR_TOKEN;
   const app = buildApi({ store, telemetry: new Telemetry(), token, version: COLLECTOR_VERSION, control });
+  const { onRequest } = options;
+  if (onRequest) app.addHook('onRequest', async (request) => onRequest(request.url));
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url: address,

@@ -3,6 +3,7 @@
  * the API, their configuration for `devices export`, and the iperf3 servers of every pool.
  */
 import { Readable } from 'node:stream';
+import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, type RunRecord } from '../../../contract/api.js';
 import {
@@ -12,6 +13,7 @@ import {
   runRecordSchema,
   deviceRemovedResponseSchema,
   devicesResponseSchema,
+  deviceEntriesResponseSchema,
   serversResponseSchema,
   type DeviceRemovedResponse,
 } from '../../../contract/apiResponses.js';
@@ -28,7 +30,7 @@ export const DEVICES_PAGE = 500;
  */
 const summaryJson = new WeakMap<DeviceSummary, string>();
 
-function deviceJson(d: DeviceSummary, lastRun: RunRecord | null): string {
+function deviceHead(d: DeviceSummary): string {
   let head = summaryJson.get(d);
   if (head === undefined) {
     const json = JSON.stringify(deviceInfoSchema.encode({ ...d, lastRun: null }));
@@ -36,7 +38,16 @@ function deviceJson(d: DeviceSummary, lastRun: RunRecord | null): string {
     head = json.slice(0, -'null}'.length);
     summaryJson.set(d, head);
   }
-  return `${head}${lastRun === null ? 'null' : JSON.stringify(runRecordSchema.encode(lastRun))}}`;
+  return head;
+}
+
+function deviceJson(d: DeviceSummary, lastRun: RunRecord | null): string {
+  return `${deviceHead(d)}${lastRun === null ? 'null' : JSON.stringify(runRecordSchema.encode(lastRun))}}`;
+}
+
+/** A device's JSON without the lastRun key (GET /devices?lastRun=false). */
+function deviceEntryJson(d: DeviceSummary): string {
+  return `${deviceHead(d).slice(0, -',"lastRun":'.length)}}`;
 }
 
 /**
@@ -45,11 +56,24 @@ function deviceJson(d: DeviceSummary, lastRun: RunRecord | null): string {
  * piece is sent before the next page is read. With 100,000 devices no list of every device, and
  * no string of the whole answer, is ever held. The first piece holds the first page.
  */
-export async function* devicesJson(devices: Iterable<DeviceSummary>, lastOf: (ids: string[]) => Promise<Map<string, RunRecord>>, pageSize = DEVICES_PAGE): AsyncGenerator<string> {
+export async function* devicesJson(
+  devices: Iterable<DeviceSummary>,
+  lastOf: ((ids: string[]) => Promise<Map<string, RunRecord>>) | null,
+  pageSize = DEVICES_PAGE,
+): AsyncGenerator<string> {
   let out = '{"devices":[';
   let comma = '';
   let page: DeviceSummary[] = [];
   const render = async () => {
+    if (lastOf === null) {
+      // without last runs: no store read
+      for (const d of page) {
+        out += comma + deviceEntryJson(d);
+        comma = ',';
+      }
+      page = [];
+      return;
+    }
     const last = await lastOf(page.map((d) => d.id));
     for (const d of page) {
       out += comma + deviceJson(d, last.get(d.id) ?? null);
@@ -72,8 +96,17 @@ export async function* devicesJson(devices: Iterable<DeviceSummary>, lastOf: (id
 export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { deps, schemas }) => {
   const { control, store } = deps;
 
-  app.get(`${API_PREFIX}/devices`, { schema: { summary: 'The devices, without credentials, each with its last run', response: {  ...ERROR_RESPONSES,200: devicesResponseSchema } } }, async (_request, reply) => {
-    const pieces = devicesJson(control.devices(), (ids) => store.runs.lastOf(ids));
+  app.get(
+    `${API_PREFIX}/devices`,
+    {
+      schema: {
+        summary: 'The devices, without credentials, each with its last run (lastRun=false: without)',
+        querystring: schemas.devicesQuery,
+        response: { ...ERROR_RESPONSES, 200: z.union([devicesResponseSchema, deviceEntriesResponseSchema]) },
+      },
+    },
+    async (request, reply) => {
+    const pieces = devicesJson(control.devices(), request.query.lastRun ? (ids) => store.runs.lastOf(ids) : null);
     // the first page is written before the answer starts: an invalid device or a store error there is a 500;
     // a later failure cuts the answer short (invalid JSON, logged), never a half-valid answer
     const first = await pieces.next();
@@ -85,7 +118,8 @@ export const inventoryRoutes: FastifyPluginAsyncZod<RouteDeps> = async (app, { d
       { objectMode: false },
     );
     return reply.type('application/json; charset=utf-8').send(body as unknown as DevicesResponse);
-  });
+    },
+  );
 
   app.get(
     `${API_PREFIX}/devices/export`,

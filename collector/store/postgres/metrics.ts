@@ -1,6 +1,7 @@
 import type { Direction, MetricName } from '../../../contract/metrics.js';
-import { latestValue, seriesFromRows, type MetricRow } from '../rows.js';
+import { latestValue, type MetricRow } from '../rows.js';
 import type { LatestValue, Series } from '../../../contract/api.js';
+import { blockFromRows, blockToSeries, type SeriesBlock } from '../../../contract/seriesBlock.js';
 import type { LatestQuery, MetricStore, SeriesQuery } from '../store.js';
 import type { PgDatabase } from './database.js';
 
@@ -9,6 +10,10 @@ export class PgMetrics implements MetricStore {
   constructor(private readonly db: PgDatabase) {}
 
   async series(query: SeriesQuery): Promise<Series[]> {
+    return blockToSeries(await this.seriesBlock(query));
+  }
+
+  async seriesBlock(query: SeriesQuery): Promise<SeriesBlock> {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
     params.push(query.fromMs, query.toMs, query.maxPoints);
     const [from, to, max] = [params.length - 2, params.length - 1, params.length].map((i) => `$${i}::bigint`);
@@ -27,7 +32,7 @@ export class PgMetrics implements MetricStore {
       values: params,
       rowMode: 'array',
     });
-    return seriesFromRows(rows);
+    return blockFromRows(rows);
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {

@@ -1,8 +1,9 @@
 import type { Direction, MetricName } from '../../../contract/metrics.js';
-import { latestValue, seriesFromRows, type MetricRow } from '../rows.js';
+import { latestValue, type MetricRow } from '../rows.js';
 import type { LatestValue, Series } from '../../../contract/api.js';
+import { blockToSeries, type SeriesBlock } from '../../../contract/seriesBlock.js';
 import type { LatestQuery, MetricStore, SeriesQuery } from '../store.js';
-import type { MetricColumns, ReadPool } from './readPool.js';
+import type { ReadPool } from './readPool.js';
 
 
 export class SqliteMetrics implements MetricStore {
@@ -10,13 +11,20 @@ export class SqliteMetrics implements MetricStore {
   constructor(private readonly reads: ReadPool) {}
 
   async series(query: SeriesQuery): Promise<Series[]> {
+    return blockToSeries(await this.seriesBlock(query));
+  }
+
+  seriesBlock(query: SeriesQuery): Promise<SeriesBlock> {
     const { where, params } = metricFilter(query.devices, query.metrics, query.server, query.direction);
     where.push('time_ms BETWEEN ? AND ?');
     params.push(query.fromMs, query.toMs);
     // Bucketed in SQL (docs/api.md, "Downsampling"), in one read transaction of a worker:
-    // 1. the points of each series, counted (without a server split, in the covering index's
-    //    own order: one pass, no sort); a series is keyed name NUL device NUL direction (NUL server);
-    // 2. one row per point of the series with at most maxPoints points (grouped by rowid), and
+    // 1. the rows as they are (`plain`, in the covering index's order: no sort), counted per
+    //    series as they come; the answer when no series has more than maxPoints points (a year
+    //    of nights at 1000 points). Else, from the first series that has more:
+    // 2. the points of each series, counted (without a server split, in the index's own order:
+    //    one pass, no sort); a series is keyed name NUL device NUL direction (NUL server);
+    // 3. one row per point of the series with at most maxPoints points (grouped by rowid), and
     //    per non-empty bucket of the others, bucket = (time - from) * maxPoints / (to - from + 1)
     //    in integer arithmetic. Only the points answered reach JavaScript.
     const split = query.splitByServer === true;
@@ -33,10 +41,8 @@ export class SqliteMetrics implements MetricStore {
       GROUP BY name, device, direction${split ? ', server' : ''},
         CASE WHEN ${key} IN (SELECT value FROM json_each(?)) THEN -rowid
         ELSE (time_ms - CAST(? AS INTEGER)) * CAST(? AS INTEGER) / (CAST(? AS INTEGER) - CAST(? AS INTEGER) + 1) END`;
-    // 3. when no series has more than maxPoints points (a year of nights at 1000 points), the
-    //    rows as they are instead of 2: the same answer without grouping.
     const plain = `SELECT device, name, direction, ${split ? 'server' : 'NULL'}, time_ms, value, failed FROM metrics WHERE ${filter}`;
-    const columns = await this.reads.series({
+    return this.reads.series({
       count,
       buckets,
       plain,
@@ -44,7 +50,6 @@ export class SqliteMetrics implements MetricStore {
       maxPoints: query.maxPoints,
       bucketParams: [query.fromMs, query.maxPoints, query.toMs, query.fromMs],
     });
-    return seriesFromRows(metricRows(columns));
   }
 
   async latest(query: LatestQuery): Promise<LatestValue[]> {
@@ -61,14 +66,6 @@ export class SqliteMetrics implements MetricStore {
     const text = `SELECT device, name, direction, server, max(time_ms), value, failed FROM metrics
                   WHERE ${where.join(' AND ')} GROUP BY device, name, direction ORDER BY device, name, direction`;
     return (await this.reads.all<MetricRow>(text, params)).map(latestValue);
-  }
-}
-
-/** The rows of packed metric columns, one at a time (only the series' points stay). */
-function* metricRows({ keys, data }: MetricColumns): Generator<MetricRow> {
-  for (let i = 0; i < data.length; i += 4) {
-    const [device, name, direction, server] = keys[data[i]];
-    yield [device, name as MetricName, direction as Direction | null, server, data[i + 1], data[i + 2], data[i + 3] as 0 | 1];
   }
 }
 

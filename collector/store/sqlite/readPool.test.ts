@@ -50,10 +50,11 @@ describe('SQLite metric reads off the event loop', () => {
     const seriesStarted = new Promise<void>((resolve) => (started = resolve));
     // the API's store, reporting when its series query starts and ends
     const metrics = {
-      series: async (q: Parameters<typeof store.metrics.series>[0]) => {
+      series: store.metrics.series.bind(store.metrics),
+      seriesBlock: async (q: Parameters<typeof store.metrics.seriesBlock>[0]) => {
         events.push('series started');
         started();
-        const result = await store.metrics.series(q);
+        const result = await store.metrics.seriesBlock(q);
         events.push('series done');
         return result;
       },

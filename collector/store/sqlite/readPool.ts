@@ -3,7 +3,7 @@
  * worker threads, each with its own read-only better-sqlite3 connection to the database file.
  * WAL lets them read while the store's own connection writes; a reader sees the last committed
  * state. The main thread only sends the SQL and its parameters and receives the rows (series
- * packed in one transferred buffer), so `/healthz`, the scheduler and SSH sessions keep running
+ * as columns in transferred buffers), so `/healthz`, the scheduler and SSH sessions keep running
  * while a long query scans.
  *
  * Bounded: at most `size` queries run at once, at most `maxQueued` wait; beyond that a read
@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { StoreBusyError } from '../../errors.js';
+import { packSeries, type SeriesBlock } from '../../../contract/seriesBlock.js';
 
 export interface ReadPoolOptions {
   /** worker threads, each with one connection (default 2) */
@@ -23,14 +24,16 @@ export interface ReadPoolOptions {
 }
 
 /**
- * A series read in two steps inside one read transaction (one snapshot): `count` answers rows of
- * (series key, point count) pairs, one or more pairs per row; `buckets` then runs with `params`,
- * the JSON list of the keys with at most `maxPoints` points (0 excluded), and `bucketParams`.
+ * A series read inside one read transaction (one snapshot): `plain` first, its rows counted
+ * per series as they come; as soon as one series has more than `maxPoints`, that read stops and
+ * `count` answers rows of (series key, point count) pairs, one or more pairs per row; `buckets`
+ * then runs with `params`, the JSON list of the keys with at most `maxPoints` points (0
+ * excluded), and `bucketParams`. The answer: a SeriesBlock, packed in the worker.
  */
 export interface SeriesRead {
   count: string;
   buckets: string;
-  /** the rows themselves (same columns as buckets, same params as count): read instead of buckets when no series needs reducing */
+  /** the rows themselves (same columns as buckets, same params as count): the answer while no series needs reducing */
   plain: string;
   params: unknown[];
   maxPoints: number;
@@ -40,20 +43,10 @@ export interface SeriesRead {
 interface Job {
   sql: string;
   params: unknown[];
-  /** a series read (answered as MetricColumns) instead of `sql` */
+  /** a series read (answered as a SeriesBlock) instead of `sql` */
   series?: SeriesRead;
   resolve(answer: unknown): void;
   reject(err: Error): void;
-}
-
-/**
- * Metric rows packed for the trip from the worker: the distinct (device, name, direction,
- * server) of the rows once, and per row four doubles (key index, time, value, failed) in one
- * transferred buffer: no per-row objects are built in the worker or cloned to the main thread.
- */
-export interface MetricColumns {
-  keys: [device: string, name: string, direction: string | null, server: string | null][];
-  data: Float64Array;
 }
 
 interface Reader {
@@ -61,29 +54,50 @@ interface Reader {
   job: Job | null;
 }
 
-type Reply = { rows: unknown[][] } | { columns: MetricColumns } | { error: { message: string; code?: string } };
+type Reply = { rows: unknown[][] } | { block: SeriesBlock } | { error: { message: string; code?: string } };
 
 // Plain CommonJS evaluated in the worker (no TypeScript, no bundling step): opens the file
 // read-only, caches prepared statements by their text and answers rows in array form.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
+const packSeries = (${packSeries.toString()});
 const db = new Database(workerData.path, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = ' + workerData.busyTimeoutMs);
 const statements = new Map();
-function columns(stmt, params) {
-  const index = new Map();
+// Metric rows packed: the distinct (device, name, direction, server) once, four doubles per
+// row (key index, time, value, failed). Null when a series gets more than maxPoints rows.
+// Rows come in the covering index's order (name, device, time): the keys of the current
+// device and name are looked up in a small map of their own, without building a string per row.
+function columns(stmt, params, maxPoints) {
+  const byDevice = new Map();
   const keys = [];
+  const counts = [];
   let data = new Float64Array(4096);
   let n = 0;
+  let lastDevice = null;
+  let lastName = null;
+  let own = null;
   for (const [device, name, direction, server, time, value, failed] of stmt.iterate(...params)) {
-    const key = device + '\0' + name + '\0' + (direction === null ? '\u0001' : direction) + '\0' + (server === null ? '\u0001' : server);
-    let k = index.get(key);
+    if (device !== lastDevice || name !== lastName) {
+      const id = device + '\\0' + name;
+      own = byDevice.get(id);
+      if (own === undefined) {
+        own = new Map();
+        byDevice.set(id, own);
+      }
+      lastDevice = device;
+      lastName = name;
+    }
+    const sub = server === null ? direction : direction + '\\0' + server;
+    let k = own.get(sub);
     if (k === undefined) {
       k = keys.length;
-      index.set(key, k);
+      own.set(sub, k);
       keys.push([device, name, direction, server]);
+      counts.push(0);
     }
+    if (++counts[k] > maxPoints) return null;
     if (n + 4 > data.length) {
       const grown = new Float64Array(data.length * 2);
       grown.set(data);
@@ -94,7 +108,7 @@ function columns(stmt, params) {
     data[n++] = value;
     data[n++] = failed;
   }
-  return { keys, data: data.slice(0, n) };
+  return packSeries(keys, data.subarray(0, n));
 }
 function prepared(sql) {
   let stmt = statements.get(sql);
@@ -105,23 +119,23 @@ function prepared(sql) {
   return stmt;
 }
 const series = db.transaction((read) => {
+  // the rows as they are, in index order, without grouping (no sort), while every series fits
+  const plain = columns(prepared(read.plain), read.params, read.maxPoints);
+  if (plain) return plain;
+  // a series has more than maxPoints points: count them all, then bucket those that do not fit
   const whole = [];
-  let reduce = false;
   for (const row of prepared(read.count).iterate(...read.params)) {
     for (let i = 0; i < row.length; i += 2) {
-      if (row[i + 1] > read.maxPoints) reduce = true;
-      else if (row[i + 1] > 0) whole.push(row[i]);
+      if (row[i + 1] > 0 && row[i + 1] <= read.maxPoints) whole.push(row[i]);
     }
   }
-  // every series fits: its rows as they are, in index order, without grouping (no sort)
-  if (!reduce) return columns(prepared(read.plain), read.params);
-  return columns(prepared(read.buckets), [...read.params, JSON.stringify(whole), ...read.bucketParams]);
+  return columns(prepared(read.buckets), [...read.params, JSON.stringify(whole), ...read.bucketParams], Infinity);
 });
 parentPort.on('message', ({ sql, params, series: read }) => {
   try {
     if (read) {
       const answer = series(read);
-      parentPort.postMessage({ columns: answer }, [answer.data.buffer]);
+      parentPort.postMessage({ block: answer }, [answer.times.buffer, answer.values.buffer, answer.failed.buffer]);
     } else parentPort.postMessage({ rows: prepared(sql).all(...params) });
   } catch (err) {
     parentPort.postMessage({ error: { message: String(err && err.message), code: err && err.code } });
@@ -154,9 +168,9 @@ export class ReadPool {
     return this.submit(sql, params) as Promise<Row[]>;
   }
 
-  /** The bucketed points of a series query (SeriesRead), packed (MetricColumns). */
-  series(read: SeriesRead): Promise<MetricColumns> {
-    return this.submit('', [], read) as Promise<MetricColumns>;
+  /** The bucketed points of a series query (SeriesRead), as a block of columns. */
+  series(read: SeriesRead): Promise<SeriesBlock> {
+    return this.submit('', [], read) as Promise<SeriesBlock>;
   }
 
   private submit(sql: string, params: unknown[], series?: SeriesRead): Promise<unknown> {
@@ -197,7 +211,7 @@ export class ReadPool {
       const job = reader.job as Job;
       reader.job = null;
       if ('rows' in reply) job.resolve(reply.rows);
-      else if ('columns' in reply) job.resolve(reply.columns);
+      else if ('block' in reply) job.resolve(reply.block);
       else job.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
       this.next(reader);
     });
