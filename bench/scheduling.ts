@@ -6,7 +6,7 @@
  * check after 2 x `time` (openwisp_monitoring/check/classes/iperf3.py, `perform_check_delayed`).
  * Every figure is read back from the stored run log.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,8 +17,11 @@ import type { LoadedConfig } from '../collector/config/load.js';
 import { runTcpThenUdp } from '../collector/dispatch/deviceRun.js';
 import { ServerRegistry } from '../collector/dispatch/serverRegistry.js';
 import { serverKey } from '../collector/model.js';
+import { PostgresStore } from '../collector/store/postgres/postgresStore.js';
 import { SqliteStore } from '../collector/store/sqlite/sqliteStore.js';
+import type { Store } from '../collector/store/store.js';
 import { Telemetry } from '../collector/telemetry.js';
+import { startPostgresCluster, type PostgresCluster } from '../tests/support/postgresCluster.js';
 import { loadCollectorConfig, loopbackDeviceAddress } from './collectorConfig.js';
 import { table, verdict, type SectionResult } from './report.js';
 import { SimulatedConnector, type SimulatedTiming } from './simulatedDevices.js';
@@ -79,8 +82,16 @@ function benchConfig(dir: string, o: SchedulingOptions): LoadedConfig {
   });
 }
 
+interface RunLog {
+  tests: StoredTest[];
+  runs: number;
+  okRuns: number;
+  firstStart: number;
+  lastEnd: number;
+}
+
 /** The stored run log: every test with its server and times, and the runs' statuses. */
-function readRunLog(databasePath: string): { tests: StoredTest[]; runs: number; okRuns: number; firstStart: number; lastEnd: number } {
+function readRunLog(databasePath: string): RunLog {
   const db = new Database(databasePath, { readonly: true });
   try {
     const tests = db
@@ -95,6 +106,22 @@ function readRunLog(databasePath: string): { tests: StoredTest[]; runs: number; 
     return { tests, runs: runs.n, okRuns: runs.ok, firstStart: runs.first, lastEnd: runs.last };
   } finally {
     db.close();
+  }
+}
+
+/** The same run log from a PostgreSQL database, read as the superuser on another connection. */
+async function readPgRunLog(cluster: PostgresCluster, url: string): Promise<RunLog> {
+  const admin = await cluster.admin(new URL(url).pathname.slice(1));
+  try {
+    const tests = (await admin.query<StoredTest>('SELECT server, started_at AS "startedAt", ended_at AS "endedAt" FROM tests ORDER BY server, started_at, id')).rows;
+    const runs = (
+      await admin.query<{ n: number; ok: number; first: number; last: number }>(
+        "SELECT count(*)::int AS n, (count(*) FILTER (WHERE status = 'ok'))::int AS ok, min(started_at) AS first, max(ended_at) AS last FROM runs",
+      )
+    ).rows[0];
+    return { tests, runs: runs.n, okRuns: runs.ok, firstStart: runs.first, lastEnd: runs.last };
+  } finally {
+    await admin.end();
   }
 }
 
@@ -124,13 +151,12 @@ export function maxConcurrency(tests: StoredTest[]): { max: number; overlaps: nu
 function measure(
   approach: string,
   o: SchedulingOptions,
-  databasePath: string,
+  log: RunLog,
   wallMs: number,
   sshConnections: number,
   serverKeys: string[],
   cpuMs = 0,
 ): ScheduleMeasurement {
-  const log = readRunLog(databasePath);
   const makespanMs = Math.max(wallMs, log.lastEnd - log.firstStart);
   const utilisation = new Map<string, number>();
   let idleBeforeLastTestMs = 0;
@@ -160,12 +186,18 @@ function measure(
   };
 }
 
-/** Our collector: a scheduled round of every device through Collector.runDevices. */
-export async function runOurs(o: SchedulingOptions): Promise<ScheduleMeasurement> {
+/** The store a fleet round writes to: SQLite (default) or a fresh database of a PostgreSQL cluster. */
+export type BenchEngine = { kind: 'sqlite' } | { kind: 'postgres'; cluster: PostgresCluster };
+const SQLITE: BenchEngine = { kind: 'sqlite' };
+
+/** Our collector: every device run once through Collector.runDevices (the `run` command's path). */
+export async function runOurs(o: SchedulingOptions, engine: BenchEngine = SQLITE): Promise<ScheduleMeasurement> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-sched-ours-'));
   try {
     const loaded = benchConfig(dir, o);
-    const store = SqliteStore.open(loaded.databasePath);
+    const url = engine.kind === 'postgres' ? await engine.cluster.createDatabase() : null;
+    const store: Store =
+      engine.kind === 'postgres' && url ? await PostgresStore.open(url, { password: engine.cluster.password }) : SqliteStore.open(loaded.databasePath);
     const connector = new SimulatedConnector(o.timing);
     const collector = await Collector.open({ loaded, store, connector, logger: silent, telemetry: new Telemetry() });
     const ids = loaded.devices.map((d) => d.config.id);
@@ -177,7 +209,8 @@ export async function runOurs(o: SchedulingOptions): Promise<ScheduleMeasurement
     await collector.shutdown();
     await store.close();
     const cpuMs = (used.user + used.system) / 1000;
-    return measure('this collector (work-conserving registry)', o, loaded.databasePath, wallMs, connector.connections, loaded.config.servers.map(serverKey), cpuMs);
+    const log = engine.kind === 'postgres' && url ? await readPgRunLog(engine.cluster, url) : readRunLog(loaded.databasePath);
+    return measure('this collector (work-conserving registry)', o, log, wallMs, connector.connections, loaded.config.servers.map(serverKey), cpuMs);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -232,7 +265,7 @@ export async function runOpenWisp(o: SchedulingOptions): Promise<ScheduleMeasure
     await Promise.all(loaded.devices.map(check));
     const wallMs = performance.now() - started;
     await store.close();
-    return measure(`OpenWISP approach (re-queue after 2 x time = ${requeueMs} ms)`, o, loaded.databasePath, wallMs, connector.connections, servers.map(serverKey));
+    return measure(`OpenWISP approach (re-queue after 2 x time = ${requeueMs} ms)`, o, readRunLog(loaded.databasePath), wallMs, connector.connections, servers.map(serverKey));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -242,54 +275,154 @@ export async function runOpenWisp(o: SchedulingOptions): Promise<ScheduleMeasure
 export const FLEET_TIMING: SimulatedTiming = { connectMs: 10, testMs: 200 };
 /** Makespan vs ideal before the registry woke one waiter per release (issue 16's figures, same bench code). */
 const FLEET_BEFORE: Record<string, string> = { '2000x20': '1.018x', '10000x100': '1.104x' };
+/** The previous report's figures (5 December 2026, SQLite only): vs ideal, CPU per test. */
+const FLEET_PREVIOUS: Record<string, { ratio: string; cpu: string }> = {
+  'sqlite 2000x20': { ratio: '1.006x', cpu: '0.36 ms' },
+  'sqlite 10000x100': { ratio: '1.011x', cpu: '0.26 ms' },
+};
 
-/** 2,000 devices on 20 servers; with BENCH_SCHEDULING_LARGE=1 also 10,000 on 100 (40 s more). */
+/** 2,000 devices on 20 servers; with BENCH_SCHEDULING_LARGE=1 also 10,000 on 100 (40 s more per store). */
 export function fleetSizes(env: NodeJS.ProcessEnv = process.env): { devices: number; servers: number }[] {
   const sizes = [{ devices: 2000, servers: 20 }];
   if (env.BENCH_SCHEDULING_LARGE === '1') sizes.push({ devices: 10_000, servers: 100 });
   return sizes;
 }
 
+function clockTicks(pid: number): number {
+  // utime, stime, cutime, cstime: fields 14-17 of /proc/<pid>/stat (after the command in parentheses)
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+}
+
+/**
+ * CPU ms used so far by a PostgreSQL cluster: its postmaster (with the backends it has reaped)
+ * and its live backends. USER_HZ is 100 on Linux.
+ */
+export async function postgresCpuMs(cluster: PostgresCluster): Promise<number> {
+  const admin = await cluster.admin('postgres');
+  let backend: number;
+  let postmaster: number;
+  try {
+    backend = (await admin.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    postmaster = parentOf(backend);
+  } finally {
+    await admin.end();
+  }
+  let ticks = clockTicks(postmaster);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === backend) continue;
+    try {
+      if (parentOf(Number(entry)) === postmaster) ticks += clockTicks(Number(entry));
+    } catch {
+      // the process ended meanwhile: the postmaster counts it once reaped
+    }
+  }
+  return ticks * 10;
+}
+
+function parentOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]);
+}
+
+interface FleetRow {
+  engine: 'SQLite' | 'PostgreSQL';
+  devices: number;
+  servers: number;
+  m: ScheduleMeasurement;
+  /** CPU of the PostgreSQL server during the round (null on SQLite: it runs in the collector's process) */
+  serverCpuMs: number | null;
+}
+
+async function fleetRound(size: { devices: number; servers: number }, engine: BenchEngine): Promise<FleetRow> {
+  const o: SchedulingOptions = { ...size, timing: FLEET_TIMING, repetitions: 1 };
+  if (engine.kind === 'sqlite') return { engine: 'SQLite', ...size, m: await runOurs(o, engine), serverCpuMs: null };
+  const before = await postgresCpuMs(engine.cluster);
+  const m = await runOurs(o, engine);
+  return { engine: 'PostgreSQL', ...size, m, serverCpuMs: (await postgresCpuMs(engine.cluster)) - before };
+}
+
 async function benchFleet(log: (line: string) => void): Promise<{ markdown: string; summary: string[] }> {
   const rows: (string | number)[][] = [];
   const summary: string[] = [];
-  for (const size of fleetSizes()) {
-    const o: SchedulingOptions = { ...size, timing: FLEET_TIMING, repetitions: 1 };
-    const m = await runOurs(o);
-    const perServerTests = Math.ceil(o.devices / o.servers) * TESTS_PER_DEVICE;
+  const cluster = await startPostgresCluster();
+  const results: FleetRow[] = [];
+  try {
+    for (const size of fleetSizes()) {
+      for (const engine of [SQLITE, { kind: 'postgres', cluster } as BenchEngine]) {
+        const r = await fleetRound(size, engine);
+        log(`scheduling: ${r.devices} devices on ${r.servers} servers, ${r.engine}: ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal`);
+        results.push(r);
+      }
+    }
+  } finally {
+    cluster.destroy();
+  }
+  for (const { engine, devices, servers, m, serverCpuMs } of results) {
+    const key = `${devices}x${servers}`;
+    const previous = FLEET_PREVIOUS[`${engine.toLowerCase()} ${key}`];
+    const perServerTests = Math.ceil(devices / servers) * TESTS_PER_DEVICE;
     const u = [...m.utilisation.values()];
     const ratio = m.makespanMs / m.idealMs;
     // the ideal with the tests as long as they were stored: what is left is the scheduler's own idle time
     const scheduling = m.makespanMs / (perServerTests * m.meanTestMs);
-    log(`scheduling: ${o.devices} devices on ${o.servers} servers: ${fixed(ratio, 3)}x ideal`);
     rows.push([
-      `${o.devices} on ${o.servers}`,
+      `${devices} on ${servers}`,
+      engine,
       `${ms(m.makespanMs)} ms`,
       `${m.idealMs} ms`,
       `**${fixed(ratio, 3)}x**`,
-      FLEET_BEFORE[`${o.devices}x${o.servers}`] ?? '',
+      previous?.ratio ?? 'not measured',
+      engine === 'SQLite' ? (FLEET_BEFORE[key] ?? '') : '',
       `${fixed(m.meanTestMs, 1)} ms`,
       `${fixed(scheduling, 3)}x`,
       `${fixed(m.idleBeforeLastTestMs / u.length, 0)} ms`,
       `${fixed(m.cpuMs / m.tests, 2)} ms`,
+      previous?.cpu ?? 'not measured',
+      serverCpuMs === null ? 'in the collector' : `${fixed(serverCpuMs / m.tests, 2)} ms`,
       `${m.okRuns}/${m.runs}`,
       m.maxConcurrentPerServer,
     ]);
-    summary.push(`scheduling ${o.devices} devices on ${o.servers} servers: ${fixed(ratio, 3)}x ideal (before: ${FLEET_BEFORE[`${o.devices}x${o.servers}`] ?? 'n/a'}; target 1.05x: ${ratio <= 1.05 ? 'met' : 'missed'}), max tests at once on one server ${m.maxConcurrentPerServer}`);
+    const name = `scheduling ${devices} devices on ${servers} servers${engine === 'SQLite' ? '' : `, ${engine}`}`;
+    summary.push(
+      `${name}: ${fixed(ratio, 3)}x ideal (previous report: ${previous?.ratio ?? 'not measured'}; target 1.05x: ${ratio <= 1.05 ? 'met' : 'missed'}), ` +
+        `${fixed(m.cpuMs / m.tests, 2)} ms collector CPU per test, max tests at once on one server ${m.maxConcurrentPerServer}`,
+    );
   }
   const markdown = [
     `### Fleet sizes (this collector only, tests compressed to ${FLEET_TIMING.testMs} ms, SSH connect ${FLEET_TIMING.connectMs} ms)`,
     '',
-    'One round each. 10,000 devices on 100 servers runs with `BENCH_SCHEDULING_LARGE=1 npm run bench -- --only scheduling`',
-    '(40 s more). "Before" is the figure of issue 16 (same bench code, before the registry woke one waiter per release).',
-    '"Vs stored test time" divides by the ideal computed with the mean stored test duration instead of',
+    'One round per size and store, SQLite then PostgreSQL in the same run, every device run once through',
+    '`Collector.runDevices` (the path of the `run` command and "run now": no round, no claims). 10,000 devices on 100',
+    'servers runs with `BENCH_SCHEDULING_LARGE=1 npm run bench -- --only scheduling` (about 90 s more). PostgreSQL is',
+    "Debian's server in a cluster of its own on this machine (tests/support/postgresCluster.ts: default settings, fsync",
+    'off), one collector with the default pool of 10 connections, on a new empty database per round. "Previous report" is',
+    'the figure of the report before this one; "before" is the figure of issue 16 (same bench code, before the registry',
+    'woke one waiter per release). "Vs stored test time" divides by the ideal computed with the mean stored test duration instead of',
     `${FLEET_TIMING.testMs} ms: a simulated test lasts a timer of ${FLEET_TIMING.testMs} ms plus its lateness on a loaded event loop, and`,
     'what is left above 1 is the time servers stood idle. With the machine loaded beyond its cores the lateness',
     'alone adds several per cent (on this machine at load average 4.9: mean stored test 212 ms, 1.066x ideal, 1.005x',
-    'of the stored test time), so read the target against the load average below.',
+    'of the stored test time), so read the target against the load average below. "Collector CPU per test" is the',
+    'benchmark process\'s CPU (user + system) during the round over the tests stored; "PostgreSQL CPU per test" is the',
+    "cluster's processes' CPU over the same round (both share the machine's 2 cores).",
     '',
     table(
-      ['devices on servers', 'makespan', 'ideal', 'vs ideal', 'before', 'mean stored test', 'vs stored test time', 'idle per server', 'CPU per test', 'ok runs', 'max tests at once on one server'],
+      [
+        'devices on servers',
+        'store',
+        'makespan',
+        'ideal',
+        'vs ideal',
+        'previous report',
+        'before (issue 16)',
+        'mean stored test',
+        'vs stored test time',
+        'idle per server',
+        'collector CPU per test',
+        'previous report',
+        'PostgreSQL CPU per test',
+        'ok runs',
+        'max tests at once on one server',
+      ],
       rows,
     ),
   ].join('\n');
