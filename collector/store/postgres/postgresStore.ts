@@ -79,7 +79,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    // writes already submitted are committed (and their callers answered) before the pool ends
+    await this.runs.drain();
+    await this.db.close();
   }
 }

@@ -67,6 +67,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // writes already submitted are committed (and their callers answered) before the file closes
+    await this.runs.drain();
     await this.reads.close();
     this.sql.close();
   }
