@@ -169,7 +169,7 @@ export interface ServerLocks {
   /** Takes the server for this collector; false when another collector holds it. */
   tryLock(key: string): Promise<boolean>;
   unlock(key: string): Promise<void>;
-  /** `listener(key)` when a collector frees a server; `listener(null)` when any may have been freed unseen. */
+  /** `listener(key)` when another collector frees a server; `listener(null)` when any may have been freed unseen. */
   onFreed(listener: (key: string | null) => void): Promise<void>;
 }
 
