@@ -72,6 +72,8 @@ export interface ScheduleMeasurement {
   meanTestMs: number;
   /** CPU time (user + system) of this process during the round */
   cpuMs: number;
+  /** runs.start and runs.finish: mean writes per transaction of the group commit (null: not measured) */
+  writesPerTransaction: { starts: number; finishes: number } | null;
 }
 
 function benchConfig(dir: string, o: SchedulingOptions): LoadedConfig {
@@ -183,11 +185,15 @@ function measure(
     idleBeforeLastTestMs,
     meanTestMs: log.tests.reduce((sum, t) => sum + (t.endedAt - t.startedAt), 0) / Math.max(1, log.tests.length),
     cpuMs,
+    writesPerTransaction: null,
   };
 }
 
 /** The store a fleet round writes to: SQLite (default) or a fresh database of a PostgreSQL cluster. */
-export type BenchEngine = { kind: 'sqlite' } | { kind: 'postgres'; cluster: PostgresCluster };
+export type BenchEngine = ({ kind: 'sqlite' } | { kind: 'postgres'; cluster: PostgresCluster }) & {
+  /** the store's maxWriteBatch: 1 writes every run start and finish in a transaction of its own (no group commit) */
+  maxWriteBatch?: number;
+};
 const SQLITE: BenchEngine = { kind: 'sqlite' };
 
 /** Our collector: every device run once through Collector.runDevices (the `run` command's path). */
@@ -197,7 +203,9 @@ export async function runOurs(o: SchedulingOptions, engine: BenchEngine = SQLITE
     const loaded = benchConfig(dir, o);
     const url = engine.kind === 'postgres' ? await engine.cluster.createDatabase() : null;
     const store: Store =
-      engine.kind === 'postgres' && url ? await PostgresStore.open(url, { password: engine.cluster.password }) : SqliteStore.open(loaded.databasePath);
+      engine.kind === 'postgres' && url
+        ? await PostgresStore.open(url, { password: engine.cluster.password, maxWriteBatch: engine.maxWriteBatch })
+        : SqliteStore.open(loaded.databasePath, { maxWriteBatch: engine.maxWriteBatch });
     const connector = new SimulatedConnector(o.timing);
     const collector = await Collector.open({ loaded, store, connector, logger: silent, telemetry: new Telemetry() });
     const ids = loaded.devices.map((d) => d.config.id);
@@ -210,7 +218,11 @@ export async function runOurs(o: SchedulingOptions, engine: BenchEngine = SQLITE
     await store.close();
     const cpuMs = (used.user + used.system) / 1000;
     const log = engine.kind === 'postgres' && url ? await readPgRunLog(engine.cluster, url) : readRunLog(loaded.databasePath);
-    return measure('this collector (work-conserving registry)', o, log, wallMs, connector.connections, loaded.config.servers.map(serverKey), cpuMs);
+    const { starts, finishes } = store.runs.writeStats;
+    return {
+      ...measure('this collector (work-conserving registry)', o, log, wallMs, connector.connections, loaded.config.servers.map(serverKey), cpuMs),
+      writesPerTransaction: { starts: starts.writes / starts.transactions, finishes: finishes.writes / finishes.transactions },
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -326,6 +338,7 @@ function parentOf(pid: number): number {
 
 interface FleetRow {
   engine: 'SQLite' | 'PostgreSQL';
+  groupCommit: boolean;
   devices: number;
   servers: number;
   m: ScheduleMeasurement;
@@ -335,10 +348,11 @@ interface FleetRow {
 
 async function fleetRound(size: { devices: number; servers: number }, engine: BenchEngine): Promise<FleetRow> {
   const o: SchedulingOptions = { ...size, timing: FLEET_TIMING, repetitions: 1 };
-  if (engine.kind === 'sqlite') return { engine: 'SQLite', ...size, m: await runOurs(o, engine), serverCpuMs: null };
+  const groupCommit = engine.maxWriteBatch !== 1;
+  if (engine.kind === 'sqlite') return { engine: 'SQLite', groupCommit, ...size, m: await runOurs(o, engine), serverCpuMs: null };
   const before = await postgresCpuMs(engine.cluster);
   const m = await runOurs(o, engine);
-  return { engine: 'PostgreSQL', ...size, m, serverCpuMs: (await postgresCpuMs(engine.cluster)) - before };
+  return { engine: 'PostgreSQL', groupCommit, ...size, m, serverCpuMs: (await postgresCpuMs(engine.cluster)) - before };
 }
 
 async function benchFleet(log: (line: string) => void): Promise<{ markdown: string; summary: string[] }> {
@@ -347,19 +361,24 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
   const cluster = await startPostgresCluster();
   const results: FleetRow[] = [];
   try {
-    for (const size of fleetSizes()) {
-      for (const engine of [SQLITE, { kind: 'postgres', cluster } as BenchEngine]) {
+    const sizes = fleetSizes();
+    for (const size of sizes) {
+      const postgres: BenchEngine = { kind: 'postgres', cluster };
+      // at the largest size, each store also without its group commit, alternating with it
+      const engines: BenchEngine[] =
+        size === sizes.at(-1) ? [SQLITE, { ...SQLITE, maxWriteBatch: 1 }, postgres, { ...postgres, maxWriteBatch: 1 }] : [SQLITE, postgres];
+      for (const engine of engines) {
         const r = await fleetRound(size, engine);
-        log(`scheduling: ${r.devices} devices on ${r.servers} servers, ${r.engine}: ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal`);
+        log(`scheduling: ${r.devices} devices on ${r.servers} servers, ${r.engine}${r.groupCommit ? '' : ' without group commit'}: ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal`);
         results.push(r);
       }
     }
   } finally {
     cluster.destroy();
   }
-  for (const { engine, devices, servers, m, serverCpuMs } of results) {
+  for (const { engine, groupCommit, devices, servers, m, serverCpuMs } of results) {
     const key = `${devices}x${servers}`;
-    const previous = FLEET_PREVIOUS[`${engine.toLowerCase()} ${key}`];
+    const previous = groupCommit ? FLEET_PREVIOUS[`${engine.toLowerCase()} ${key}`] : undefined;
     const perServerTests = Math.ceil(devices / servers) * TESTS_PER_DEVICE;
     const u = [...m.utilisation.values()];
     const ratio = m.makespanMs / m.idealMs;
@@ -367,25 +386,51 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
     const scheduling = m.makespanMs / (perServerTests * m.meanTestMs);
     rows.push([
       `${devices} on ${servers}`,
-      engine,
+      groupCommit ? engine : `${engine}, without group commit`,
       `${ms(m.makespanMs)} ms`,
       `${m.idealMs} ms`,
       `**${fixed(ratio, 3)}x**`,
-      previous?.ratio ?? 'not measured',
-      engine === 'SQLite' ? (FLEET_BEFORE[key] ?? '') : '',
+      previous?.ratio ?? (groupCommit ? 'not measured' : ''),
+      engine === 'SQLite' && groupCommit ? (FLEET_BEFORE[key] ?? '') : '',
       `${fixed(m.meanTestMs, 1)} ms`,
       `${fixed(scheduling, 3)}x`,
       `${fixed(m.idleBeforeLastTestMs / u.length, 0)} ms`,
       `${fixed(m.cpuMs / m.tests, 2)} ms`,
-      previous?.cpu ?? 'not measured',
+      previous?.cpu ?? (groupCommit ? 'not measured' : ''),
       serverCpuMs === null ? 'in the collector' : `${fixed(serverCpuMs / m.tests, 2)} ms`,
+      m.writesPerTransaction ? `${fixed(m.writesPerTransaction.starts, 1)} / ${fixed(m.writesPerTransaction.finishes, 1)}` : '',
       `${m.okRuns}/${m.runs}`,
       m.maxConcurrentPerServer,
     ]);
     const name = `scheduling ${devices} devices on ${servers} servers${engine === 'SQLite' ? '' : `, ${engine}`}`;
+    if (!groupCommit) continue;
     summary.push(
       `${name}: ${fixed(ratio, 3)}x ideal (previous report: ${previous?.ratio ?? 'not measured'}; target 1.05x: ${ratio <= 1.05 ? 'met' : 'missed'}), ` +
         `${fixed(m.cpuMs / m.tests, 2)} ms collector CPU per test, max tests at once on one server ${m.maxConcurrentPerServer}`,
+    );
+  }
+  const notes: string[] = [];
+  const largest = results.at(-1) as FleetRow;
+  for (const engine of ['SQLite', 'PostgreSQL'] as const) {
+    const at = (groupCommit: boolean) => results.find((r) => r.engine === engine && r.groupCommit === groupCommit && r.devices === largest.devices);
+    const on = at(true);
+    const off = at(false);
+    if (!on || !off) continue;
+    const cpu = (r: FleetRow) => r.m.cpuMs / r.m.tests + (r.serverCpuMs ?? 0) / r.m.tests;
+    const line =
+      `group commit on ${engine} at ${largest.devices} on ${largest.servers}, side by side: makespan ${fixed(off.m.makespanMs / off.m.idealMs, 3)}x ideal without, ` +
+      `${fixed(on.m.makespanMs / on.m.idealMs, 3)}x with; CPU per test (collector${engine === 'PostgreSQL' ? ' + PostgreSQL' : ''}) ${fixed(cpu(off), 2)} ms without, ${fixed(cpu(on), 2)} ms with ` +
+      `(${on.m.writesPerTransaction ? `${fixed(on.m.writesPerTransaction.starts, 1)} starts and ${fixed(on.m.writesPerTransaction.finishes, 1)} finishes per transaction` : ''})`;
+    notes.push(`- ${line[0].toUpperCase()}${line.slice(1)}.`);
+    summary.push(line);
+  }
+  for (const r of results.filter((x) => x.groupCommit && x.m.makespanMs / x.m.idealMs > 1.05)) {
+    const u = [...r.m.utilisation.values()];
+    const stored = r.m.makespanMs / (Math.ceil(r.devices / r.servers) * TESTS_PER_DEVICE * r.m.meanTestMs);
+    notes.push(
+      `- Target missed: ${r.devices} on ${r.servers}, ${r.engine}, ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal. Stored tests lasted ${fixed(r.m.meanTestMs, 1)} ms on average ` +
+        `(timer lateness on the loaded event loop) and the servers stood idle ${fixed(r.m.idleBeforeLastTestMs / u.length, 0)} ms each (${fixed(stored, 3)}x of the stored test time): ` +
+        'see "What is left" below.',
     );
   }
   const markdown = [
@@ -403,7 +448,8 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
     'alone adds several per cent (on this machine at load average 4.9: mean stored test 212 ms, 1.066x ideal, 1.005x',
     'of the stored test time), so read the target against the load average below. "Collector CPU per test" is the',
     'benchmark process\'s CPU (user + system) during the round over the tests stored; "PostgreSQL CPU per test" is the',
-    "cluster's processes' CPU over the same round (both share the machine's 2 cores).",
+    "cluster's processes' CPU over the same round (both share the machine's 2 cores). \"Runs per transaction\": the group",
+    'commit of runs.start and runs.finish (collector/store/groupCommit.ts), writes over transactions in the round.',
     '',
     table(
       [
@@ -420,11 +466,17 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
         'collector CPU per test',
         'previous report',
         'PostgreSQL CPU per test',
+        'runs per transaction (start / finish)',
         'ok runs',
         'max tests at once on one server',
       ],
       rows,
     ),
+    '',
+    `At ${largest.devices} on ${largest.servers} each store also runs with \`maxWriteBatch: 1\` (every run start and finish in a transaction of`,
+    'its own, as before the group commit; everything else as now), alternating with the default, so the group commit is measured side by side.',
+    '',
+    ...notes,
   ].join('\n');
   return { markdown, summary };
 }

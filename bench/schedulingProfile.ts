@@ -31,7 +31,7 @@ const PARTS: [string, (f: CallFrame) => boolean][] = [
   [IDLE, (f) => f.functionName === '(idle)'],
   ['garbage collection', (f) => f.functionName === '(garbage collector)'],
   ['server registry (acquireFree, waking waiters)', (f) => /dispatch\/serverRegistry|async-mutex/.test(f.url)],
-  ['store: runs.start and runs.finish', (f) => /store\/(sqlite|postgres|groupCommit)|better-sqlite3|node_modules\/(pg|pg-protocol|pg-pool|pg-types)\//.test(f.url)],
+  ['store: runs.start and runs.finish (on PostgreSQL also server locks)', (f) => /store\/(sqlite|postgres|groupCommit)|better-sqlite3|node_modules\/(pg|pg-protocol|pg-pool|pg-types)\//.test(f.url)],
   ['iperf3 JSON parse', (f) => /iperf3\/parse/.test(f.url)],
   ['logging (pino)', (f) => /pino/.test(f.url)],
   ['telemetry', (f) => /telemetry|prom-client/.test(f.url)],
@@ -49,7 +49,7 @@ const OTHER = 'other: timers, promises, Node.js internals';
  */
 const BEFORE_MS_PER_TEST: Record<string, number> = {
   'server registry (acquireFree, waking waiters)': 0.604,
-  'store: runs.start and runs.finish': 0.263,
+  'store: runs.start and runs.finish (on PostgreSQL also server locks)': 0.263,
   'garbage collection': 0.121,
   'setup: device config (YAML), run-log read': 0.09,
   [OTHER]: 0.054,
@@ -85,7 +85,7 @@ export function chargeSamples(profile: CpuProfile): Map<string, number> {
 
 /** ms of main-thread CPU per test in the previous report (5 December 2026, SQLite, 10,000 devices on 100 servers). */
 const PREVIOUS_MS_PER_TEST: Record<string, number> = {
-  'store: runs.start and runs.finish': 0.229,
+  'store: runs.start and runs.finish (on PostgreSQL also server locks)': 0.229,
   'setup: device config (YAML), run-log read': 0.062,
   'garbage collection': 0.05,
   [OTHER]: 0.009,

@@ -23,6 +23,8 @@ export interface PostgresOptions {
   connectTimeoutMs?: number;
   /** first and longest wait between reconnections of the session (default 500 ms, 2000 ms: a database that is back is found within 2 s; an attempt costs one refused connection) */
   reconnectMs?: { first: number; max: number };
+  /** most run starts (or finishes) written in one transaction by the group commit (default 100; 1 turns it off, for benchmarks) */
+  maxWriteBatch?: number;
 }
 
 /** Advisory lock keys (two int4 halves): every collector session holds LIVENESS shared. */

@@ -33,10 +33,16 @@ const CLAIM_KEY = (r: string, d: string) => `hashtextextended('round-device:' ||
  * written again alone.
  */
 export class PgRuns implements RunStore {
-  private readonly starts = new GroupCommit<RunStart, number>((items) => this.startBatch(items));
-  private readonly finishes = new GroupCommit<Finish, void>((items) => this.finishBatch(items));
+  private readonly starts: GroupCommit<RunStart, number>;
+  private readonly finishes: GroupCommit<Finish, void>;
 
-  constructor(private readonly db: PgDatabase) {}
+  constructor(
+    private readonly db: PgDatabase,
+    maxBatch?: number,
+  ) {
+    this.starts = new GroupCommit((items) => this.startBatch(items), maxBatch);
+    this.finishes = new GroupCommit((items) => this.finishBatch(items), maxBatch);
+  }
 
   /** Writes and transactions so far (the group commit's counters). */
   get writeStats(): RunWriteStats {

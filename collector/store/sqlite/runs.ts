@@ -20,11 +20,14 @@ export class SqliteRuns implements RunStore {
   private readonly starts: GroupCommit<RunStart, number>;
   private readonly finishes: GroupCommit<Finish, void>;
 
-  constructor(private readonly sql: SqliteDatabase) {
-    this.starts = new GroupCommit(async (items) => this.sql.write(() => items.map((s) => settle(() => this.insertRun(s)))));
+  constructor(
+    private readonly sql: SqliteDatabase,
+    maxBatch?: number,
+  ) {
+    this.starts = new GroupCommit(async (items) => this.sql.write(() => items.map((s) => settle(() => this.insertRun(s)))), maxBatch);
     // inside the batch's transaction, a transaction of better-sqlite3 is a savepoint: it rolls back only its own writes
     const finishOne = this.sql.db.transaction((f: Finish) => this.finishOne(f.runId, f.outcome));
-    this.finishes = new GroupCommit(async (items) => this.sql.write(() => items.map((f) => settle(() => finishOne(f)))));
+    this.finishes = new GroupCommit(async (items) => this.sql.write(() => items.map((f) => settle(() => finishOne(f)))), maxBatch);
   }
 
   /** Writes and transactions so far (the group commit's counters). */
