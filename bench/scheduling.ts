@@ -229,6 +229,51 @@ export async function runOurs(o: SchedulingOptions, engine: BenchEngine = SQLITE
 }
 
 /**
+ * Several collectors sharing one PostgreSQL database: one scheduled round fired on each at once
+ * (they join one round, claim each device once, and share the servers through advisory locks).
+ */
+export async function runShared(o: SchedulingOptions, cluster: PostgresCluster, collectors: number): Promise<ScheduleMeasurement> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-sched-shared-'));
+  try {
+    const loaded = benchConfig(dir, o);
+    const url = await cluster.createDatabase();
+    const stores = await Promise.all(Array.from({ length: collectors }, () => PostgresStore.open(url, { password: cluster.password })));
+    const connectors = stores.map(() => new SimulatedConnector(o.timing));
+    const opened = await Promise.all(
+      stores.map((store, i) => Collector.open({ loaded, store, connector: connectors[i], logger: silent, telemetry: new Telemetry(), roundRecheckMs: 200 })),
+    );
+    const planned = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    await Promise.all(opened.map((c) => c.scheduler.fire(planned)));
+    const wallMs = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    for (const c of opened) await c.shutdown();
+    const stats = stores.map((s) => s.runs.writeStats);
+    await Promise.all(stores.map((s) => s.close()));
+    const sum = (pick: (x: (typeof stats)[number]) => number) => stats.reduce((a, x) => a + pick(x), 0);
+    const m = measure(
+      `${collectors} collectors`,
+      o,
+      await readPgRunLog(cluster, url),
+      wallMs,
+      connectors.reduce((a, c) => a + c.connections, 0),
+      loaded.config.servers.map(serverKey),
+      (used.user + used.system) / 1000,
+    );
+    return {
+      ...m,
+      writesPerTransaction: {
+        starts: sum((x) => x.starts.writes) / sum((x) => x.starts.transactions),
+        finishes: sum((x) => x.finishes.writes) / sum((x) => x.finishes.transactions),
+      },
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * OpenWISP's algorithm on our parts: every check starts at once (Celery with enough workers,
  * OpenWISP's best case); a check takes the first server whose lock is free in list order,
  * else it is put back on the queue for 2 x `time`; it connects over SSH while holding the
@@ -339,6 +384,8 @@ function parentOf(pid: number): number {
 interface FleetRow {
   engine: 'SQLite' | 'PostgreSQL';
   groupCommit: boolean;
+  /** collectors sharing the database (1 on SQLite) */
+  collectors: number;
   devices: number;
   servers: number;
   m: ScheduleMeasurement;
@@ -346,13 +393,17 @@ interface FleetRow {
   serverCpuMs: number | null;
 }
 
-async function fleetRound(size: { devices: number; servers: number }, engine: BenchEngine): Promise<FleetRow> {
+async function fleetRound(size: { devices: number; servers: number }, engine: BenchEngine, collectors = 1): Promise<FleetRow> {
   const o: SchedulingOptions = { ...size, timing: FLEET_TIMING, repetitions: 1 };
   const groupCommit = engine.maxWriteBatch !== 1;
-  if (engine.kind === 'sqlite') return { engine: 'SQLite', groupCommit, ...size, m: await runOurs(o, engine), serverCpuMs: null };
+  if (engine.kind === 'sqlite') return { engine: 'SQLite', groupCommit, collectors: 1, ...size, m: await runOurs(o, engine), serverCpuMs: null };
   const before = await postgresCpuMs(engine.cluster);
-  const m = await runOurs(o, engine);
-  return { engine: 'PostgreSQL', groupCommit, ...size, m, serverCpuMs: (await postgresCpuMs(engine.cluster)) - before };
+  const m = collectors > 1 ? await runShared(o, engine.cluster, collectors) : await runOurs(o, engine);
+  return { engine: 'PostgreSQL', groupCommit, collectors, ...size, m, serverCpuMs: (await postgresCpuMs(engine.cluster)) - before };
+}
+
+function label(r: FleetRow): string {
+  return `${r.engine}${r.collectors > 1 ? `, ${r.collectors} collectors` : ''}${r.groupCommit ? '' : ', without group commit'}`;
 }
 
 async function benchFleet(log: (line: string) => void): Promise<{ markdown: string; summary: string[] }> {
@@ -367,18 +418,20 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
       // at the largest size, each store also without its group commit, alternating with it
       const engines: BenchEngine[] =
         size === sizes.at(-1) ? [SQLITE, { ...SQLITE, maxWriteBatch: 1 }, postgres, { ...postgres, maxWriteBatch: 1 }] : [SQLITE, postgres];
-      for (const engine of engines) {
-        const r = await fleetRound(size, engine);
-        log(`scheduling: ${r.devices} devices on ${r.servers} servers, ${r.engine}${r.groupCommit ? '' : ' without group commit'}: ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal`);
+      for (const [engine, collectors] of [...engines.map((e) => [e, 1] as const), [postgres, 2] as const]) {
+        const r = await fleetRound(size, engine, collectors);
+        log(`scheduling: ${r.devices} devices on ${r.servers} servers, ${label(r)}: ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal`);
         results.push(r);
       }
     }
   } finally {
     cluster.destroy();
   }
-  for (const { engine, groupCommit, devices, servers, m, serverCpuMs } of results) {
+  for (const r of results) {
+    const { engine, groupCommit, collectors, devices, servers, m, serverCpuMs } = r;
     const key = `${devices}x${servers}`;
-    const previous = groupCommit ? FLEET_PREVIOUS[`${engine.toLowerCase()} ${key}`] : undefined;
+    const previous = groupCommit && collectors === 1 ? FLEET_PREVIOUS[`${engine.toLowerCase()} ${key}`] : undefined;
+    const measuredBefore = groupCommit && collectors === 1;
     const perServerTests = Math.ceil(devices / servers) * TESTS_PER_DEVICE;
     const u = [...m.utilisation.values()];
     const ratio = m.makespanMs / m.idealMs;
@@ -386,23 +439,23 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
     const scheduling = m.makespanMs / (perServerTests * m.meanTestMs);
     rows.push([
       `${devices} on ${servers}`,
-      groupCommit ? engine : `${engine}, without group commit`,
+      label(r),
       `${ms(m.makespanMs)} ms`,
       `${m.idealMs} ms`,
       `**${fixed(ratio, 3)}x**`,
-      previous?.ratio ?? (groupCommit ? 'not measured' : ''),
+      previous?.ratio ?? (measuredBefore ? 'not measured' : ''),
       engine === 'SQLite' && groupCommit ? (FLEET_BEFORE[key] ?? '') : '',
       `${fixed(m.meanTestMs, 1)} ms`,
       `${fixed(scheduling, 3)}x`,
       `${fixed(m.idleBeforeLastTestMs / u.length, 0)} ms`,
       `${fixed(m.cpuMs / m.tests, 2)} ms`,
-      previous?.cpu ?? (groupCommit ? 'not measured' : ''),
+      previous?.cpu ?? (measuredBefore ? 'not measured' : ''),
       serverCpuMs === null ? 'in the collector' : `${fixed(serverCpuMs / m.tests, 2)} ms`,
       m.writesPerTransaction ? `${fixed(m.writesPerTransaction.starts, 1)} / ${fixed(m.writesPerTransaction.finishes, 1)}` : '',
       `${m.okRuns}/${m.runs}`,
       m.maxConcurrentPerServer,
     ]);
-    const name = `scheduling ${devices} devices on ${servers} servers${engine === 'SQLite' ? '' : `, ${engine}`}`;
+    const name = `scheduling ${devices} devices on ${servers} servers${engine === 'SQLite' ? '' : `, ${engine}`}${collectors > 1 ? `, ${collectors} collectors` : ''}`;
     if (!groupCommit) continue;
     summary.push(
       `${name}: ${fixed(ratio, 3)}x ideal (previous report: ${previous?.ratio ?? 'not measured'}; target 1.05x: ${ratio <= 1.05 ? 'met' : 'missed'}), ` +
@@ -412,7 +465,8 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
   const notes: string[] = [];
   const largest = results.at(-1) as FleetRow;
   for (const engine of ['SQLite', 'PostgreSQL'] as const) {
-    const at = (groupCommit: boolean) => results.find((r) => r.engine === engine && r.groupCommit === groupCommit && r.devices === largest.devices);
+    const at = (groupCommit: boolean) =>
+      results.find((r) => r.engine === engine && r.groupCommit === groupCommit && r.collectors === 1 && r.devices === largest.devices);
     const on = at(true);
     const off = at(false);
     if (!on || !off) continue;
@@ -428,7 +482,7 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
     const u = [...r.m.utilisation.values()];
     const stored = r.m.makespanMs / (Math.ceil(r.devices / r.servers) * TESTS_PER_DEVICE * r.m.meanTestMs);
     notes.push(
-      `- Target missed: ${r.devices} on ${r.servers}, ${r.engine}, ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal. Stored tests lasted ${fixed(r.m.meanTestMs, 1)} ms on average ` +
+      `- Target missed: ${r.devices} on ${r.servers}, ${label(r)}, ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal. Stored tests lasted ${fixed(r.m.meanTestMs, 1)} ms on average ` +
         `(timer lateness on the loaded event loop) and the servers stood idle ${fixed(r.m.idleBeforeLastTestMs / u.length, 0)} ms each (${fixed(stored, 3)}x of the stored test time): ` +
         'see "What is left" below.',
     );
@@ -437,8 +491,10 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
     `### Fleet sizes (this collector only, tests compressed to ${FLEET_TIMING.testMs} ms, SSH connect ${FLEET_TIMING.connectMs} ms)`,
     '',
     'One round per size and store, SQLite then PostgreSQL in the same run, every device run once through',
-    '`Collector.runDevices` (the path of the `run` command and "run now": no round, no claims). 10,000 devices on 100',
-    'servers runs with `BENCH_SCHEDULING_LARGE=1 npm run bench -- --only scheduling` (about 90 s more). PostgreSQL is',
+    '`Collector.runDevices` (the path of the `run` command and "run now": no round, no claims); "2 collectors" are two',
+    'collectors in this process on one PostgreSQL database, each firing the same scheduled round (one round, each device claimed',
+    'once, servers shared through advisory locks; CPU per test is both). 10,000 devices on 100 servers runs with',
+    '`BENCH_SCHEDULING_LARGE=1 npm run bench -- --only scheduling` (about 4 minutes more). PostgreSQL is',
     "Debian's server in a cluster of its own on this machine (tests/support/postgresCluster.ts: default settings, fsync",
     'off), one collector with the default pool of 10 connections, on a new empty database per round. "Previous report" is',
     'the figure of the report before this one; "before" is the figure of issue 16 (same bench code, before the registry',
