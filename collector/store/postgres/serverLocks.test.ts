@@ -38,25 +38,6 @@ describe('PgServerLocks', () => {
     await waitFor(() => freed.includes(null));
     expect(await two.serverLocks.tryLock('10.0.0.2:5201')).toBe(false);
   });
-  it('sends the lock operations queued together in one statement, in the order they were asked for', async () => {
-    const [one, two] = await Promise.all([pgt.open(), pgt.open()]);
-    const before = { ...one.serverLocks.stats };
-    const results = await Promise.all([
-      one.serverLocks.tryLock('x:1'),
-      one.serverLocks.unlock('x:1').then(() => 'unlocked'),
-      one.serverLocks.tryLock('y:1'),
-      one.serverLocks.tryLock('z:1'),
-      one.serverLocks.unlock('z:1').then(() => 'unlocked'),
-      one.serverLocks.tryLock('z:1'),
-    ]);
-    expect(results).toEqual([true, 'unlocked', true, true, 'unlocked', true]);
-    expect(one.serverLocks.stats.writes - before.writes).toBe(6);
-    expect(one.serverLocks.stats.transactions - before.transactions).toBe(1);
-    // in call order: x was taken then freed, y and z are held
-    expect(await two.serverLocks.tryLock('x:1')).toBe(true);
-    expect(await two.serverLocks.tryLock('y:1')).toBe(false);
-    expect(await two.serverLocks.tryLock('z:1')).toBe(false);
-  });
 });
 
 describe('ServerRegistry across collectors', () => {
