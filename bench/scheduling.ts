@@ -481,10 +481,16 @@ async function benchFleet(log: (line: string) => void): Promise<{ markdown: stri
   for (const r of results.filter((x) => x.groupCommit && x.m.makespanMs / x.m.idealMs > 1.05)) {
     const u = [...r.m.utilisation.values()];
     const stored = r.m.makespanMs / (Math.ceil(r.devices / r.servers) * TESTS_PER_DEVICE * r.m.meanTestMs);
+    const why =
+      r.collectors > 1
+        ? ' With several collectors, a release by another collector (its NOTIFY) wakes every device waiting in this one, and each tries,' +
+          " one round trip at a time on the collector's single database session, every server this collector does not hold itself, most of them" +
+          ' held by the other collector (compare the CPU per test with one collector). What would close it: remember the servers a lock attempt' +
+          ' found held elsewhere and try only the one a NOTIFY names (all of them again at the 5 s re-check or after a reconnection).'
+        : ' Servers wait for the event loop: see the CPU per test and where it goes (next section).';
     notes.push(
       `- Target missed: ${r.devices} on ${r.servers}, ${label(r)}, ${fixed(r.m.makespanMs / r.m.idealMs, 3)}x ideal. Stored tests lasted ${fixed(r.m.meanTestMs, 1)} ms on average ` +
-        `(timer lateness on the loaded event loop) and the servers stood idle ${fixed(r.m.idleBeforeLastTestMs / u.length, 0)} ms each (${fixed(stored, 3)}x of the stored test time): ` +
-        'see "What is left" below.',
+        `(timer lateness on the loaded event loop) and the servers stood idle ${fixed(r.m.idleBeforeLastTestMs / u.length, 0)} ms each (${fixed(stored, 3)}x of the stored test time).${why}`,
     );
   }
   const markdown = [
