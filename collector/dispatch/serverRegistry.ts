@@ -9,8 +9,10 @@
  * A release in this process wakes one waiter: the longest-waiting caller whose list holds the
  * freed server, which tries that server first. Waking every waiter to rescan every server cost
  * O(waiters x servers) per release, a quarter of a core at 100 servers (docs/benchmarks.md).
- * With `ServerLocks` every release (ours or another collector's) still wakes every waiter,
- * because a server free here may be held elsewhere and a woken waiter may come away empty.
+ * With `ServerLocks` the same holds for a release in this process (its unlock is queued on the
+ * database session before the woken waiter's lock attempt; if another collector takes the server
+ * in between, the waiter waits again for the next release). A release by another collector
+ * wakes every waiter, because a server free there may be held here, and the reverse.
  */
 import { Mutex } from 'async-mutex';
 import { serverKey, type ServerAddress } from '../model.js';
@@ -79,7 +81,7 @@ export class ServerRegistry {
     for (const w of waiting) w.wake();
   }
 
-  /** A local release without cross-collector locks: the first waiter that can take `key`. */
+  /** A release in this process: the first waiter that can take `key`. */
   private wakeOneFor(key: string): void {
     for (const w of this.waiters) {
       if (!w.keys.has(key)) continue;
@@ -196,8 +198,7 @@ export class ServerRegistry {
         });
         unlock();
         this.listener?.serverUsage(key, false, leaseMs / 1000);
-        if (this.locks) this.wakeAll();
-        else this.wakeOneFor(key);
+        this.wakeOneFor(key);
       },
     };
   }

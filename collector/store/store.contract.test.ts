@@ -251,6 +251,118 @@ describe.each([
     });
   });
 
+  describe('group commit of starts and finishes', () => {
+    const startOf = (device: string, i: number) => ({ device, trigger: 'schedule' as const, roundId: null, startedAt: new Date(T0 + i) });
+
+    it('stores concurrent starts together, with ids in the order of the calls', async () => {
+      const before = { ...store.runs.writeStats.starts };
+      const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => store.runs.start(startOf(`c${i}`, i))));
+      // the 30 calls of one turn of the event loop share one transaction
+      expect(store.runs.writeStats.starts.writes - before.writes).toBe(30);
+      expect(store.runs.writeStats.starts.transactions - before.transactions).toBe(1);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      expect(new Set(ids).size).toBe(30);
+      const rows = await h.rows('SELECT id, device, started_at, status FROM runs ORDER BY id');
+      expect(rows.map((r) => [Number(r.id), r.device, Number(r.started_at), r.status])).toEqual(ids.map((id, i) => [id, `c${i}`, T0 + i, 'running']));
+    });
+
+    it('stores concurrent finishes together, each run with its own tests, metrics and intervals in order', async () => {
+      const ids = await Promise.all(Array.from({ length: 12 }, (_, i) => store.runs.start(startOf(`f${i}`, i * 1000))));
+      const outcomes = ids.map((_, i) => (i % 3 === 0 ? okOutcome(T0 + i * 1000, 1e6 * (i + 1), 2e6 * (i + 1)) : i % 3 === 1 ? failedOutcome(T0 + i * 1000) : skippedOutcome(T0 + i * 1000)));
+      const before = { ...store.runs.writeStats.finishes };
+      await Promise.all(ids.map((id, i) => store.runs.finish(id, outcomes[i])));
+      expect(store.runs.writeStats.finishes.writes - before.writes).toBe(12);
+      expect(store.runs.writeStats.finishes.transactions - before.transactions).toBe(1);
+      for (const [i, id] of ids.entries()) {
+        const run = (await store.runs.get(id))!;
+        expect(run).toMatchObject({ device: `f${i}`, status: outcomes[i].status, errorClass: outcomes[i].errorClass, endedAt: outcomes[i].endedAt.toISOString() });
+        expect(run.tests.map((t) => [t.protocol, t.direction, t.status, t.startedAt])).toEqual(
+          outcomes[i].tests.map((t) => [t.protocol, t.direction, t.outcome.ok ? 'ok' : 'failed', t.startedAt.toISOString()]),
+        );
+        // metrics in the order the run produced them: its tests' first, then the extra ones
+        const metrics = await h.rows(`SELECT name, direction, value, time_ms FROM metrics WHERE run_id = ${id} ORDER BY ${h.insertionOrder}`);
+        const expected = [
+          ...outcomes[i].tests.flatMap((t) => (t.outcome.ok ? t.outcome.metrics.map((m) => [m.name, t.direction, m.value]) : [])),
+          ...outcomes[i].metrics.map((m) => [m.name, m.direction, m.value]),
+        ];
+        expect(metrics.map((m) => [m.name, m.direction, Number(m.value)])).toEqual(expected);
+        expect(metrics.every((m) => Number(m.time_ms) === T0 + i * 1000)).toBe(true);
+        const intervals = (await store.runs.intervals(id)).map((p) => [p.direction, p.start, p.end, p.bitsPerSecond]);
+        expect(intervals).toEqual(outcomes[i].tests.flatMap((t) => (t.outcome.ok ? t.outcome.intervals.map((p) => [t.direction, p.start, p.end, p.bitsPerSecond]) : [])));
+      }
+    });
+
+    it('answers each caller after its transaction committed: another connection sees the write when the promise resolves', async () => {
+      const [a, b] = await Promise.all([store.runs.start(startOf('seen-a', 0)), store.runs.start(startOf('seen-b', 1))]);
+      expect((await h.rows(`SELECT device, status FROM runs WHERE id IN (${a}, ${b}) ORDER BY id`)).map((r) => [r.device, r.status])).toEqual([
+        ['seen-a', 'running'],
+        ['seen-b', 'running'],
+      ]);
+      await Promise.all([store.runs.finish(a, okOutcome(T0, 5e6, 6e6)), store.runs.finish(b, skippedOutcome(T0))]);
+      expect((await h.rows(`SELECT status FROM runs WHERE id IN (${a}, ${b}) ORDER BY id`)).map((r) => r.status)).toEqual(['ok', 'skipped']);
+      expect(await h.count('tests')).toBe(2);
+      expect(await h.count('intervals')).toBe(4);
+    });
+
+    it('fails only the bad members of a batch, each with its own error, and stores the others', async () => {
+      const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => store.runs.start(startOf(`m${i}`, i))));
+      const nan = okOutcome(T0, 1e6, 2e6);
+      nan.metrics.push({ name: 'duration_s', direction: null, value: Number.NaN, failed: false });
+      // refused by the database itself (a check constraint): the whole transaction fails on PostgreSQL
+      const rejected = okOutcome(T0, 1e6, 2e6);
+      rejected.tests.push(failedTest('udp', 'sideways' as Direction, T0 + 23_000, 'timeout'));
+      const results = await Promise.allSettled([
+        store.runs.finish(ids[0], okOutcome(T0, 10e6, 20e6)),
+        store.runs.finish(ids[1], nan),
+        store.runs.finish(ids[2], rejected),
+        store.runs.finish(999_999, okOutcome(T0, 1, 1)),
+        store.runs.finish(ids[3], failedOutcome(T0)),
+        store.runs.finish(ids[3], okOutcome(T0, 1, 1)),
+        store.runs.finish(ids[4], okOutcome(T0, 30e6, 40e6)),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+      const reason = (i: number) => String((results[i] as PromiseRejectedResult).reason);
+      expect(reason(1)).toContain(`run ${ids[1]}: metric duration_s has value NaN, not a finite number`);
+      expect(reason(2)).toMatch(/check constraint/i);
+      expect(reason(3)).toContain('run 999999 is not running (unknown id, or finished already)');
+      expect(reason(5)).toContain(`run ${ids[3]} is not running (unknown id, or finished already)`);
+      const status = async (id: number) => (await store.runs.get(id))!;
+      expect(await status(ids[0])).toMatchObject({ status: 'ok', tests: [{ direction: 'upload' }, { direction: 'download' }] });
+      expect(await status(ids[1])).toMatchObject({ status: 'running', tests: [] });
+      expect(await status(ids[2])).toMatchObject({ status: 'running', tests: [] });
+      expect(await status(ids[3])).toMatchObject({ status: 'failed', tests: [{ protocol: 'tcp', status: 'failed' }] });
+      expect(await status(ids[4])).toMatchObject({ status: 'ok', tests: [{ direction: 'upload' }, { direction: 'download' }] });
+      expect(await status(ids[5])).toMatchObject({ status: 'running', tests: [] });
+      const runOfMetric = (await h.rows('SELECT run_id FROM metrics')).map((r) => Number(r.run_id));
+      expect(new Set(runOfMetric)).toEqual(new Set([ids[0], ids[3], ids[4]]));
+      // the refused runs can still be finished
+      await Promise.all([store.runs.finish(ids[1], okOutcome(T0, 1, 1)), store.runs.finish(ids[2], okOutcome(T0, 1, 1))]);
+      expect((await status(ids[2])).status).toBe('ok');
+    });
+
+    it('fails only the bad start of a batch', async () => {
+      const results = await Promise.allSettled([
+        store.runs.start(startOf('s0', 0)),
+        store.runs.start({ ...startOf('s1', 1), trigger: 'sometimes' as 'manual' }),
+        store.runs.start(startOf('s2', 2)),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/check constraint/i);
+      expect((await h.rows('SELECT device FROM runs ORDER BY id')).map((r) => r.device)).toEqual(['s0', 's2']);
+    });
+
+    it('commits what was submitted before the store closes', async () => {
+      const pending = [store.runs.start(startOf('late-a', 0)), store.runs.start(startOf('late-b', 1))];
+      await store.close();
+      const ids = await Promise.all(pending);
+      expect((await h.rows('SELECT id, device FROM runs ORDER BY id')).map((r) => [Number(r.id), r.device])).toEqual([
+        [ids[0], 'late-a'],
+        [ids[1], 'late-b'],
+      ]);
+      store = await h.open(() => now);
+    });
+  });
+
   describe('interruption and rounds', () => {
     it('marks runs and rounds left running as interrupted, once', async () => {
       const round = await store.rounds.start(new Date(T0));

@@ -9,6 +9,7 @@ import type { DeviceConfig } from '../../contract/devices.js';
 import type { SeriesBlock } from '../../contract/seriesBlock.js';
 import type { Settings } from '../../contract/settings.js';
 import type { HostKeyStore, RunOutcome, RunStart } from '../model.js';
+import type { GroupCommitStats } from './groupCommit.js';
 
 export type { HostKeyStore } from '../model.js';
 
@@ -103,16 +104,29 @@ export class RoundClaimedError extends Error {
   }
 }
 
-/** Runs of devices, each with its tests and their per-second intervals. */
+/** What the group commit of runs.start and runs.finish did so far (collector/store/groupCommit.ts). */
+export interface RunWriteStats {
+  starts: GroupCommitStats;
+  finishes: GroupCommitStats;
+}
+
+/**
+ * Runs of devices, each with its tests and their per-second intervals. Starts and finishes are
+ * group-committed: those that arrive together share one transaction, and each promise resolves
+ * only once its transaction has committed (a reader on another connection sees the write then).
+ * A write that fails fails alone: the others of its transaction are stored.
+ */
 export interface RunStore {
-  /** Throws RoundClaimedError (shared stores only) for a device already claimed in the round. */
+  /** Throws RoundClaimedError (shared stores only) for a device already claimed in the round. Ids follow the order of the calls. */
   start(start: RunStart): Promise<number>;
   /**
-   * Stores everything a run produced in one transaction: the final status, every test with its
-   * raw JSON, the tests' metrics (time = run start), their intervals and the extra metrics of
-   * the outcome. On any error nothing is written and the run stays `running`.
+   * Stores everything a run produced: the final status, every test with its raw JSON, the tests'
+   * metrics (time = run start), their intervals and the extra metrics of the outcome, all or
+   * nothing. On any error nothing of this run is written and it stays `running`.
    */
   finish(runId: number, outcome: RunOutcome): Promise<void>;
+  /** Writes and transactions of start and finish so far. */
+  readonly writeStats: RunWriteStats;
   /** Runs, newest first, with their tests. */
   list(query?: RunQuery): Promise<RunRecord[]>;
   get(id: number): Promise<RunRecord | null>;
@@ -155,7 +169,7 @@ export interface ServerLocks {
   /** Takes the server for this collector; false when another collector holds it. */
   tryLock(key: string): Promise<boolean>;
   unlock(key: string): Promise<void>;
-  /** `listener(key)` when a collector frees a server; `listener(null)` when any may have been freed unseen. */
+  /** `listener(key)` when another collector frees a server; `listener(null)` when any may have been freed unseen. */
   onFreed(listener: (key: string | null) => void): Promise<void>;
 }
 

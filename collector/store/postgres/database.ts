@@ -23,6 +23,8 @@ export interface PostgresOptions {
   connectTimeoutMs?: number;
   /** first and longest wait between reconnections of the session (default 500 ms, 2000 ms: a database that is back is found within 2 s; an attempt costs one refused connection) */
   reconnectMs?: { first: number; max: number };
+  /** most run starts (or finishes) written in one transaction by the group commit (default 100; 1 turns it off, for benchmarks) */
+  maxWriteBatch?: number;
 }
 
 /** Advisory lock keys (two int4 halves): every collector session holds LIVENESS shared. */
@@ -65,8 +67,11 @@ export class PgDatabase {
   private lastAttemptMs = 0;
   private everConnected = false;
   private sessionQueue: Promise<unknown> = Promise.resolve();
-  /** channel -> listeners; a null payload means "the session reconnected, anything may have changed" */
-  private readonly channels = new Map<string, Set<(payload: string | null) => void>>();
+  /**
+   * channel -> listeners; a null payload means "the session reconnected, anything may have changed";
+   * `own`: this collector's session sent it
+   */
+  private readonly channels = new Map<string, Set<(payload: string | null, own: boolean) => void>>();
 
   private constructor(
     readonly pool: pg.Pool,
@@ -118,12 +123,12 @@ export class PgDatabase {
       );
       if (this.closed) throw new PostgresUnavailableError('the store closed while reconnecting');
       for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
-      client.on('notification', (n) => this.channels.get(n.channel)?.forEach((listener) => listener(n.payload ?? '')));
+      client.on('notification', (n) => this.channels.get(n.channel)?.forEach((listener) => listener(n.payload ?? '', n.processId === rows[0].pid)));
       const reconnected = this.session === null && this.everConnected;
       this.session = { client, identity: rows[0] };
       this.everConnected = true;
       // notifications sent while the session was away are lost: tell listeners to look again
-      if (reconnected) for (const listeners of this.channels.values()) listeners.forEach((listener) => listener(null));
+      if (reconnected) for (const listeners of this.channels.values()) listeners.forEach((listener) => listener(null, false));
       this.reconnectDelay = this.opts.reconnectMs?.first ?? 500;
     } catch (err) {
       client.removeAllListeners('end');
@@ -192,8 +197,11 @@ export class PgDatabase {
     return run;
   }
 
-  /** LISTENs on `channel` (a plain identifier) on the session, now and after every reconnection. */
-  async listen(channel: string, listener: (payload: string | null) => void): Promise<void> {
+  /**
+   * LISTENs on `channel` (a plain identifier) on the session, now and after every reconnection.
+   * `own` is true for a notification this collector's session sent.
+   */
+  async listen(channel: string, listener: (payload: string | null, own: boolean) => void): Promise<void> {
     let listeners = this.channels.get(channel);
     if (!listeners) {
       listeners = new Set();

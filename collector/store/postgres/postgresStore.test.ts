@@ -245,6 +245,27 @@ describe('shared by several collectors', () => {
     await expect(start(other, 'dev')).rejects.toThrow(RoundClaimedError);
   });
 
+  it('claims each device once when two collectors start the same devices in batches at once, in opposite orders (no deadlock)', async () => {
+    const [a, b] = await Promise.all([pgt.open(), pgt.open()]);
+    const round = await a.rounds.start(new Date(T0));
+    const devices = Array.from({ length: 40 }, (_, i) => `dev-${String(i).padStart(2, '0')}`);
+    const start = (store: PostgresStore, device: string) => store.runs.start({ device, trigger: 'schedule', roundId: round, startedAt: new Date(T0) });
+    // a device twice in one batch: the second is refused like a claim from elsewhere
+    const results = await Promise.allSettled([...devices.map((d) => start(a, d)), start(a, devices[0]), ...[...devices].reverse().map((d) => start(b, d))]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(devices.length);
+    expect(lost).toHaveLength(devices.length + 1);
+    expect(lost.every((r) => r.reason instanceof RoundClaimedError)).toBe(true);
+    expect(String(results[devices.length].status)).toBe('rejected');
+    const { rows } = await pgt.admin.query<{ device: string; n: number }>("SELECT device, count(*)::int AS n FROM runs WHERE status = 'running' GROUP BY device ORDER BY device");
+    expect(rows).toEqual(devices.map((device) => ({ device, n: 1 })));
+    // one transaction per collector's batch: the runs of a batch share their inserting transaction
+    const { rows: xacts } = await pgt.admin.query<{ n: number }>('SELECT count(DISTINCT xmin::text)::int AS n FROM runs');
+    expect(xacts[0].n).toBeLessThanOrEqual(2);
+    expect(a.runs.writeStats.starts.retriedBatches + b.runs.writeStats.starts.retriedBatches).toBe(0);
+  });
+
   it("interrupts only the runs of collectors whose session is gone, and leaves a round running while a collector carries it", async () => {
     const [a, b] = await Promise.all([pgt.open(), pgt.open()]);
     const round = await a.rounds.start(new Date(T0));

@@ -28,10 +28,11 @@ export class PostgresStore implements Store {
   private constructor(
     readonly db: PgDatabase,
     secrets: SecretBox,
+    maxWriteBatch: number | undefined,
   ) {
     this.devices = new PgDevices(db);
     this.rounds = new PgRounds(db);
-    this.runs = new PgRuns(db);
+    this.runs = new PgRuns(db, maxWriteBatch);
     this.metrics = new PgMetrics(db);
     this.hostKeys = new PgHostKeys(db);
     this.settings = new PgSettings(db, secrets);
@@ -40,7 +41,7 @@ export class PostgresStore implements Store {
 
   /** Connects to `url` and brings the schema up to date (under the migration lock). */
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
-    return new PostgresStore(await PgDatabase.open(url, opts), opts.secrets ?? SecretBox.ephemeral());
+    return new PostgresStore(await PgDatabase.open(url, opts), opts.secrets ?? SecretBox.ephemeral(), opts.maxWriteBatch);
   }
 
   async schemaVersion(): Promise<number> {
@@ -79,7 +80,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    // writes already submitted are committed (and their callers answered) before the pool ends
+    await this.runs.drain();
+    await this.db.close();
   }
 }

@@ -19,9 +19,17 @@ describe('PgServerLocks', () => {
     expect(await one.serverLocks.tryLock('10.0.0.1:5201')).toBe(true);
     expect(await two.serverLocks.tryLock('10.0.0.1:5201')).toBe(false);
     expect(await two.serverLocks.tryLock('10.0.0.2:5201')).toBe(true);
+    const freedAtOne: (string | null)[] = [];
+    await one.serverLocks.onFreed((key) => freedAtOne.push(key));
     await one.serverLocks.unlock('10.0.0.1:5201');
     await waitFor(() => freed.includes('10.0.0.1:5201'));
     expect(await two.serverLocks.tryLock('10.0.0.1:5201')).toBe(true);
+    // a collector is not told of its own releases (its registry knows them): one hears two's release only
+    await two.serverLocks.unlock('10.0.0.2:5201');
+    await waitFor(() => freedAtOne.length > 0);
+    expect(freedAtOne).toEqual(['10.0.0.2:5201']);
+    expect(freed).toEqual(['10.0.0.1:5201']);
+    expect(await two.serverLocks.tryLock('10.0.0.2:5201')).toBe(true);
 
     // two dies holding both servers: the database frees them, one can take them
     await pgt.admin.query('SELECT pg_terminate_backend($1)', [two.db.identity().pid]);

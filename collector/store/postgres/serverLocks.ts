@@ -22,14 +22,19 @@ export class PgServerLocks implements ServerLocks {
   }
 
   async unlock(key: string): Promise<void> {
-    await this.db.sessionQuery('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]);
-    await this.db.sessionQuery('SELECT pg_notify($1, $2)', [SERVER_FREED_CHANNEL, key]);
+    // one round trip on the session (every lock of this collector queues on it): the notification is sent when the unlock is done
+    await this.db.sessionQuery('SELECT pg_advisory_unlock(hashtextextended($1, 0)), pg_notify($2, $1)', [key, SERVER_FREED_CHANNEL]);
   }
 
+  /** Releases by other collectors; this collector's own are known to it already (the registry wakes its waiters itself). */
   async onFreed(listener: (key: string | null) => void): Promise<void> {
     this.listeners.add(listener);
     // a LISTEN that fails now (database away) is made again by the session when it reconnects
-    this.listening ??= this.db.listen(SERVER_FREED_CHANNEL, (key) => this.listeners.forEach((l) => l(key))).catch(() => {});
+    this.listening ??= this.db
+      .listen(SERVER_FREED_CHANNEL, (key, own) => {
+        if (!own) this.listeners.forEach((l) => l(key));
+      })
+      .catch(() => {});
     await this.listening;
   }
 }

@@ -24,6 +24,8 @@ export interface SqliteOptions {
   readers?: number;
   /** metric reads that may wait for a reader before new ones get 503 (default 64) */
   maxQueuedReads?: number;
+  /** most run starts (or finishes) written in one transaction by the group commit (default 100; 1 turns it off, for benchmarks) */
+  maxWriteBatch?: number;
 }
 
 export class SqliteDatabase {

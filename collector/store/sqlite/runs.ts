@@ -2,68 +2,104 @@ import type { Direction } from '../../../contract/metrics.js';
 import type { IntervalPoint, RunRecord, TestProtocol } from '../../../contract/api.js';
 import type { RunOutcome, RunStart } from '../../model.js';
 import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../rows.js';
-import type { RunQuery, RunStore } from '../store.js';
+import type { RunQuery, RunStore, RunWriteStats } from '../store.js';
+import { GroupCommit, settle } from '../groupCommit.js';
 import type { SqliteDatabase } from './database.js';
 
+interface Finish {
+  runId: number;
+  outcome: RunOutcome;
+}
 
-
-
+/**
+ * Starts and finishes are group-committed (../groupCommit.ts): those of one turn of the event loop
+ * share one write transaction, and each finish runs in a savepoint of its own inside it, so that a
+ * finish that fails leaves the others of its batch stored.
+ */
 export class SqliteRuns implements RunStore {
-  constructor(private readonly sql: SqliteDatabase) {}
+  private readonly starts: GroupCommit<RunStart, number>;
+  private readonly finishes: GroupCommit<Finish, void>;
 
-  async start(start: RunStart): Promise<number> {
+  constructor(
+    private readonly sql: SqliteDatabase,
+    maxBatch?: number,
+  ) {
+    this.starts = new GroupCommit(async (items) => this.sql.write(() => items.map((s) => settle(() => this.insertRun(s)))), maxBatch);
+    // inside the batch's transaction, a transaction of better-sqlite3 is a savepoint: it rolls back only its own writes
+    const finishOne = this.sql.db.transaction((f: Finish) => this.finishOne(f.runId, f.outcome));
+    this.finishes = new GroupCommit(async (items) => this.sql.write(() => items.map((f) => settle(() => finishOne(f)))), maxBatch);
+  }
+
+  /** Writes and transactions so far (the group commit's counters). */
+  get writeStats(): RunWriteStats {
+    return { starts: this.starts.stats, finishes: this.finishes.stats };
+  }
+
+  start(start: RunStart): Promise<number> {
+    return this.starts.submit(start);
+  }
+
+  finish(runId: number, outcome: RunOutcome): Promise<void> {
+    return this.finishes.submit({ runId, outcome });
+  }
+
+  /** Resolves once every start and finish submitted so far is committed or failed. */
+  async drain(): Promise<void> {
+    await this.starts.drain();
+    await this.finishes.drain();
+  }
+
+  private insertRun(start: RunStart): number {
     const info = this.sql
       .stmt("INSERT INTO runs (device, trigger, round_id, status, started_at) VALUES (?, ?, ?, 'running', ?)")
       .run(start.device, start.trigger, start.roundId, start.startedAt.getTime());
     return Number(info.lastInsertRowid);
   }
 
-  async finish(runId: number, outcome: RunOutcome): Promise<void> {
+  private finishOne(runId: number, outcome: RunOutcome): void {
     const sql = this.sql;
-    sql.write(() => {
-      const run = sql.stmt('SELECT device, started_at FROM runs WHERE id = ? AND status = ?').get(runId, 'running') as
-        | { device: string; started_at: number }
-        | undefined;
-      if (!run) throw new Error(`run ${runId} is not running (unknown id, or finished already)`);
-      sql
-        .stmt('UPDATE runs SET status = ?, error_class = ?, message = ?, server = ?, ended_at = ? WHERE id = ?')
-        .run(outcome.status, outcome.errorClass, outcome.message, outcome.server, outcome.endedAt.getTime(), runId);
-      const insertTest = sql.stmt(
-        `INSERT INTO tests (run_id, protocol, direction, server, status, error_class, message, started_at, ended_at, iperf_version, raw_json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    const run = sql.stmt('SELECT device, started_at FROM runs WHERE id = ? AND status = ?').get(runId, 'running') as
+      | { device: string; started_at: number }
+      | undefined;
+    if (!run) throw new Error(`run ${runId} is not running (unknown id, or finished already)`);
+    sql
+      .stmt('UPDATE runs SET status = ?, error_class = ?, message = ?, server = ?, ended_at = ? WHERE id = ?')
+      .run(outcome.status, outcome.errorClass, outcome.message, outcome.server, outcome.endedAt.getTime(), runId);
+    const insertTest = sql.stmt(
+      `INSERT INTO tests (run_id, protocol, direction, server, status, error_class, message, started_at, ended_at, iperf_version, raw_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertMetric = sql.stmt(
+      'INSERT INTO metrics (run_id, device, server, direction, name, value, time_ms, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const insertInterval = sql.stmt('INSERT INTO intervals (test_id, start, "end", bps, omitted) VALUES (?, ?, ?, ?, ?)');
+    const metric = (name: string, value: number, server: string | null, direction: Direction | null, failed: boolean): void => {
+      // SQLite would store NaN as NULL and the NOT NULL constraint would name only the column.
+      if (!Number.isFinite(value)) throw new Error(`run ${runId}: metric ${name} has value ${value}, not a finite number`);
+      insertMetric.run(runId, run.device, server, direction, name, value, run.started_at, failed ? 1 : 0);
+    };
+    for (const test of outcome.tests) {
+      const o = test.outcome;
+      const testId = Number(
+        insertTest.run(
+          runId,
+          test.protocol,
+          test.direction,
+          test.server,
+          o.ok ? 'ok' : 'failed',
+          o.ok ? null : o.errorClass,
+          o.ok ? null : o.message,
+          test.startedAt.getTime(),
+          test.endedAt.getTime(),
+          o.iperfVersion ?? null,
+          o.raw,
+        ).lastInsertRowid,
       );
-      const insertMetric = sql.stmt(
-        'INSERT INTO metrics (run_id, device, server, direction, name, value, time_ms, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      );
-      const insertInterval = sql.stmt('INSERT INTO intervals (test_id, start, "end", bps, omitted) VALUES (?, ?, ?, ?, ?)');
-      const metric = (name: string, value: number, server: string | null, direction: Direction | null, failed: boolean): void => {
-        // SQLite would store NaN as NULL and the NOT NULL constraint would name only the column.
-        if (!Number.isFinite(value)) throw new Error(`run ${runId}: metric ${name} has value ${value}, not a finite number`);
-        insertMetric.run(runId, run.device, server, direction, name, value, run.started_at, failed ? 1 : 0);
-      };
-      for (const test of outcome.tests) {
-        const o = test.outcome;
-        const testId = Number(
-          insertTest.run(
-            runId,
-            test.protocol,
-            test.direction,
-            test.server,
-            o.ok ? 'ok' : 'failed',
-            o.ok ? null : o.errorClass,
-            o.ok ? null : o.message,
-            test.startedAt.getTime(),
-            test.endedAt.getTime(),
-            o.iperfVersion ?? null,
-            o.raw,
-          ).lastInsertRowid,
-        );
-        if (!o.ok) continue;
-        for (const m of o.metrics) metric(m.name, m.value, test.server, test.direction, false);
-        for (const i of o.intervals) insertInterval.run(testId, i.start, i.end, i.bitsPerSecond, i.omitted ? 1 : 0);
-      }
-      for (const m of outcome.metrics) metric(m.name, m.value, outcome.server, m.direction, m.failed);
-    });
+      if (!o.ok) continue;
+      for (const m of o.metrics) metric(m.name, m.value, test.server, test.direction, false);
+      for (const i of o.intervals) insertInterval.run(testId, i.start, i.end, i.bitsPerSecond, i.omitted ? 1 : 0);
+    }
+    for (const m of outcome.metrics) metric(m.name, m.value, outcome.server, m.direction, m.failed);
   }
 
   async list(query: RunQuery = {}): Promise<RunRecord[]> {

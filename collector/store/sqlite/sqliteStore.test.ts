@@ -72,6 +72,18 @@ describe('runs', () => {
 
 });
 
+describe('group commit', () => {
+  it('writes every start and finish in a transaction of its own with maxWriteBatch 1 (the benchmarks compare both)', async () => {
+    await store.close();
+    store = SqliteStore.open(path, { clock: () => now, maxWriteBatch: 1 });
+    const ids = await Promise.all([0, 1, 2].map((i) => store.runs.start({ device: `d${i}`, trigger: 'manual', roundId: null, startedAt: new Date(T0 + i) })));
+    await Promise.all(ids.map((id) => store.runs.finish(id, okOutcome(T0, 1e6, 2e6))));
+    expect(store.runs.writeStats.starts).toEqual({ writes: 3, transactions: 3, retriedBatches: 0 });
+    expect(store.runs.writeStats.finishes).toEqual({ writes: 3, transactions: 3, retriedBatches: 0 });
+    expect(count('tests')).toBe(6);
+  });
+});
+
 describe('finishRun is atomic', () => {
   async function expectNothingWritten(id: number): Promise<void> {
     const run = (await store.runs.get(id))!;

@@ -26,10 +26,11 @@ export class SqliteStore implements Store {
     private readonly sql: SqliteDatabase,
     secrets: SecretBox,
     private readonly reads: ReadPool,
+    maxWriteBatch: number | undefined,
   ) {
     this.devices = new SqliteDevices(sql);
     this.rounds = new SqliteRounds(sql);
-    this.runs = new SqliteRuns(sql);
+    this.runs = new SqliteRuns(sql, maxWriteBatch);
     this.metrics = new SqliteMetrics(reads);
     this.hostKeys = new SqliteHostKeys(sql);
     this.settings = new SqliteSettings(sql, secrets);
@@ -39,7 +40,7 @@ export class SqliteStore implements Store {
   static open(path: string, opts: SqliteOptions = {}): SqliteStore {
     const sql = SqliteDatabase.open(path, opts);
     const reads = new ReadPool(path, { size: opts.readers, maxQueued: opts.maxQueuedReads, busyTimeoutMs: opts.busyTimeoutMs });
-    return new SqliteStore(sql, opts.secrets ?? SecretBox.ephemeral(), reads);
+    return new SqliteStore(sql, opts.secrets ?? SecretBox.ephemeral(), reads, opts.maxWriteBatch);
   }
 
   /** The schema version of the open database. */
@@ -67,6 +68,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // writes already submitted are committed (and their callers answered) before the file closes
+    await this.runs.drain();
     await this.reads.close();
     this.sql.close();
   }
