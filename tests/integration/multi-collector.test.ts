@@ -108,8 +108,11 @@ describe('collectors sharing one PostgreSQL', () => {
       const pinned = pinnedGroup(r.device);
       if (pinned) expect(groupOf.get(r.owner_pid), r.device).toBe(pinned);
     }
-    // the work was shared: each eu collector ran something
-    expect(new Set(runs.map((r) => r.owner_pid)).size).toBe(3);
+    // both groups ran their devices. Within a group the work need not be spread: a collector
+    // hands a server it frees to its own waiting device first (no round trip, the server stays
+    // busy), so on a loaded machine one eu collector may run the whole group's share; every
+    // device once per round, by its group, with no overlap on a server, is the contract
+    expect(new Set(runs.map((r) => groupOf.get(r.owner_pid)))).toEqual(new Set(['eu', 'us']));
     await expectNoOverlapPerServer(admin);
 
     // next night: one eu collector dies in the middle of a test
