@@ -24,10 +24,22 @@ export class SqliteRuns implements RunStore {
     private readonly sql: SqliteDatabase,
     maxBatch?: number,
   ) {
-    this.starts = new GroupCommit(async (items) => this.sql.write(() => items.map((s) => settle(() => this.insertRun(s)))), maxBatch);
+    this.starts = new GroupCommit(async (items) => this.sql.write(() => items.map((s) => this.member(() => this.insertRun(s)))), maxBatch);
     // inside the batch's transaction, a transaction of better-sqlite3 is a savepoint: it rolls back only its own writes
     const finishOne = this.sql.db.transaction((f: Finish) => this.finishOne(f.runId, f.outcome));
-    this.finishes = new GroupCommit(async (items) => this.sql.write(() => items.map((f) => settle(() => finishOne(f)))), maxBatch);
+    this.finishes = new GroupCommit(async (items) => this.sql.write(() => items.map((f) => this.member(() => finishOne(f)))), maxBatch);
+  }
+
+  /**
+   * One write of a batch, settled. Some errors (disk full, I/O error, out of memory) make SQLite
+   * roll back the whole transaction: the batch stops there (the later writes would each commit
+   * on their own, and then once more when the batch is retried) and GroupCommit writes each
+   * member alone, so that only the bad one fails and with its own error.
+   */
+  private member<T>(fn: () => T): ReturnType<typeof settle<T>> {
+    const result = settle(fn);
+    if (!result.ok && !this.sql.db.inTransaction) throw result.error;
+    return result;
   }
 
   /** Writes and transactions so far (the group commit's counters). */

@@ -84,6 +84,41 @@ describe('group commit', () => {
   });
 });
 
+describe('group commit when SQLite rolls back the whole transaction (disk full, I/O error)', () => {
+  /** A trigger that aborts like SQLITE_FULL does: the statement fails and the transaction is rolled back. */
+  function rollbackOn(table: string, when: string): void {
+    const db = new Database(path);
+    db.exec(`CREATE TRIGGER simulated_full BEFORE INSERT ON ${table} WHEN ${when} BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full (simulated)'); END`);
+    db.close();
+  }
+  const devices = () => new Database(path, { readonly: true }).prepare('SELECT device FROM runs ORDER BY device').pluck().all();
+
+  it('stores each start of the batch once and gives the bad one its own error', async () => {
+    rollbackOn('runs', "NEW.device = 'bad'");
+    const results = await Promise.allSettled(
+      ['a', 'bad', 'c', 'd'].map((device, i) => store.runs.start({ device, trigger: 'manual', roundId: null, startedAt: new Date(T0 + i) })),
+    );
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toEqual(expect.objectContaining({ message: 'database or disk is full (simulated)' }));
+    expect(devices()).toEqual(['a', 'c', 'd']);
+  });
+
+  it('stores each finish of the batch once, answers the stored ones as stored and the bad one with its own error', async () => {
+    const ids = [];
+    for (const device of ['a', 'bad', 'c']) ids.push(await store.runs.start({ device, trigger: 'manual', roundId: null, startedAt: new Date(T0) }));
+    rollbackOn('tests', `NEW.run_id = ${ids[1]}`);
+    const results = await Promise.allSettled(ids.map((id) => store.runs.finish(id, okOutcome(T0, 90e6, 50e6))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toEqual(expect.objectContaining({ message: 'database or disk is full (simulated)' }));
+    expect((await Promise.all(ids.map((id) => store.runs.get(id)))).map((r) => [r!.status, r!.tests.length])).toEqual([
+      ['ok', 2],
+      ['running', 0],
+      ['ok', 2],
+    ]);
+    expect(count('tests')).toBe(4);
+  });
+});
+
 describe('finishRun is atomic', () => {
   async function expectNothingWritten(id: number): Promise<void> {
     const run = (await store.runs.get(id))!;
