@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ServerLocks } from '../store/store.js';
 import { NoServerError, RegistryStoppedError, ServerRegistry } from './serverRegistry.js';
+import { serverKey } from '../model.js';
 
 const A = { host: '10.0.0.1', port: 5201 };
 const B = { host: '2001:db8::1', port: 5202 };
@@ -166,6 +167,26 @@ describe('ServerRegistry', () => {
     const lease = await Promise.race([reg.acquireFree([A]), new Promise<null>((r) => setTimeout(() => r(null), 1000))]);
     expect(lease?.key).toBe('10.0.0.1:5201');
     expect(answers).toEqual([]);
+    lease?.release();
+  });
+  it('with cross-collector locks: a server this collector frees while a waiter is still scanning (a lock round trip in flight) goes to that waiter', async () => {
+    // the waiter's scan: A is held here (skipped), B's lock answer takes 50 ms and is "held
+    // elsewhere"; A is released during that round trip, before the waiter has gone to sleep
+    let answerB!: (held: boolean) => void;
+    const locks: ServerLocks = {
+      tryLock: (key) => (key === serverKey(B) ? new Promise<boolean>((resolve) => (answerB = resolve)) : Promise.resolve(true)),
+      unlock: async () => undefined,
+      onFreed: async () => undefined,
+    };
+    // no NOTIFY of its own release reaches a collector, and the backstop re-check is an hour away
+    const reg = new ServerRegistry(Date.now, undefined, locks, 3_600_000);
+    const holding = await reg.acquireFree([A]);
+    const waiting = reg.acquireFree([A, B]);
+    while (!answerB) await new Promise((r) => setImmediate(r));
+    holding.release();
+    answerB(false);
+    const lease = await Promise.race([waiting, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+    expect(lease?.key).toBe(serverKey(A));
     lease?.release();
   });
 });

@@ -62,8 +62,12 @@ export class ServerRegistry {
   private readonly states = new Map<string, ServerState>();
   /** in arrival order (a Set keeps insertion order and deletes in O(1)) */
   private readonly waiters = new Set<Waiter>();
-  /** bumped on every release by another collector, so that a release during a scan is not missed */
-  private remoteReleases = 0;
+  /**
+   * Bumped on every release, here or by another collector: a scan awaits (a lock round trip per
+   * candidate with locks), and a server freed behind it while no waiter was registered would
+   * otherwise stay idle until the next release or the re-check.
+   */
+  private releases = 0;
   private subscribed: Promise<void> | null = null;
   private stopped = false;
 
@@ -129,7 +133,7 @@ export class ServerRegistry {
     }
     if (this.locks) {
       this.subscribed ??= this.locks.onFreed(() => {
-        this.remoteReleases++;
+        this.releases++;
         this.wakeAll();
       });
       await this.subscribed;
@@ -138,7 +142,7 @@ export class ServerRegistry {
     let freed: string | undefined;
     for (;;) {
       if (this.stopped) throw new RegistryStoppedError();
-      const seen = this.remoteReleases;
+      const seen = this.releases;
       // the server released for this waiter first: a newcomer may have taken it meanwhile
       const first = freed === undefined ? undefined : candidates.find((c) => c.key === freed);
       for (const c of first ? [first, ...candidates] : candidates) {
@@ -147,7 +151,7 @@ export class ServerRegistry {
         const lease = await this.take(c.key, c.server, st);
         if (lease) return lease;
       }
-      if (this.remoteReleases !== seen) continue;
+      if (this.releases !== seen) continue;
       freed = await new Promise<string | undefined>((resolve) => {
         const waiter: Waiter = { keys, wake: resolve };
         this.waiters.add(waiter);
@@ -198,6 +202,7 @@ export class ServerRegistry {
         });
         unlock();
         this.listener?.serverUsage(key, false, leaseMs / 1000);
+        this.releases++;
         this.wakeOneFor(key);
       },
     };
