@@ -82,4 +82,14 @@ describe('GroupCommit', () => {
     await group.drain();
     expect(answered).toEqual([2, 4]);
   });
+  it('answers every member with the error at once when the store says a failed transaction is not one member\'s fault (the database is away)', async () => {
+    const db = recorder({ failTransactionsWith: () => true });
+    const oneMembersFault = (error: unknown) => !(error instanceof Error && error.message.startsWith('transaction'));
+    const group = new GroupCommit(db.commit, 100, oneMembersFault);
+    const results = await Promise.allSettled([1, 2, 3].map((i) => group.submit(i)));
+    expect(results.map((r) => (r as PromiseRejectedResult).reason.message)).toEqual(Array(3).fill('transaction of 1,2,3 failed'));
+    // one transaction, no retry of each member alone
+    expect(db.transactions).toEqual([[1, 2, 3]]);
+    expect(group.stats).toEqual({ writes: 3, transactions: 1, retriedBatches: 0 });
+  });
 });

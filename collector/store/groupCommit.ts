@@ -6,8 +6,8 @@
  *
  * One bad write does not fail the others of its batch: `commit` answers each member on its own
  * (a member it refuses, such as an unknown run, is an error for that member only), and when the
- * whole transaction fails, every member is committed again alone, in order, so that the error
- * reaches only the caller whose write caused it.
+ * whole transaction fails for something a member may have caused, every member is committed
+ * again alone, in order, so that the error reaches only the caller whose write caused it.
  */
 
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -36,10 +36,18 @@ export class GroupCommit<I, O> {
   private inflight: Promise<void> | null = null;
   readonly stats: GroupCommitStats = { writes: 0, transactions: 0, retriedBatches: 0 };
 
-  /** `maxBatch`: most writes per transaction (a bound on its size and on the time it holds locks). */
+  /**
+   * `maxBatch`: most writes per transaction (a bound on its size and on the time it holds locks).
+   * `oneMembersFault`: whether a failed transaction may be the fault of one member, so that
+   * writing each alone gives the others their chance; false (the database is away, the
+   * connection broke) answers every member with the error at once, rather than trying each
+   * against a database that is not there (a connection timeout each) and, when a COMMIT's answer
+   * was lost, writing again what may have been stored.
+   */
   constructor(
     private readonly commit: CommitBatch<I, O>,
     private readonly maxBatch = 100,
+    private readonly oneMembersFault: (error: unknown) => boolean = () => true,
   ) {}
 
   /** Queues one write; resolves with its result once its transaction has committed. */
@@ -87,7 +95,7 @@ export class GroupCommit<I, O> {
     try {
       return await this.commit(items);
     } catch (error) {
-      if (items.length === 1) return [{ ok: false, error }];
+      if (items.length === 1 || !this.oneMembersFault(error)) return items.map(() => ({ ok: false, error }));
       // the transaction failed as a whole: each member alone, so that only the bad one fails
       this.stats.retriedBatches++;
       const results: Settled<O>[] = [];

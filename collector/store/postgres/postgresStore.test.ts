@@ -129,6 +129,23 @@ describe('connection', () => {
     }
   });
 
+  it('answers a batch of finishes at once when the database is away, without writing each member alone', async () => {
+    const store = await pgt.open();
+    const ids = await Promise.all([0, 1, 2, 3, 4].map((i) => store.runs.start({ device: `d${i}`, trigger: 'manual', roundId: null, startedAt: new Date(T0) })));
+    const before = { ...store.runs.writeStats.finishes };
+    // the test's admin connection is cut too (57P01); the store's own connections handle it
+    pgt.admin.on('error', () => {});
+    pgt.cluster.stop();
+    try {
+      const results = await Promise.allSettled(ids.map((id) => store.runs.finish(id, okOutcome(T0, 1e6, 2e6))));
+      expect(results.map((r) => r.status)).toEqual(Array(5).fill('rejected'));
+      const after = store.runs.writeStats.finishes;
+      expect([after.transactions - before.transactions, after.retriedBatches - before.retriedBatches]).toEqual([1, 0]);
+    } finally {
+      pgt.cluster.start();
+    }
+  });
+
   it('reconnects its session with backoff after losing it, and refuses to start runs meanwhile', async () => {
     const store = await pgt.open({ reconnectMs: { first: 200, max: 400 } });
     const before = store.db.identity();

@@ -32,6 +32,16 @@ const CLAIM_KEY = (r: string, d: string) => `hashtextextended('round-device:' ||
  * running, a metric that is not a number) fails alone; when the transaction fails, each member is
  * written again alone.
  */
+/**
+ * A failed batch that a member may have caused: the database refused data (SQLSTATE classes 22
+ * data exception, 23 integrity constraint, P0 raised by PL/pgSQL) or a transaction lost a
+ * conflict (40). Anything else (no connection, a broken session, a timeout) is no member's fault.
+ */
+export function oneMembersFault(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23|P0|40)/.test(code);
+}
+
 export class PgRuns implements RunStore {
   private readonly starts: GroupCommit<RunStart, number>;
   private readonly finishes: GroupCommit<Finish, void>;
@@ -40,8 +50,8 @@ export class PgRuns implements RunStore {
     private readonly db: PgDatabase,
     maxBatch?: number,
   ) {
-    this.starts = new GroupCommit((items) => this.startBatch(items), maxBatch);
-    this.finishes = new GroupCommit((items) => this.finishBatch(items), maxBatch);
+    this.starts = new GroupCommit((items) => this.startBatch(items), maxBatch, oneMembersFault);
+    this.finishes = new GroupCommit((items) => this.finishBatch(items), maxBatch, oneMembersFault);
   }
 
   /** Writes and transactions so far (the group commit's counters). */
