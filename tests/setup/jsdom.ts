@@ -5,6 +5,7 @@
 import '@testing-library/jest-dom/vitest';
 import { afterEach, expect } from 'vitest';
 import { cleanup } from '@testing-library/react';
+import { domWarning } from './domWarnings.js';
 
 if (typeof window.matchMedia !== 'function') {
   Object.defineProperty(window, 'matchMedia', {
@@ -47,14 +48,12 @@ if (typeof window.IntersectionObserver !== 'function') {
 // uPlot and some charts ask for a 2D context at import time; jsdom has none.
 HTMLCanvasElement.prototype.getContext = (() => null) as unknown as HTMLCanvasElement['getContext'];
 
-// React's own warnings that a component put a prop on the DOM that does not belong there (for
-// example a Field's `invalid` cloned onto a <div>): a test in which React warns so fails
-const DOM_WARNINGS = [/for a non-boolean attribute/, /React does not recognize the `\w+` prop on a DOM element/, /Invalid DOM property/, /Unknown event handler property/];
+// a test in which React warns about props on DOM elements fails (./domWarnings.ts)
 const domWarnings: string[] = [];
 const consoleError = console.error.bind(console);
 console.error = (...args: unknown[]) => {
-  const text = args.map(String).join(' ');
-  if (DOM_WARNINGS.some((w) => w.test(text))) domWarnings.push(text.split('\n')[0]);
+  const warning = domWarning(args);
+  if (warning) domWarnings.push(warning);
   consoleError(...args);
 };
 
