@@ -290,7 +290,9 @@ start_daemon() { # NAME ID
     if [ -f "$dir/users.csv" ]; then
       auth=(--rsa-private-key-path "$dir/private.pem" --authorized-users-path "$dir/users.csv")
     fi
-    spawn_daemon "$dir/daemon.pid" "$dir/daemon.log" "$ns" iperf3 -s -p "$port" "${auth[@]}"
+    # --idle-timeout: a server left in a test whose client vanished (killed mid-start on a loaded
+    # machine) says "busy" to everyone until restarted; this restarts it after 10 s of silence
+    spawn_daemon "$dir/daemon.pid" "$dir/daemon.log" "$ns" iperf3 -s -p "$port" --idle-timeout 10 "${auth[@]}"
   else
     port=22
     if [ "$(hget "$name" "$id" ssh)" = openssh ]; then

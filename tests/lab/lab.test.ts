@@ -33,12 +33,18 @@ function scannedFingerprint(host: string): string {
 async function iperf3(lab: Lab, deviceId: string, serverId: string, extra: string[]): Promise<Iperf3Json> {
   const s = lab.server(serverId);
   // A lost UDP setup datagram makes a lossy test fail or hang at the start (killed by the
-  // exec timeout, iperf3 then prints an error JSON): retrying is legitimate.
-  for (let attempt = 1; ; attempt++) {
+  // exec timeout, iperf3 then prints an error JSON), and the server may stay busy with a test
+  // its client gave up until its --idle-timeout (10 s, lab.sh): retrying after a pause is
+  // legitimate. The errors are the failure.
+  const errors: string[] = [];
+  for (let attempt = 1; attempt <= 5; attempt++) {
     const r = await lab.exec(deviceId, ['iperf3', '-c', s.host, '-p', String(s.port), '-J', ...extra], { timeoutMs: 12_000 });
     const json = JSON.parse(r.stdout) as Iperf3Json;
-    if (!json.error || attempt === 3) return json;
+    if (!json.error) return json;
+    errors.push(json.error);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
   }
+  throw new Error(`iperf3 from ${deviceId} to ${serverId} failed 5 times: ${errors.join('; ')}`);
 }
 
 function labLeftovers(name: string): string[] {
