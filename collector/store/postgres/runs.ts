@@ -1,9 +1,10 @@
 import type { Direction } from '../../../contract/metrics.js';
 import type { IntervalPoint, RunRecord, TestProtocol } from '../../../contract/api.js';
-import type { RunOutcome, RunStart } from '../../model.js';
+import type { RunStart } from '../../model.js';
 import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../rows.js';
-import { RoundClaimedError, type RunQuery, type RunStore, type RunWriteStats } from '../store.js';
-import { GroupCommit, type Settled } from '../groupCommit.js';
+import { RoundClaimedError, type RunQuery, type RunStore } from '../store.js';
+import type { Settled } from '../groupCommit.js';
+import { GroupCommittedRuns, type Finish } from '../groupCommittedRuns.js';
 import type { PgDatabase } from './database.js';
 import { ROUND_PROGRESS_CHANNEL } from './rounds.js';
 
@@ -16,22 +17,9 @@ export const ORPHANED = `status = 'running' AND NOT EXISTS (
   SELECT 1 FROM pg_stat_activity a WHERE a.pid = runs.owner_pid AND date_trunc('milliseconds', a.backend_start) = runs.owner_since)`;
 
 
-interface Finish {
-  runId: number;
-  outcome: RunOutcome;
-}
-
 /** The lock key of a (round, device) claim; the same text in every collector (see start). */
 const CLAIM_KEY = (r: string, d: string) => `hashtextextended('round-device:' || ${r}::text || ':' || ${d}, 0)`;
 
-/**
- * Starts and finishes are group-committed (../groupCommit.ts): those that arrive in one turn of the
- * event loop, or while the previous batch commits, share one transaction, written with one
- * statement per table for the whole batch (arrays and unnest), so a batch costs a fixed number of
- * round trips whatever its size. A member the batch refuses (a claimed device, a run that is not
- * running, a metric that is not a number) fails alone; when the transaction fails, each member is
- * written again alone.
- */
 /**
  * A failed batch that a member may have caused: the database refused data (SQLSTATE classes 22
  * data exception, 23 integrity constraint, P0 raised by PL/pgSQL) or a transaction lost a
@@ -42,43 +30,28 @@ export function oneMembersFault(error: unknown): boolean {
   return typeof code === 'string' && /^(22|23|P0|40)/.test(code);
 }
 
-export class PgRuns implements RunStore {
-  private readonly starts: GroupCommit<RunStart, number>;
-  private readonly finishes: GroupCommit<Finish, void>;
-
+/**
+ * Starts and finishes are group-committed (../groupCommit.ts): those that arrive in one turn of the
+ * event loop, or while the previous batch commits, share one transaction, written with one
+ * statement per table for the whole batch (arrays and unnest), so a batch costs a fixed number of
+ * round trips whatever its size. A member the batch refuses (a claimed device, a run that is not
+ * running, a metric that is not a number) fails alone; when the transaction fails for something
+ * a member may have caused (oneMembersFault), each member is written again alone.
+ */
+export class PgRuns extends GroupCommittedRuns implements RunStore {
   constructor(
     private readonly db: PgDatabase,
     maxBatch?: number,
   ) {
-    this.starts = new GroupCommit((items) => this.startBatch(items), maxBatch, oneMembersFault);
-    this.finishes = new GroupCommit((items) => this.finishBatch(items), maxBatch, oneMembersFault);
-  }
-
-  /** Writes and transactions so far (the group commit's counters). */
-  get writeStats(): RunWriteStats {
-    return { starts: this.starts.stats, finishes: this.finishes.stats };
+    super({ maxBatch, oneMembersFault });
   }
 
   /**
-   * The run belongs to this collector's session: if that session ends, the run is orphaned.
-   * In a round, a device is claimed once across collectors: a transaction-scoped advisory lock
-   * per (round, device) serialises the claim; an orphaned run is marked interrupted and taken over.
+   * The run belongs to this collector's session: if that session ends, the run is orphaned. In
+   * a round, a device is claimed once across collectors: a transaction-scoped advisory lock per
+   * (round, device) serialises the claim; an orphaned run is marked interrupted and taken over.
    */
-  start(start: RunStart): Promise<number> {
-    return this.starts.submit(start);
-  }
-
-  finish(runId: number, outcome: RunOutcome): Promise<void> {
-    return this.finishes.submit({ runId, outcome });
-  }
-
-  /** Resolves once every start and finish submitted so far is committed or failed. */
-  async drain(): Promise<void> {
-    await this.starts.drain();
-    await this.finishes.drain();
-  }
-
-  private async startBatch(items: RunStart[]): Promise<Settled<number>[]> {
+  protected async startBatch(items: RunStart[]): Promise<Settled<number>[]> {
     const owner = this.db.identity();
     return this.db.tx(async (client) => {
       const results: Settled<number>[] = items.map(() => ({ ok: true, value: 0 }));
@@ -135,7 +108,7 @@ export class PgRuns implements RunStore {
     });
   }
 
-  private async finishBatch(items: Finish[]): Promise<Settled<void>[]> {
+  protected async finishBatch(items: Finish[]): Promise<Settled<void>[]> {
     return this.db.tx(async (client) => {
       const results: Settled<void>[] = items.map(() => ({ ok: true, value: undefined }));
       // FOR UPDATE: a collector marking orphaned runs interrupted waits for this transaction, and then sees it finished

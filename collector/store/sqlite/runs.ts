@@ -2,32 +2,34 @@ import type { Direction } from '../../../contract/metrics.js';
 import type { IntervalPoint, RunRecord, TestProtocol } from '../../../contract/api.js';
 import type { RunOutcome, RunStart } from '../../model.js';
 import { RUN_COLUMNS, runRecords, TEST_COLUMNS, type RunRow, type TestRow } from '../rows.js';
-import type { RunQuery, RunStore, RunWriteStats } from '../store.js';
-import { GroupCommit, settle } from '../groupCommit.js';
+import type { RunQuery, RunStore } from '../store.js';
+import { settle, type Settled } from '../groupCommit.js';
+import { GroupCommittedRuns, type Finish } from '../groupCommittedRuns.js';
 import type { SqliteDatabase } from './database.js';
-
-interface Finish {
-  runId: number;
-  outcome: RunOutcome;
-}
 
 /**
  * Starts and finishes are group-committed (../groupCommit.ts): those of one turn of the event loop
  * share one write transaction, and each finish runs in a savepoint of its own inside it, so that a
  * finish that fails leaves the others of its batch stored.
  */
-export class SqliteRuns implements RunStore {
-  private readonly starts: GroupCommit<RunStart, number>;
-  private readonly finishes: GroupCommit<Finish, void>;
+export class SqliteRuns extends GroupCommittedRuns implements RunStore {
+  /** a finish inside the batch's transaction: a transaction of better-sqlite3 there is a savepoint, which rolls back only its own writes */
+  private readonly finishInSavepoint: (f: Finish) => void;
 
   constructor(
     private readonly sql: SqliteDatabase,
     maxBatch?: number,
   ) {
-    this.starts = new GroupCommit(async (items) => this.sql.write(() => items.map((s) => this.member(() => this.insertRun(s)))), maxBatch);
-    // inside the batch's transaction, a transaction of better-sqlite3 is a savepoint: it rolls back only its own writes
-    const finishOne = this.sql.db.transaction((f: Finish) => this.finishOne(f.runId, f.outcome));
-    this.finishes = new GroupCommit(async (items) => this.sql.write(() => items.map((f) => this.member(() => finishOne(f)))), maxBatch);
+    super({ maxBatch });
+    this.finishInSavepoint = this.sql.db.transaction((f: Finish) => this.finishOne(f.runId, f.outcome));
+  }
+
+  protected async startBatch(items: RunStart[]): Promise<Settled<number>[]> {
+    return this.sql.write(() => items.map((s) => this.member(() => this.insertRun(s))));
+  }
+
+  protected async finishBatch(items: Finish[]): Promise<Settled<void>[]> {
+    return this.sql.write(() => items.map((f) => this.member(() => this.finishInSavepoint(f))));
   }
 
   /**
@@ -36,29 +38,10 @@ export class SqliteRuns implements RunStore {
    * on their own, and then once more when the batch is retried) and GroupCommit writes each
    * member alone, so that only the bad one fails and with its own error.
    */
-  private member<T>(fn: () => T): ReturnType<typeof settle<T>> {
+  private member<T>(fn: () => T): Settled<T> {
     const result = settle(fn);
     if (!result.ok && !this.sql.db.inTransaction) throw result.error;
     return result;
-  }
-
-  /** Writes and transactions so far (the group commit's counters). */
-  get writeStats(): RunWriteStats {
-    return { starts: this.starts.stats, finishes: this.finishes.stats };
-  }
-
-  start(start: RunStart): Promise<number> {
-    return this.starts.submit(start);
-  }
-
-  finish(runId: number, outcome: RunOutcome): Promise<void> {
-    return this.finishes.submit({ runId, outcome });
-  }
-
-  /** Resolves once every start and finish submitted so far is committed or failed. */
-  async drain(): Promise<void> {
-    await this.starts.drain();
-    await this.finishes.drain();
   }
 
   private insertRun(start: RunStart): number {
