@@ -127,38 +127,38 @@ export const settingsResponseSchema: z.ZodType<SettingsResponse> = z.object({
   updatedAt: iso.nullable(),
 });
 
-const nullableDirection = direction.nullable();
-export const seriesResponseSchema: z.ZodType<SeriesResponse> = z.object({
+/** The range every form of a GET /series answer starts with (points, columns, the binary form's header). */
+export const seriesHeadShape = {
   fromMs: z.number(),
   toMs: z.number(),
   maxPoints: z.number().int(),
+};
+
+/** What a series is, in every form of a GET /series answer. */
+export const seriesIdentityShape = {
+  device: z.string(),
+  metric: z.enum(METRIC_NAMES),
+  server: z.string().nullable(),
+  direction: direction.nullable(),
+};
+
+export const seriesResponseSchema: z.ZodType<SeriesResponse> = z.object({
+  ...seriesHeadShape,
   series: z.array(
     z.object({
-      device: z.string(),
-      metric: z.enum(METRIC_NAMES),
-      server: z.string().nullable(),
-      direction: nullableDirection,
+      ...seriesIdentityShape,
       points: z.array(z.tuple([z.number(), z.number(), z.union([z.literal(0), z.literal(1)])])),
     }),
   ),
 });
 
-const seriesColumnsShape = {
-  device: z.string(),
-  metric: z.enum(METRIC_NAMES),
-  server: z.string().nullable(),
-  direction: nullableDirection,
-};
-
 /** GET /series?format=columns as the collector answers it and the OpenAPI document describes it. */
 export const seriesColumnsResponseSchema: z.ZodType<SeriesColumnsResponse> = z.object({
-  fromMs: z.number(),
-  toMs: z.number(),
-  maxPoints: z.number().int(),
+  ...seriesHeadShape,
   format: z.literal('columns'),
   series: z.array(
     z.object({
-      ...seriesColumnsShape,
+      ...seriesIdentityShape,
       times: z.array(z.number()).max(MAX_POINTS_PER_SERIES).describe('epoch ms, ascending'),
       values: z.array(z.number()).max(MAX_POINTS_PER_SERIES).describe('one value per time'),
       failed: z.array(z.union([z.literal(0), z.literal(1)])).max(MAX_POINTS_PER_SERIES).describe('1 where the point was written for a failed test'),
@@ -192,14 +192,12 @@ function numberColumn(what: string, check: (v: unknown) => boolean = (v) => type
  * zod issue path per point (a 5,000-device answer has millions of numbers).
  */
 export const seriesColumnsReplySchema: z.ZodType<SeriesColumnsResponse> = z.object({
-  fromMs: z.number(),
-  toMs: z.number(),
-  maxPoints: z.number().int(),
+  ...seriesHeadShape,
   format: z.literal('columns'),
   series: z.array(
     z
       .object({
-        ...seriesColumnsShape,
+        ...seriesIdentityShape,
         times: numberColumn('times (epoch ms)'),
         values: numberColumn('numbers'),
         failed: numberColumn('0 or 1 flags', (v) => v === 0 || v === 1) as z.ZodType<(0 | 1)[]>,
@@ -217,10 +215,7 @@ export const seriesColumnsReplySchema: z.ZodType<SeriesColumnsResponse> = z.obje
 });
 
 const latestValueSchema: z.ZodType<LatestValue> = z.object({
-  device: z.string(),
-  metric: z.enum(METRIC_NAMES),
-  server: z.string().nullable(),
-  direction: nullableDirection,
+  ...seriesIdentityShape,
   timeMs: z.number(),
   value: z.number(),
   failed: z.union([z.literal(0), z.literal(1)]),

@@ -7,7 +7,8 @@
  */
 import { z } from 'zod';
 import { MAX_POINTS_PER_SERIES, type Series, type SeriesColumns, type SeriesColumnsResponse, type SeriesPoint } from './api.js';
-import { DIRECTIONS, METRIC_NAMES, type Direction, type MetricName } from './metrics.js';
+import { seriesHeadShape, seriesIdentityShape } from './apiResponses.js';
+import type { Direction, MetricName } from './metrics.js';
 
 /** One series of a block: what it is, and where its points lie in the block's columns. */
 export interface BlockSeries {
@@ -155,15 +156,10 @@ export interface SeriesBinaryHeader {
 }
 
 const headerSchema: z.ZodType<SeriesBinaryHeader> = z.object({
-  fromMs: z.number(),
-  toMs: z.number(),
-  maxPoints: z.number().int(),
+  ...seriesHeadShape,
   series: z.array(
     z.object({
-      device: z.string(),
-      metric: z.enum(METRIC_NAMES),
-      server: z.string().nullable(),
-      direction: z.enum(DIRECTIONS).nullable(),
+      ...seriesIdentityShape,
       points: z.number().int().min(0).max(MAX_POINTS_PER_SERIES),
     }),
   ),
