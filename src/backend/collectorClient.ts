@@ -137,8 +137,8 @@ export class CollectorClient {
 
   private readonly inventoryCacheMs: number;
   private readonly now: () => number;
-  private inventory: { atMs: number; devices: Promise<DeviceInfo[]> } | null = null;
-  private entries: { atMs: number; devices: Promise<DeviceEntry[]> } | null = null;
+  private readonly inventory = new RecentPromise<DeviceInfo[]>();
+  private readonly entries = new RecentPromise<DeviceEntry[]>();
   /** the newest GET /series form the collector has not refused (an older collector refuses newer `format` values) */
   private seriesForm: 'binary' | 'columns' | 'points' = 'binary';
 
@@ -149,14 +149,7 @@ export class CollectorClient {
    */
   queryInventory(): Promise<DeviceInfo[]> {
     const now = this.now();
-    if (this.inventory && now - this.inventory.atMs < this.inventoryCacheMs) return this.inventory.devices;
-    const devices = this.devices();
-    const entry = { atMs: now, devices };
-    this.inventory = this.inventoryCacheMs > 0 ? entry : null;
-    devices.catch(() => {
-      if (this.inventory === entry) this.inventory = null;
-    });
-    return devices;
+    return this.inventory.fresh(now, this.inventoryCacheMs) ?? this.inventory.keep(now, this.inventoryCacheMs, this.devices());
   }
 
   /**
@@ -166,21 +159,17 @@ export class CollectorClient {
    */
   queryDevices(): Promise<DeviceEntry[]> {
     const now = this.now();
-    if (this.inventory && now - this.inventory.atMs < this.inventoryCacheMs) return this.inventory.devices;
-    if (this.entries && now - this.entries.atMs < this.inventoryCacheMs) return this.entries.devices;
-    const devices = this.deviceEntries();
-    const entry = { atMs: now, devices };
-    this.entries = this.inventoryCacheMs > 0 ? entry : null;
-    devices.catch(() => {
-      if (this.entries === entry) this.entries = null;
-    });
-    return devices;
+    return (
+      this.inventory.fresh(now, this.inventoryCacheMs) ??
+      this.entries.fresh(now, this.inventoryCacheMs) ??
+      this.entries.keep(now, this.inventoryCacheMs, this.deviceEntries())
+    );
   }
 
   /** Forgets the cached inventory (after a Run now: queries then see the devices' new last runs). */
   forgetInventory(): void {
-    this.inventory = null;
-    this.entries = null;
+    this.inventory.clear();
+    this.entries.clear();
   }
 
   health(signal?: AbortSignal): Promise<HealthResponse> {
@@ -405,4 +394,28 @@ function describeNetworkError(error: unknown): string {
   if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? ` (${cause.message})` : ''}`;
   if (cause?.message) return cause.message;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A request's promise, reused while it is younger than a given age; a failed one is dropped. */
+class RecentPromise<T> {
+  private entry: { atMs: number; value: Promise<T> } | null = null;
+
+  /** The kept promise when it is younger than `maxAgeMs` at `now`. */
+  fresh(now: number, maxAgeMs: number): Promise<T> | undefined {
+    return this.entry && now - this.entry.atMs < maxAgeMs ? this.entry.value : undefined;
+  }
+
+  /** Keeps `value` from `now` (not at all when `maxAgeMs` is 0), until it fails; answers it. */
+  keep(now: number, maxAgeMs: number, value: Promise<T>): Promise<T> {
+    const entry = { atMs: now, value };
+    this.entry = maxAgeMs > 0 ? entry : null;
+    value.catch(() => {
+      if (this.entry === entry) this.entry = null;
+    });
+    return value;
+  }
+
+  clear(): void {
+    this.entry = null;
+  }
 }
